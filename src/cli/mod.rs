@@ -1,0 +1,104 @@
+//! The command line: parsing, dispatch, and the mapping from library errors to
+//! messages and exit codes.
+
+mod list;
+mod methods;
+mod output;
+mod signals;
+mod wipe;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit status: every target erased as asked.
+pub const EXIT_OK: u8 = 0;
+/// Exit status: some target failed, is incomplete, or was aborted.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit status: bad usage, or a target was refused; nothing was written.
+pub const EXIT_USAGE: u8 = 2;
+
+const AFTER_HELP: &str = "\
+Exit status:
+  0  every target was fully overwritten and verified as asked
+  1  a target failed, is incomplete (bad sectors), or was interrupted
+  2  usage error or refusal (mounted, read-only, in use, not found...): nothing was written
+
+Safety: certwipe refuses the disk holding /, anything mounted, used as swap, held
+by LVM/md/dm, open exclusively by another program, or read-only. Start with
+`certwipe list` to see every disk and whether it would be refused.";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "certwipe",
+    version,
+    about = "Verified overwrite of block devices and disk images, with a report of exactly what was done",
+    long_about = "certwipe overwrites every addressable sector of block devices (or disk image files) in one \
+or more passes, reads the result back to verify it, and writes a report per target saying exactly what \
+was done and proved.\n\nA host overwrite is NIST SP 800-88 'Clear'. It is never 'Purge', and on flash media \
+(SSD, NVMe, USB sticks, memory cards) it cannot reach spare or remapped blocks.",
+    after_help = AFTER_HELP
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// List every whole block device and whether `wipe` would refuse it (and why).
+    List(list::ListArgs),
+    /// List the overwrite methods with their passes and sources.
+    Methods(methods::MethodsArgs),
+    /// Overwrite, verify and report on one or more targets.
+    #[command(after_help = wipe::AFTER_HELP)]
+    Wipe(wipe::WipeArgs),
+}
+
+/// An error the CLI reports: a message and the exit status it maps to.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn usage(message: impl Into<String>) -> Failure {
+        Failure { code: EXIT_USAGE, message: message.into() }
+    }
+}
+
+impl From<crate::method::MethodError> for Failure {
+    fn from(error: crate::method::MethodError) -> Failure {
+        Failure::usage(error.to_string())
+    }
+}
+
+impl From<crate::device::DeviceError> for Failure {
+    fn from(error: crate::device::DeviceError) -> Failure {
+        Failure::usage(error.to_string())
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::List(args) => list::run(&args),
+        Command::Methods(args) => methods::run(&args),
+        Command::Wipe(args) => wipe::run(&args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            eprintln!("certwipe: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+/// Prints one JSON document on stdout.
+fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Failure::usage(e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}

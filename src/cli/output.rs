@@ -1,0 +1,197 @@
+//! How a running wipe shows itself: newline-delimited JSON on stdout for scripts,
+//! a progress bar per target on a terminal, plain log lines otherwise.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{Value, json};
+
+use crate::engine::events::{Event, Observer, Phase};
+
+/// How often progress is printed as JSON or plain text.
+const JSON_INTERVAL: Duration = Duration::from_secs(1);
+const LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+pub enum Ui {
+    Json,
+    Bars(MultiProgress),
+    Plain,
+}
+
+impl Ui {
+    pub fn choose(json: bool) -> Ui {
+        if json {
+            Ui::Json
+        } else if std::io::stderr().is_terminal() {
+            Ui::Bars(MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(4)))
+        } else {
+            Ui::Plain
+        }
+    }
+
+    pub fn view(&self, name: &str, path: &str) -> TargetView<'_> {
+        let bar = match self {
+            Ui::Bars(multi) => {
+                let bar = multi.add(ProgressBar::new(0));
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{prefix:.bold} {msg:<22} [{bar:30.cyan/blue}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+                    )
+                    .expect("template is valid")
+                    .progress_chars("=> "),
+                );
+                bar.set_prefix(name.to_string());
+                Some(bar)
+            }
+            _ => None,
+        };
+        TargetView {
+            ui: self,
+            name: name.to_string(),
+            path: path.to_string(),
+            bar,
+            last_print: Mutex::new(None),
+        }
+    }
+
+    /// A line for the operator that must not tear a progress bar.
+    pub fn say(&self, line: &str) {
+        match self {
+            Ui::Bars(multi) => {
+                let _ = multi.println(line);
+            }
+            _ => eprintln!("{line}"),
+        }
+    }
+
+    pub fn emit_json(value: &Value) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{value}");
+        let _ = out.flush();
+    }
+}
+
+/// One target's view: receives its engine events.
+pub struct TargetView<'a> {
+    ui: &'a Ui,
+    name: String,
+    path: String,
+    bar: Option<ProgressBar>,
+    last_print: Mutex<Option<Instant>>,
+}
+
+impl TargetView<'_> {
+    /// Whether enough time has passed since the last throttled line.
+    fn due(&self, interval: Duration, force: bool) -> bool {
+        let mut last = self.last_print.lock().unwrap_or_else(|e| e.into_inner());
+        let due = force || last.is_none_or(|t| t.elapsed() >= interval);
+        if due {
+            *last = Some(Instant::now());
+        }
+        due
+    }
+
+    fn json(&self, event: &str, fields: Value) {
+        let mut value = json!({"event": event, "target": self.name, "path": self.path});
+        if let (Some(object), Value::Object(extra)) = (value.as_object_mut(), fields) {
+            object.extend(extra);
+        }
+        Ui::emit_json(&value);
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish();
+        }
+    }
+}
+
+fn phase_word(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Writing => "writing",
+        Phase::Verifying => "verifying",
+    }
+}
+
+impl Observer for TargetView<'_> {
+    fn event(&self, event: &Event<'_>) {
+        match (self.ui, event) {
+            (Ui::Json, Event::PhaseStarted { .. }) => {}
+            (Ui::Json, Event::Progress { bytes_done, bytes_total, .. }) => {
+                if self.due(JSON_INTERVAL, bytes_done == bytes_total) {
+                    self.json("progress", serde_json::to_value(event).unwrap_or_default());
+                }
+            }
+            (Ui::Json, Event::PassFinished { pass }) => self.json("pass-end", json!({"pass": pass})),
+            (Ui::Json, Event::VerificationFinished { pass, verification }) => {
+                self.json("verification-end", json!({"pass": pass, "verification": verification}))
+            }
+            (Ui::Json, Event::Warning { message }) => self.json("warning", json!({"message": message})),
+            (Ui::Json, Event::Finished { report }) => self.json(
+                "done",
+                json!({"status": report.status, "reason": report.status_reason, "report": report}),
+            ),
+            (_, Event::PhaseStarted { pass, passes, phase, content, bytes_total }) => {
+                let what = format!("pass {pass}/{passes} {}", phase_word(*phase));
+                match &self.bar {
+                    Some(bar) => {
+                        bar.set_length(*bytes_total);
+                        bar.set_position(0);
+                        bar.reset_eta();
+                        bar.set_message(what);
+                    }
+                    None => {
+                        let _ = self.due(LOG_INTERVAL, true);
+                        eprintln!(
+                            "{}: {what} ({}) {}",
+                            self.name,
+                            content_label(content),
+                            HumanBytes(*bytes_total)
+                        );
+                    }
+                }
+            }
+            (_, Event::Progress { pass, passes, phase, bytes_done, bytes_total, bytes_per_second }) => {
+                match &self.bar {
+                    Some(bar) => bar.set_position(*bytes_done),
+                    None if self.due(LOG_INTERVAL, false) => eprintln!(
+                        "{}: pass {pass}/{passes} {} {:.1}% ({}/{}) {}/s",
+                        self.name,
+                        phase_word(*phase),
+                        100.0 * *bytes_done as f64 / (*bytes_total).max(1) as f64,
+                        HumanBytes(*bytes_done),
+                        HumanBytes(*bytes_total),
+                        HumanBytes(*bytes_per_second as u64)
+                    ),
+                    None => {}
+                }
+            }
+            (_, Event::PassFinished { pass }) => self.ui.say(&format!(
+                "{}: pass {} done: {} written at {}/s{}",
+                self.name,
+                pass.index,
+                HumanBytes(pass.bytes_written),
+                HumanBytes(pass.bytes_per_second as u64),
+                if pass.completed { "" } else { " (not completed)" }
+            )),
+            (_, Event::VerificationFinished { pass, verification }) => self.ui.say(&format!(
+                "{}: pass {pass} verification {:?}: {} read ({:.1}% of the medium)",
+                self.name,
+                verification.result,
+                HumanBytes(verification.bytes_read),
+                verification.coverage * 100.0
+            )),
+            (_, Event::Warning { message }) => self.ui.say(&format!("{}: warning: {message}", self.name)),
+            (_, Event::Finished { .. }) => self.finish(),
+        }
+    }
+}
+
+fn content_label(content: &crate::engine::report::PassContent) -> String {
+    match content {
+        crate::engine::report::PassContent::Fixed { pattern } => format!("0x{pattern}"),
+        crate::engine::report::PassContent::Random { generator, .. } => format!("random, {generator}"),
+    }
+}

@@ -1,0 +1,288 @@
+//! Targets: discovery (`list`), identity (what goes into the report), safety checks
+//! (what `wipe` refuses) and opening a target for direct I/O.
+
+mod ioctl;
+mod medium;
+pub mod sysfs;
+mod usage;
+
+use std::fs;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub use medium::{CacheBypass, Medium};
+pub use sysfs::DevNum;
+use sysfs::SysBlock;
+pub use usage::{SystemUse, Usage};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetKind {
+    BlockDevice,
+    ImageFile,
+}
+
+/// What kind of medium this is, which decides what an overwrite can honestly claim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MediaType {
+    Hdd,
+    Ssd,
+    Nvme,
+    UsbFlash,
+    MemoryCard,
+    Virtual,
+    ImageFile,
+    Unknown,
+}
+
+impl MediaType {
+    /// Flash keeps spare and remapped blocks that no host write can reach.
+    pub fn is_flash(self) -> bool {
+        matches!(self, MediaType::Ssd | MediaType::Nvme | MediaType::UsbFlash | MediaType::MemoryCard)
+    }
+
+    fn classify(transport: &str, rotational: Option<bool>) -> MediaType {
+        match (transport, rotational) {
+            ("loop" | "dm" | "md" | "nbd" | "zram" | "ram" | "virtio" | "xen", _) => MediaType::Virtual,
+            ("nvme", _) => MediaType::Nvme,
+            ("mmc", _) => MediaType::MemoryCard,
+            ("usb", Some(false)) => MediaType::UsbFlash,
+            (_, Some(true)) => MediaType::Hdd,
+            ("sata" | "sas" | "scsi", Some(false)) => MediaType::Ssd,
+            _ => MediaType::Unknown,
+        }
+    }
+}
+
+/// Everything known about a target: the report's and the certificate's "which medium".
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The path the operator gave.
+    pub path: String,
+    /// That path with symlinks resolved (e.g. `/dev/sdb` for `/dev/disk/by-id/...`).
+    pub resolved_path: String,
+    pub name: String,
+    pub kind: TargetKind,
+    pub size_bytes: u64,
+    pub logical_sector_size: u32,
+    pub physical_sector_size: u32,
+    pub vendor: Option<String>,
+    pub model: Option<String>,
+    pub serial: Option<String>,
+    pub firmware: Option<String>,
+    pub wwn: Option<String>,
+    pub transport: String,
+    pub rotational: Option<bool>,
+    pub removable: bool,
+    pub read_only: bool,
+    pub media_type: MediaType,
+    /// For loop devices: the file behind it.
+    pub backing_file: Option<String>,
+    pub usage: Usage,
+}
+
+#[derive(Debug, Error)]
+pub enum DeviceError {
+    #[error("{path}: no such file or device; `certwipe list` shows the block devices")]
+    NotFound { path: String },
+    #[error("{path}: is a directory; give a block device such as /dev/sdb or a disk image file")]
+    Directory { path: String },
+    #[error(
+        "{path}: is a character device, not a block device or image file; certwipe writes only block devices and image files"
+    )]
+    CharacterDevice { path: String },
+    #[error("{path}: is not a block device or a regular file")]
+    UnsupportedFileType { path: String },
+    #[error("{path}: refused: {}", reasons.join("; "))]
+    InUse { path: String, reasons: Vec<String> },
+    #[error("{path}: is read-only ({why}); nothing was written")]
+    ReadOnly { path: String, why: String },
+    #[error(
+        "{path}: is busy — another program has it open exclusively (a mount, a RAID or LVM, a partitioner); close it and try again"
+    )]
+    Busy { path: String },
+    #[error("{path}: permission denied; writing a block device needs root (sudo certwipe ...)")]
+    PermissionDenied { path: String },
+    #[error("{path}: is empty (0 bytes); there is nothing to overwrite")]
+    Empty { path: String },
+    #[error(
+        "{path}: changed between the safety checks and opening it ({what}); check the device and run again"
+    )]
+    Changed { path: String, what: String },
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+}
+
+impl DeviceError {
+    fn io(path: &Path, source: std::io::Error) -> Self {
+        let path = path.display().to_string();
+        match source.raw_os_error() {
+            Some(libc::ENOENT) | Some(libc::ENXIO) | Some(libc::ENODEV) => DeviceError::NotFound { path },
+            Some(libc::EACCES) | Some(libc::EPERM) => DeviceError::PermissionDenied { path },
+            Some(libc::EBUSY) => DeviceError::Busy { path },
+            Some(libc::EROFS) => {
+                DeviceError::ReadOnly { path, why: "read-only file system or device".into() }
+            }
+            _ => DeviceError::Io { path, source },
+        }
+    }
+}
+
+/// A target that passed inspection, with the facts needed to open it again safely.
+#[derive(Clone, Debug)]
+pub struct Inspected {
+    pub identity: Identity,
+    /// Device number (block devices) or device+inode (files): the same medium under
+    /// two names is one target.
+    pub key: (u64, u64),
+    /// Reasons `wipe` must refuse this target; empty when it may be written.
+    pub refusals: Vec<String>,
+}
+
+/// Every whole block device, as `list` shows them.
+pub fn list_all(system: &SystemUse) -> Vec<Inspected> {
+    sysfs::whole_disk_names()
+        .iter()
+        .filter_map(|name| SysBlock::by_name(name))
+        // An unattached loop device has no medium behind it.
+        .filter(|b| !(b.name.starts_with("loop") && b.attr("loop/backing_file").is_none()))
+        .map(|b| {
+            let path = format!("/dev/{}", b.name);
+            let identity = block_identity(&path, &path, &b, system);
+            let refusals = refusals_of(&identity);
+            let key = (libc::makedev(b.devnum.major, b.devnum.minor), 0);
+            Inspected { identity, key, refusals }
+        })
+        .collect()
+}
+
+/// Looks at a target path without opening it for writing: what it is, and whether
+/// writing it is safe.
+pub fn inspect(path: &Path, system: &SystemUse) -> Result<Inspected, DeviceError> {
+    let shown = path.display().to_string();
+    let meta = fs::metadata(path).map_err(|e| DeviceError::io(path, e))?;
+    let resolved = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let file_type = meta.file_type();
+    if file_type.is_dir() {
+        return Err(DeviceError::Directory { path: shown });
+    }
+    if file_type.is_char_device() {
+        return Err(DeviceError::CharacterDevice { path: shown });
+    }
+    if file_type.is_block_device() {
+        let devnum = DevNum::from_rdev(meta.rdev());
+        let block =
+            SysBlock::by_devnum(devnum).ok_or_else(|| DeviceError::NotFound { path: shown.clone() })?;
+        let identity = block_identity(&shown, &resolved.display().to_string(), &block, system);
+        let refusals = refusals_of(&identity);
+        return Ok(Inspected { identity, key: (meta.rdev(), 0), refusals });
+    }
+    if !file_type.is_file() {
+        return Err(DeviceError::UnsupportedFileType { path: shown });
+    }
+    let mut refusals = Vec::new();
+    if system.is_swap_file(path) {
+        refusals.push("it is an active swap file; run swapoff first".to_string());
+    }
+    let identity = image_identity(&shown, &resolved, meta.len());
+    Ok(Inspected { identity, key: (meta.dev(), meta.ino()), refusals })
+}
+
+fn refusals_of(identity: &Identity) -> Vec<String> {
+    let mut reasons = identity.usage.refusals();
+    if identity.read_only {
+        reasons.push("it is read-only (write-protect switch, or `blockdev --setrw`)".to_string());
+    }
+    if identity.size_bytes == 0 {
+        reasons.push("it has no medium (size 0)".to_string());
+    }
+    reasons
+}
+
+fn image_identity(path: &str, resolved: &Path, size: u64) -> Identity {
+    Identity {
+        path: path.to_string(),
+        resolved_path: resolved.display().to_string(),
+        name: resolved.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        kind: TargetKind::ImageFile,
+        size_bytes: size,
+        logical_sector_size: medium::IMAGE_SECTOR,
+        physical_sector_size: medium::IMAGE_IO_ALIGN as u32,
+        vendor: None,
+        model: None,
+        serial: None,
+        firmware: None,
+        wwn: None,
+        transport: "file".to_string(),
+        rotational: None,
+        removable: false,
+        read_only: false,
+        media_type: MediaType::ImageFile,
+        backing_file: None,
+        usage: Usage::default(),
+    }
+}
+
+fn block_identity(path: &str, resolved: &str, block: &SysBlock, system: &SystemUse) -> Identity {
+    let transport = sysfs::transport(block);
+    let rotational = block.disk().and_then(|d| d.attr("queue/rotational")).map(|r| r == "1");
+    let disk = block.disk().unwrap_or_else(|| block.clone());
+    let size_sectors: u64 = block.attr("size").and_then(|s| s.parse().ok()).unwrap_or(0);
+    let queue = |name: &str| disk.attr(&format!("queue/{name}")).and_then(|s| s.parse().ok()).unwrap_or(512);
+    let hardware = |names: &[&str]| names.iter().find_map(|n| block.hardware_attr(n));
+    let udev = |key: &str| block.udev_property(key);
+    Identity {
+        path: path.to_string(),
+        resolved_path: resolved.to_string(),
+        name: block.name.clone(),
+        kind: TargetKind::BlockDevice,
+        // sysfs counts 512-byte units whatever the sector size.
+        size_bytes: size_sectors * 512,
+        logical_sector_size: queue("logical_block_size"),
+        physical_sector_size: queue("physical_block_size"),
+        vendor: hardware(&["vendor"]).or_else(|| udev("ID_VENDOR")),
+        model: hardware(&["model"]).or_else(|| udev("ID_MODEL")),
+        serial: hardware(&["serial"]).or_else(|| disk.attr("serial")).or_else(|| udev("ID_SERIAL_SHORT")),
+        firmware: hardware(&["firmware_rev", "rev"]).or_else(|| udev("ID_REVISION")),
+        wwn: hardware(&["wwid"]).or_else(|| disk.attr("wwid")).or_else(|| udev("ID_WWN")),
+        transport: transport.to_string(),
+        rotational,
+        removable: disk.flag("removable"),
+        read_only: block.flag("ro"),
+        media_type: MediaType::classify(transport, rotational),
+        backing_file: disk.attr("loop/backing_file"),
+        usage: Usage::of(block, system),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_types_follow_transport_and_rotation() {
+        assert_eq!(MediaType::classify("usb", Some(false)), MediaType::UsbFlash);
+        assert_eq!(MediaType::classify("usb", Some(true)), MediaType::Hdd);
+        assert_eq!(MediaType::classify("sata", Some(false)), MediaType::Ssd);
+        assert_eq!(MediaType::classify("sata", Some(true)), MediaType::Hdd);
+        assert_eq!(MediaType::classify("loop", Some(true)), MediaType::Virtual);
+        assert_eq!(MediaType::classify("mmc", Some(false)), MediaType::MemoryCard);
+        assert!(MediaType::Nvme.is_flash() && !MediaType::Hdd.is_flash());
+    }
+
+    #[test]
+    fn directories_character_devices_and_missing_paths_are_refused() {
+        let system = SystemUse::read();
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(inspect(dir.path(), &system), Err(DeviceError::Directory { .. })));
+        assert!(matches!(inspect(Path::new("/dev/null"), &system), Err(DeviceError::CharacterDevice { .. })));
+        assert!(matches!(
+            inspect(&dir.path().join("missing.img"), &system),
+            Err(DeviceError::NotFound { .. })
+        ));
+    }
+}

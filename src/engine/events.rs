@@ -1,0 +1,60 @@
+//! Progress events: what the engine tells the outside world while it runs.
+
+use serde::Serialize;
+
+use super::report::{PassContent, PassRecord, PassVerification, Report};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    Writing,
+    Verifying,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event<'a> {
+    /// A pass begins writing or verifying.
+    PhaseStarted {
+        pass: usize,
+        passes: usize,
+        phase: Phase,
+        content: &'a PassContent,
+        bytes_total: u64,
+    },
+    /// Called once per chunk; observers throttle what they show.
+    Progress {
+        pass: usize,
+        passes: usize,
+        phase: Phase,
+        bytes_done: u64,
+        bytes_total: u64,
+        bytes_per_second: f64,
+    },
+    PassFinished {
+        pass: &'a PassRecord,
+    },
+    VerificationFinished {
+        pass: usize,
+        verification: &'a PassVerification,
+    },
+    /// A problem worth telling the operator now (an I/O error, a retry).
+    Warning {
+        message: &'a str,
+    },
+    Finished {
+        report: &'a Report,
+    },
+}
+
+/// Receives events from one target's run. Runs on the engine's thread, so it must be quick.
+pub trait Observer: Sync {
+    fn event(&self, event: &Event<'_>);
+}
+
+/// An observer that ignores everything.
+pub struct Silent;
+
+impl Observer for Silent {
+    fn event(&self, _: &Event<'_>) {}
+}

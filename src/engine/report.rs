@@ -1,0 +1,279 @@
+//! The wipe report: one JSON document per target saying exactly what was done and
+//! what was proved. It is the single source the certificate is made from.
+
+use std::ops::Range;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::device::{CacheBypass, Identity};
+use crate::stream::{PassData, Seed, hex_decode, hex_encode};
+
+pub const REPORT_FORMAT: &str = "certwipe.report/v1";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub format: String,
+    pub tool: Tool,
+    pub host: String,
+    pub target: Identity,
+    pub method: MethodRecord,
+    pub verify_mode: VerifyMode,
+    /// How reads avoided the page cache.
+    pub cache_bypass: CacheBypass,
+    pub started_at: String,
+    pub finished_at: String,
+    pub passes: Vec<PassRecord>,
+    pub verification: VerificationSummary,
+    /// Digests of the whole final content, present only when the last pass was read
+    /// back in full and matched.
+    pub final_content_digest: Option<ContentDigest>,
+    pub errors: ErrorLog,
+    /// I/O errors that succeeded when retried (not bad sectors).
+    pub retried_io_errors: u64,
+    pub status: Status,
+    /// One sentence a person can act on.
+    pub status_reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tool {
+    pub name: String,
+    pub version: String,
+}
+
+impl Tool {
+    pub fn this() -> Tool {
+        Tool { name: env!("CARGO_PKG_NAME").into(), version: env!("CARGO_PKG_VERSION").into() }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MethodRecord {
+    pub id: String,
+    pub name: String,
+    pub source: String,
+    pub rounds: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum VerifyMode {
+    /// No read-back.
+    Off,
+    /// Read back the whole medium after the last pass.
+    Last,
+    /// Read back the whole medium after every pass.
+    All,
+    /// NIST SP 800-88 r1 §4.7 representative sampling of the last pass (≥ 10 %).
+    Sample,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Every addressable byte was written by every pass and the requested
+    /// verification passed.
+    Erased,
+    /// Finished, but some sectors could not be written or read; they are listed.
+    Incomplete,
+    /// Verification found data that differs from what was written, or the device
+    /// stopped answering.
+    Failed,
+    /// Interrupted before finishing.
+    Aborted,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Erased => "erased",
+            Status::Incomplete => "incomplete",
+            Status::Failed => "failed",
+            Status::Aborted => "aborted",
+        }
+    }
+}
+
+/// What one pass wrote: a pattern, or the random generator and its seed, which is
+/// all anyone needs to regenerate the pass.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum PassContent {
+    Fixed { pattern: String },
+    Random { generator: String, seed: Seed },
+}
+
+impl PassContent {
+    pub fn of(data: &PassData) -> PassContent {
+        match data {
+            PassData::Pattern(bytes) => PassContent::Fixed { pattern: hex_encode(bytes) },
+            PassData::Random(seed) => {
+                PassContent::Random { generator: crate::stream::RANDOM_GENERATOR.into(), seed: *seed }
+            }
+        }
+    }
+
+    /// The generator for this content, or `None` when the record names a generator
+    /// or pattern this version cannot reproduce.
+    pub fn data(&self) -> Option<PassData> {
+        match self {
+            PassContent::Fixed { pattern } => {
+                hex_decode(pattern).filter(|p| !p.is_empty()).map(PassData::Pattern)
+            }
+            PassContent::Random { generator, seed } => {
+                (generator == crate::stream::RANDOM_GENERATOR).then_some(PassData::Random(*seed))
+            }
+        }
+    }
+}
+
+/// A run of logical sectors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SectorRange {
+    pub first_lba: u64,
+    pub sectors: u64,
+}
+
+impl SectorRange {
+    pub fn from_bytes(range: &Range<u64>, sector: u64) -> SectorRange {
+        let first = range.start / sector;
+        SectorRange { first_lba: first, sectors: range.end.div_ceil(sector) - first }
+    }
+
+    pub fn bytes(&self, sector: u64, size: u64) -> Range<u64> {
+        (self.first_lba * sector)..((self.first_lba + self.sectors) * sector).min(size)
+    }
+}
+
+pub fn total_sectors(ranges: &[SectorRange]) -> u64 {
+    ranges.iter().map(|r| r.sectors).sum()
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PassRecord {
+    /// 1-based.
+    pub index: usize,
+    pub content: PassContent,
+    /// Bytes this pass had to write (the whole medium).
+    pub bytes_total: u64,
+    /// Bytes written successfully.
+    pub bytes_written: u64,
+    /// Sectors that could not be written.
+    pub unwritten: Vec<SectorRange>,
+    pub completed: bool,
+    pub started_at: String,
+    pub finished_at: String,
+    pub seconds: f64,
+    pub bytes_per_second: f64,
+    /// Present when this pass was read back.
+    pub verification: Option<PassVerification>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VerificationKind {
+    Full,
+    Sample,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VerificationResult {
+    /// Everything read matched what was written.
+    Passed,
+    /// Some data read back differs from what was written.
+    Failed,
+    /// What could be read matched, but some sectors could not be read (or the read
+    /// was interrupted).
+    Incomplete,
+    NotRun,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SampleRecord {
+    /// Seed of the pseudo-random sample positions: re-derive them with it.
+    pub seed: Seed,
+    pub subsections: u64,
+    pub samples_per_subsection: u64,
+    /// Bytes in each sample.
+    pub sample_bytes: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PassVerification {
+    pub kind: VerificationKind,
+    pub bytes_read: u64,
+    /// Fraction of the medium that was read and compared (1.0 for full).
+    pub coverage: f64,
+    pub sample: Option<SampleRecord>,
+    /// Sectors whose content differs from what the pass wrote.
+    pub mismatches: Vec<SectorRange>,
+    /// Sectors that could not be read.
+    pub unreadable: Vec<SectorRange>,
+    pub result: VerificationResult,
+    pub started_at: String,
+    pub finished_at: String,
+    pub seconds: f64,
+    pub bytes_per_second: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerificationSummary {
+    pub mode: VerifyMode,
+    pub result: VerificationResult,
+    /// 1-based indexes of the passes that were read back.
+    pub passes_verified: Vec<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContentDigest {
+    pub sha256: String,
+    pub blake3: String,
+    pub bytes: u64,
+}
+
+/// Errors as they happened; capped so a dying drive cannot grow the report without bound.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorLog {
+    pub entries: Vec<ErrorRecord>,
+    /// Errors beyond the cap, counted but not listed.
+    pub omitted: u64,
+}
+
+pub const MAX_ERROR_ENTRIES: usize = 1000;
+
+impl ErrorLog {
+    pub fn push(&mut self, record: ErrorRecord) {
+        if self.entries.len() < MAX_ERROR_ENTRIES {
+            self.entries.push(record);
+        } else {
+            self.omitted += 1;
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty() && self.omitted == 0
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorRecord {
+    pub at: String,
+    /// 1-based pass index, when the error belongs to a pass.
+    pub pass: Option<usize>,
+    /// write, verify, sync, ...
+    pub operation: String,
+    pub offset: Option<u64>,
+    pub length: Option<u64>,
+    pub message: String,
+}
+
+/// RFC 3339 UTC with milliseconds.
+pub fn timestamp(time: SystemTime) -> String {
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
+pub fn now() -> String {
+    timestamp(SystemTime::now())
+}

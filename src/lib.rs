@@ -1,0 +1,14 @@
+//! certwipe: verified overwrite of block devices and image files, with a report
+//! that says exactly what was done and what was proved.
+//!
+//! The flow, top-down: [`cli`] parses a command; [`device`] finds and inspects the
+//! targets and refuses unsafe ones; [`method`] turns a method name into a plan of
+//! passes; [`engine`] runs the plan over an opened [`device::Medium`], with data from
+//! [`stream`], and returns an [`engine::report::Report`].
+
+pub mod buffer;
+pub mod cli;
+pub mod device;
+pub mod engine;
+pub mod method;
+pub mod stream;

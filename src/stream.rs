@@ -1,0 +1,301 @@
+//! The data a pass writes: a repeating byte pattern or a seekable random stream.
+//!
+//! Both are pure functions of the byte offset on the medium. That is what lets
+//! generation run on several threads, lets verification regenerate exactly what was
+//! written (for a full read or a sampled one) and lets anyone holding the report
+//! re-verify a random pass years later.
+
+use std::ops::Range;
+
+use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+/// Name of the random generator, recorded in reports so a pass can be regenerated.
+/// ChaCha with 8 rounds: no known attack reaches it, and it is fast enough to keep
+/// up with NVMe on one core. The seed is published in the report anyway, so what
+/// matters is that the stream is incompressible and unpredictable to the drive.
+pub const RANDOM_GENERATOR: &str = "chacha8";
+
+/// A 256-bit seed, hex-encoded in reports.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub struct Seed(pub [u8; 32]);
+
+impl Seed {
+    /// A fresh seed from the operating system's CSPRNG.
+    pub fn from_os() -> Self {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).expect("the kernel's getrandom() cannot fail on Linux >= 3.17");
+        Seed(bytes)
+    }
+}
+
+impl std::fmt::Debug for Seed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&String::from(*self))
+    }
+}
+
+impl From<Seed> for String {
+    fn from(seed: Seed) -> String {
+        hex_encode(&seed.0)
+    }
+}
+
+impl TryFrom<String> for Seed {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        let bytes = hex_decode(&text).ok_or_else(|| format!("seed is not hex: {text:?}"))?;
+        let array: [u8; 32] =
+            bytes.try_into().map_err(|_| format!("seed must be 32 bytes (64 hex digits): {text:?}"))?;
+        Ok(Seed(array))
+    }
+}
+
+/// Lowercase hex, the form every digest and seed takes in reports.
+pub fn hex_encode(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+pub fn hex_decode(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 || !text.is_ascii() {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok()).collect()
+}
+
+/// What one pass writes, as a function of the offset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PassData {
+    /// A pattern of one or more bytes, repeated from offset 0 of the medium, so a
+    /// three-byte pattern stays in phase across chunk boundaries.
+    Pattern(Vec<u8>),
+    Random(Seed),
+}
+
+/// Bytes compared per step of verification: small enough that the expected data
+/// stays in L2 cache between being generated and being compared.
+const COMPARE_STEP: usize = 64 * 1024;
+
+impl PassData {
+    /// Writes the bytes that belong at `offset..offset + buf.len()`.
+    pub fn fill(&self, offset: u64, buf: &mut [u8]) {
+        match self {
+            PassData::Pattern(pattern) => fill_pattern(pattern, offset, buf),
+            PassData::Random(seed) => fill_random(seed, offset, buf),
+        }
+    }
+
+    /// [`fill`](Self::fill) split across `workers` threads; random generation is the
+    /// only CPU-bound step of a write pass.
+    pub fn fill_parallel(&self, offset: u64, buf: &mut [u8], workers: usize) {
+        let piece = piece_len(buf.len(), workers);
+        if piece >= buf.len() || matches!(self, PassData::Pattern(_)) {
+            return self.fill(offset, buf);
+        }
+        std::thread::scope(|scope| {
+            let mut pieces = buf.chunks_mut(piece).enumerate();
+            let (_, first) = pieces.next().expect("buffer is not empty");
+            for (index, chunk) in pieces {
+                let start = offset + (index * piece) as u64;
+                scope.spawn(move || self.fill(start, chunk));
+            }
+            self.fill(offset, first);
+        });
+    }
+
+    /// Compares `data`, read from `offset`, with what this pass wrote there, and
+    /// returns the byte ranges (absolute, whole `sector`s) that differ, merged.
+    pub fn mismatches(&self, offset: u64, data: &[u8], sector: usize) -> Vec<Range<u64>> {
+        let mut expected = vec![0u8; COMPARE_STEP.min(data.len())];
+        let mut found = Vec::new();
+        for (index, actual) in data.chunks(COMPARE_STEP).enumerate() {
+            let at = offset + (index * COMPARE_STEP) as u64;
+            let expected = &mut expected[..actual.len()];
+            self.fill(at, expected);
+            if expected != actual {
+                collect_sector_mismatches(at, expected, actual, sector, &mut found);
+            }
+        }
+        found
+    }
+
+    /// [`mismatches`](Self::mismatches) split across `workers` threads.
+    pub fn mismatches_parallel(
+        &self,
+        offset: u64,
+        data: &[u8],
+        sector: usize,
+        workers: usize,
+    ) -> Vec<Range<u64>> {
+        let piece = piece_len(data.len(), workers).next_multiple_of(sector);
+        if piece >= data.len() {
+            return self.mismatches(offset, data, sector);
+        }
+        let per_piece: Vec<Vec<Range<u64>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = data
+                .chunks(piece)
+                .enumerate()
+                .map(|(index, chunk)| {
+                    let start = offset + (index * piece) as u64;
+                    scope.spawn(move || self.mismatches(start, chunk, sector))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("compare thread panicked")).collect()
+        });
+        let mut merged = Vec::new();
+        for range in per_piece.into_iter().flatten() {
+            push_merged(&mut merged, range);
+        }
+        merged
+    }
+}
+
+/// Splits `len` bytes into at most `workers` pieces whose boundaries fall on ChaCha
+/// block (64-byte) and page boundaries.
+fn piece_len(len: usize, workers: usize) -> usize {
+    len.div_ceil(workers.max(1)).next_multiple_of(4096)
+}
+
+fn fill_pattern(pattern: &[u8], offset: u64, buf: &mut [u8]) {
+    let len = pattern.len();
+    let phase = (offset % len as u64) as usize;
+    // Seed one period in phase, then double the filled prefix: memcpy speed.
+    let seeded = len.min(buf.len());
+    for (i, byte) in buf[..seeded].iter_mut().enumerate() {
+        *byte = pattern[(phase + i) % len];
+    }
+    let mut filled = seeded;
+    while filled < buf.len() {
+        // Copy a whole number of periods so the phase is preserved.
+        let copy = (filled - filled % len).min(buf.len() - filled);
+        buf.copy_within(..copy, filled);
+        filled += copy;
+    }
+}
+
+fn fill_random(seed: &Seed, offset: u64, buf: &mut [u8]) {
+    let mut rng = ChaCha8Rng::from_seed(seed.0);
+    rng.set_word_pos(u128::from(offset / 4));
+    let skip = (offset % 4) as usize;
+    let mut out = buf;
+    if skip != 0 {
+        let mut word = [0u8; 4];
+        rng.fill_bytes(&mut word);
+        let take = (4 - skip).min(out.len());
+        out[..take].copy_from_slice(&word[skip..skip + take]);
+        out = &mut out[take..];
+    }
+    rng.fill_bytes(out);
+}
+
+fn collect_sector_mismatches(
+    at: u64,
+    expected: &[u8],
+    actual: &[u8],
+    sector: usize,
+    found: &mut Vec<Range<u64>>,
+) {
+    for (index, (want, got)) in expected.chunks(sector).zip(actual.chunks(sector)).enumerate() {
+        if want != got {
+            let start = at + (index * sector) as u64;
+            push_merged(found, start..start + got.len() as u64);
+        }
+    }
+}
+
+/// Appends `range`, extending the last range instead when the two touch.
+pub fn push_merged(ranges: &mut Vec<Range<u64>>, range: Range<u64>) {
+    match ranges.last_mut() {
+        Some(last) if last.end == range.start => last.end = range.end,
+        _ => ranges.push(range),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sequential(data: &PassData, len: usize) -> Vec<u8> {
+        let mut all = vec![0u8; len];
+        data.fill(0, &mut all);
+        all
+    }
+
+    #[test]
+    fn random_stream_at_any_offset_equals_the_sequential_stream() {
+        let data = PassData::Random(Seed([7; 32]));
+        let mut rng = ChaCha8Rng::from_seed([7; 32]);
+        let mut reference = vec![0u8; 1 << 20];
+        rng.fill_bytes(&mut reference);
+        assert_eq!(sequential(&data, reference.len()), reference);
+        for (offset, len) in [(0, 1), (1, 3), (3, 70), (63, 129), (4096, 4096), (777_777, 65_537)] {
+            let mut piece = vec![0u8; len];
+            data.fill(offset as u64, &mut piece);
+            assert_eq!(piece, reference[offset..offset + len], "offset {offset} len {len}");
+        }
+    }
+
+    #[test]
+    fn parallel_fill_equals_single_threaded_fill() {
+        for data in [PassData::Random(Seed([1; 32])), PassData::Pattern(vec![0x92, 0x49, 0x24])] {
+            let expected = sequential(&data, 3 << 20);
+            let mut parallel = vec![0u8; 3 << 20];
+            data.fill_parallel(0, &mut parallel, 3);
+            assert!(parallel == expected);
+        }
+    }
+
+    #[test]
+    fn distinct_seeds_give_distinct_streams() {
+        let a = sequential(&PassData::Random(Seed([1; 32])), 4096);
+        let b = sequential(&PassData::Random(Seed([2; 32])), 4096);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn three_byte_pattern_stays_in_phase_across_chunk_boundaries() {
+        let pattern = vec![0x92, 0x49, 0x24];
+        let data = PassData::Pattern(pattern.clone());
+        let whole = sequential(&data, 10_000);
+        for (i, byte) in whole.iter().enumerate() {
+            assert_eq!(*byte, pattern[i % 3], "byte {i}");
+        }
+        // Chunks of a length that is not a multiple of three, like 4 MiB.
+        let mut stitched = Vec::new();
+        for start in (0..10_000).step_by(1_024) {
+            let mut chunk = vec![0u8; 1_024.min(10_000 - start)];
+            data.fill(start as u64, &mut chunk);
+            stitched.extend_from_slice(&chunk);
+        }
+        assert_eq!(stitched, whole);
+    }
+
+    #[test]
+    fn mismatches_name_exactly_the_changed_sectors() {
+        let data = PassData::Random(Seed([9; 32]));
+        let base = 1 << 20;
+        let mut buf = vec![0u8; 1 << 20];
+        data.fill(base, &mut buf);
+        assert!(data.mismatches_parallel(base, &buf, 512, 2).is_empty());
+        buf[512 * 3 + 17] ^= 1; // sector 3
+        buf[512 * 4] ^= 0x80; // sector 4: merges with 3
+        buf[(1 << 20) - 1] ^= 1; // last sector, in the second worker's piece
+        let found = data.mismatches_parallel(base, &buf, 512, 2);
+        assert_eq!(found, vec![base + 1536..base + 2560, base + (1 << 20) - 512..base + (1 << 20)]);
+    }
+
+    #[test]
+    fn seed_round_trips_through_hex() {
+        let seed = Seed::from_os();
+        let text = String::from(seed);
+        assert_eq!(text.len(), 64);
+        assert_eq!(Seed::try_from(text).unwrap(), seed);
+        assert!(Seed::try_from("abc".to_string()).is_err());
+    }
+}
