@@ -91,24 +91,6 @@ impl PassData {
         }
     }
 
-    /// [`fill`](Self::fill) split across `workers` threads; random generation is the
-    /// only CPU-bound step of a write pass.
-    pub fn fill_parallel(&self, offset: u64, buf: &mut [u8], workers: usize) {
-        let piece = piece_len(buf.len(), workers);
-        if piece >= buf.len() || matches!(self, PassData::Pattern(_)) {
-            return self.fill(offset, buf);
-        }
-        std::thread::scope(|scope| {
-            let mut pieces = buf.chunks_mut(piece).enumerate();
-            let (_, first) = pieces.next().expect("buffer is not empty");
-            for (index, chunk) in pieces {
-                let start = offset + (index * piece) as u64;
-                scope.spawn(move || self.fill(start, chunk));
-            }
-            self.fill(offset, first);
-        });
-    }
-
     /// Compares `data`, read from `offset`, with what this pass wrote there, and
     /// returns the byte ranges (absolute, whole `sector`s) that differ, merged.
     pub fn mismatches(&self, offset: u64, data: &[u8], sector: usize) -> Vec<Range<u64>> {
@@ -124,42 +106,6 @@ impl PassData {
         }
         found
     }
-
-    /// [`mismatches`](Self::mismatches) split across `workers` threads.
-    pub fn mismatches_parallel(
-        &self,
-        offset: u64,
-        data: &[u8],
-        sector: usize,
-        workers: usize,
-    ) -> Vec<Range<u64>> {
-        let piece = piece_len(data.len(), workers).next_multiple_of(sector);
-        if piece >= data.len() {
-            return self.mismatches(offset, data, sector);
-        }
-        let per_piece: Vec<Vec<Range<u64>>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = data
-                .chunks(piece)
-                .enumerate()
-                .map(|(index, chunk)| {
-                    let start = offset + (index * piece) as u64;
-                    scope.spawn(move || self.mismatches(start, chunk, sector))
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().expect("compare thread panicked")).collect()
-        });
-        let mut merged = Vec::new();
-        for range in per_piece.into_iter().flatten() {
-            push_merged(&mut merged, range);
-        }
-        merged
-    }
-}
-
-/// Splits `len` bytes into at most `workers` pieces whose boundaries fall on ChaCha
-/// block (64-byte) and page boundaries.
-fn piece_len(len: usize, workers: usize) -> usize {
-    len.div_ceil(workers.max(1)).next_multiple_of(4096)
 }
 
 fn fill_pattern(pattern: &[u8], offset: u64, buf: &mut [u8]) {
@@ -242,16 +188,6 @@ mod tests {
     }
 
     #[test]
-    fn parallel_fill_equals_single_threaded_fill() {
-        for data in [PassData::Random(Seed([1; 32])), PassData::Pattern(vec![0x92, 0x49, 0x24])] {
-            let expected = sequential(&data, 3 << 20);
-            let mut parallel = vec![0u8; 3 << 20];
-            data.fill_parallel(0, &mut parallel, 3);
-            assert!(parallel == expected);
-        }
-    }
-
-    #[test]
     fn distinct_seeds_give_distinct_streams() {
         let a = sequential(&PassData::Random(Seed([1; 32])), 4096);
         let b = sequential(&PassData::Random(Seed([2; 32])), 4096);
@@ -282,11 +218,11 @@ mod tests {
         let base = 1 << 20;
         let mut buf = vec![0u8; 1 << 20];
         data.fill(base, &mut buf);
-        assert!(data.mismatches_parallel(base, &buf, 512, 2).is_empty());
+        assert!(data.mismatches(base, &buf, 512).is_empty());
         buf[512 * 3 + 17] ^= 1; // sector 3
         buf[512 * 4] ^= 0x80; // sector 4: merges with 3
-        buf[(1 << 20) - 1] ^= 1; // last sector, in the second worker's piece
-        let found = data.mismatches_parallel(base, &buf, 512, 2);
+        buf[(1 << 20) - 1] ^= 1; // last sector, in another compare step
+        let found = data.mismatches(base, &buf, 512);
         assert_eq!(found, vec![base + 1536..base + 2560, base + (1 << 20) - 512..base + (1 << 20)]);
     }
 

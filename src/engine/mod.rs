@@ -19,6 +19,7 @@ use crate::device::{Identity, Medium};
 use crate::method::{PassKind, Plan};
 use crate::stream::{PassData, Seed};
 use events::{Event, Observer, Phase};
+use pipeline::Stage;
 use report::*;
 use resilient::{DeviceGone, Resilient, Transfer};
 
@@ -33,11 +34,18 @@ pub struct Options {
     /// Bytes per I/O. Large enough that per-request overhead vanishes, small enough
     /// that memory stays bounded (three buffers per target).
     pub chunk_bytes: usize,
-    /// Threads that generate and compare data.
+    /// Threads that generate (write passes) or regenerate and compare (verification).
     pub workers: usize,
 }
 
 pub const DEFAULT_CHUNK_BYTES: usize = 4 << 20;
+
+/// Every core but one: the kernel's side of the I/O (copies, the loop worker, the
+/// driver) needs a core too, and starving it slows the device more than one more
+/// generator thread speeds it up (measured with benches/vs_dd.py).
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
+}
 
 impl Default for Options {
     fn default() -> Self {
@@ -45,7 +53,7 @@ impl Default for Options {
             verify: VerifyMode::Last,
             digest: false,
             chunk_bytes: DEFAULT_CHUNK_BYTES,
-            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            workers: default_workers(),
         }
     }
 }
@@ -162,31 +170,38 @@ impl Run<'_> {
             bytes_total: size,
         });
         let clock = Clock::start();
-        let mut done = 0u64;
-        let mut bad: Vec<Range<u64>> = Vec::new();
-        let mut halt = None;
-        let workers = self.options.workers;
+        let progress = Mutex::new(Progress::default());
         let chunk = self.options.chunk_bytes;
         pipeline::run(
             pipeline::chunks(&[0..size], chunk),
             chunk,
             self.stop,
-            |offset, buf| data.fill_parallel(offset, buf, workers),
-            |offset, buf, ()| match self.io.write(buf, offset) {
-                Ok(transfer) => {
-                    self.note_transfer(pass, "write", offset, &transfer);
-                    bad.extend(transfer.bad);
-                    done = offset + buf.len() as u64;
-                    self.progress(pass, Phase::Writing, done, size, &clock);
-                    ControlFlow::Continue(())
-                }
-                Err(DeviceGone(why)) => {
-                    self.log(pass, "write", Some(offset), None, &why);
-                    halt = Some(Halt::Gone(why));
-                    ControlFlow::Break(())
-                }
+            Stage { threads: self.options.workers, work: |offset, buf: &mut [u8]| data.fill(offset, buf) },
+            // One writer, in order: sequential writes are what every device does best.
+            Stage {
+                threads: 1,
+                work: |offset, buf: &mut [u8], ()| {
+                    let result = self.io.write(buf, offset);
+                    let mut progress = lock(&progress);
+                    match result {
+                        Ok(transfer) => {
+                            self.note_transfer(pass, "write", offset, &transfer);
+                            progress.bad.extend(transfer.bad);
+                            progress.bytes += buf.len() as u64;
+                            self.progress(pass, Phase::Writing, progress.bytes, size, &clock);
+                            ControlFlow::Continue(())
+                        }
+                        Err(DeviceGone(why)) => {
+                            self.log(pass, "write", Some(offset), None, &why);
+                            progress.halt = Some(Halt::Gone(why));
+                            ControlFlow::Break(())
+                        }
+                    }
+                },
             },
         );
+        let Progress { bytes: done, bad, mut halt, .. } =
+            progress.into_inner().unwrap_or_else(|e| e.into_inner());
         if halt.is_none() && done < size {
             halt = Some(Halt::Aborted);
         }
@@ -234,41 +249,57 @@ impl Run<'_> {
             bytes_total: planned,
         });
         let clock = Clock::start();
-        let (sector, workers, chunk) =
-            (self.medium.sector_size(), self.options.workers, self.options.chunk_bytes);
-        let mut hashers = want_digest.then(|| (sha2::Sha256::new(), blake3::Hasher::new()));
-        let (mut read, mut mismatches, mut unreadable) = (0u64, Vec::new(), Vec::new());
-        let mut halt = None;
+        let sector = self.medium.sector_size();
+        let chunk = self.options.chunk_bytes;
+        let hashers = want_digest.then(|| Mutex::new((sha2::Sha256::new(), blake3::Hasher::new())));
+        let progress = Mutex::new(Progress::default());
         pipeline::run(
             pipeline::chunks(&ranges, chunk),
             chunk,
             self.stop,
-            |offset, buf| self.io.read(buf, offset),
-            |offset, buf, result| match result {
-                Ok(transfer) => {
-                    self.note_transfer(pass, "verify", offset, &transfer);
-                    // Unreadable sectors hold whatever the failed read left; skip them.
-                    let found = data.mismatches_parallel(offset, buf, sector, workers);
-                    mismatches.extend(found.into_iter().flat_map(|m| subtract(m, &transfer.bad)));
-                    if let Some((sha, b3)) = hashers.as_mut() {
+            // One reader, in order, so the digest covers the content in order.
+            Stage {
+                threads: 1,
+                work: |offset, buf: &mut [u8]| {
+                    let result = self.io.read(buf, offset);
+                    if let (Some(hashers), Ok(_)) = (&hashers, &result) {
+                        let (sha, b3) = &mut *lock(hashers);
                         sha.update(&*buf);
                         b3.update(buf);
                     }
-                    unreadable.extend(transfer.bad);
-                    read += buf.len() as u64;
-                    self.progress(pass, Phase::Verifying, read, planned, &clock);
-                    ControlFlow::Continue(())
-                }
-                Err(DeviceGone(why)) => {
-                    self.log(pass, "verify", Some(offset), None, &why);
-                    halt = Some(Halt::Gone(why));
-                    ControlFlow::Break(())
-                }
+                    result
+                },
+            },
+            Stage {
+                threads: self.options.workers,
+                work: |offset, buf: &mut [u8], result: Result<Transfer, DeviceGone>| match result {
+                    Ok(transfer) => {
+                        self.note_transfer(pass, "verify", offset, &transfer);
+                        // Unreadable sectors hold whatever the failed read left; skip them.
+                        let found = data.mismatches(offset, buf, sector);
+                        let mut progress = lock(&progress);
+                        progress
+                            .mismatched
+                            .extend(found.into_iter().flat_map(|m| subtract(m, &transfer.bad)));
+                        progress.bad.extend(transfer.bad);
+                        progress.bytes += buf.len() as u64;
+                        self.progress(pass, Phase::Verifying, progress.bytes, planned, &clock);
+                        ControlFlow::Continue(())
+                    }
+                    Err(DeviceGone(why)) => {
+                        self.log(pass, "verify", Some(offset), None, &why);
+                        lock(&progress).halt = Some(Halt::Gone(why));
+                        ControlFlow::Break(())
+                    }
+                },
             },
         );
+        let Progress { bytes: read, bad, mismatched, mut halt } =
+            progress.into_inner().unwrap_or_else(|e| e.into_inner());
         if halt.is_none() && read < planned {
             halt = Some(Halt::Aborted);
         }
+        let (unreadable, mismatches) = (sorted_merged(bad), sorted_merged(mismatched));
         let sector = sector as u64;
         let to_sectors =
             |ranges: &[Range<u64>]| ranges.iter().map(|r| SectorRange::from_bytes(r, sector)).collect();
@@ -279,12 +310,14 @@ impl Run<'_> {
         } else {
             VerificationResult::Passed
         };
-        let digest =
-            hashers.filter(|_| result == VerificationResult::Passed).map(|(sha, b3)| ContentDigest {
+        let digest = hashers.filter(|_| result == VerificationResult::Passed).map(|hashers| {
+            let (sha, b3) = hashers.into_inner().unwrap_or_else(|e| e.into_inner());
+            ContentDigest {
                 sha256: crate::stream::hex_encode(&sha.finalize()),
                 blake3: b3.finalize().to_hex().to_string(),
                 bytes: read,
-            });
+            }
+        });
         let verification = PassVerification {
             kind: if sample.is_some() { VerificationKind::Sample } else { VerificationKind::Full },
             bytes_read: read,
@@ -325,7 +358,7 @@ impl Run<'_> {
             None => format!("pass {pass} {operation}: {message}"),
         };
         self.observer.event(&Event::Warning { message: &text });
-        self.errors.lock().unwrap_or_else(|e| e.into_inner()).push(ErrorRecord {
+        lock(&self.errors).push(ErrorRecord {
             at: now(),
             pass: Some(pass),
             operation: operation.into(),
@@ -345,6 +378,30 @@ impl Run<'_> {
             bytes_per_second: clock.rate(done),
         });
     }
+}
+
+/// What a phase has done so far, shared by the pipeline's threads.
+#[derive(Default)]
+struct Progress {
+    bytes: u64,
+    /// Ranges that failed every attempt (unwritten or unreadable).
+    bad: Vec<Range<u64>>,
+    mismatched: Vec<Range<u64>>,
+    halt: Option<Halt>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Ranges found by parallel workers, in order and with touching ranges joined.
+fn sorted_merged(mut ranges: Vec<Range<u64>>) -> Vec<Range<u64>> {
+    ranges.sort_by_key(|r| r.start);
+    let mut merged = Vec::with_capacity(ranges.len());
+    for range in ranges {
+        crate::stream::push_merged(&mut merged, range);
+    }
+    merged
 }
 
 /// `range` minus the (sorted, merged) ranges in `holes`.

@@ -1,0 +1,215 @@
+//! Shared test fixtures: image files, loop devices the test created itself (detached
+//! by a guard even when the test fails), marker data, and running the binary.
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use certwipe::engine::report::{PassContent, Report};
+
+pub const MARKER: &[u8] = b"CERTWIPE-TEST-MARKER";
+
+/// Loop tests need root. In CI they must run; elsewhere they are skipped with a note.
+pub fn have_root() -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
+        assert!(std::env::var_os("CI").is_none(), "CI must run the loop-device tests as root");
+        eprintln!("skipping: loop-device tests need root");
+    }
+    root
+}
+
+/// Where backing files live: tmpfs or a disk-backed file system.
+#[derive(Clone, Copy, Debug)]
+pub enum Backing {
+    Tmpfs,
+    Disk,
+}
+
+pub fn scratch_dir(backing: Backing) -> tempfile::TempDir {
+    match backing {
+        Backing::Tmpfs => tempfile::tempdir_in("/dev/shm").unwrap(),
+        Backing::Disk => tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap(),
+    }
+}
+
+pub fn make_file(path: &Path, size: u64) {
+    let file = File::create(path).unwrap();
+    file.set_len(size).unwrap();
+}
+
+/// A loop device attached to a file this test made; detached on drop.
+pub struct LoopDevice {
+    pub path: PathBuf,
+    pub backing: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl LoopDevice {
+    pub fn new(backing: Backing, size: u64, sector: u32) -> LoopDevice {
+        Self::with_flags(backing, size, sector, &[])
+    }
+
+    pub fn with_flags(backing: Backing, size: u64, sector: u32, flags: &[&str]) -> LoopDevice {
+        let dir = scratch_dir(backing);
+        let file = dir.path().join("backing.img");
+        make_file(&file, size);
+        Self::attach(dir, file, sector, flags)
+    }
+
+    pub fn attach(dir: tempfile::TempDir, file: PathBuf, sector: u32, flags: &[&str]) -> LoopDevice {
+        let sector = sector.to_string();
+        let mut args = vec!["-f", "--show", "--direct-io=on", "--sector-size", &sector];
+        args.extend_from_slice(flags);
+        args.push(file.to_str().unwrap());
+        // `losetup -f` can race with a parallel test for the same free device.
+        for _ in 0..5 {
+            let out = Command::new("losetup").args(&args).output().unwrap();
+            if out.status.success() {
+                let path = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+                return LoopDevice { path, backing: file, _dir: dir };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("losetup {args:?} failed");
+    }
+
+    pub fn name(&self) -> String {
+        self.path.file_name().unwrap().to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").arg("-d").arg(&self.path).status();
+    }
+}
+
+/// A mount made by a test; unmounted on drop (before its loop device detaches).
+pub struct Mount {
+    pub dir: tempfile::TempDir,
+}
+
+impl Mount {
+    pub fn ext4(device: &Path) -> Mount {
+        Self::make_and_mount(device, "rw")
+    }
+
+    pub fn ext4_read_only(device: &Path) -> Mount {
+        Self::make_and_mount(device, "ro")
+    }
+
+    fn make_and_mount(device: &Path, options: &str) -> Mount {
+        let status = Command::new("mkfs.ext4").args(["-q", "-F"]).arg(device).status().unwrap();
+        assert!(status.success(), "mkfs.ext4 failed");
+        let dir = tempfile::tempdir().unwrap();
+        let status =
+            Command::new("mount").args(["-o", options]).arg(device).arg(dir.path()).status().unwrap();
+        assert!(status.success(), "mount failed");
+        Mount { dir }
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+/// Opens a target for raw access from the test, bypassing the cache like the tool.
+pub fn open_raw(path: &Path) -> File {
+    let direct = OpenOptions::new().read(true).write(true).custom_flags(libc::O_DIRECT).open(path);
+    direct.unwrap_or_else(|_| OpenOptions::new().read(true).write(true).open(path).unwrap())
+}
+
+pub fn size_of(path: &Path) -> u64 {
+    let mut file = File::open(path).unwrap();
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0)).unwrap()
+}
+
+/// Reads a whole target (page cache bypassed for block devices).
+pub fn read_all(path: &Path) -> Vec<u8> {
+    let size = size_of(path) as usize;
+    let file = open_raw(path);
+    let mut buf = certwipe::buffer::AlignedBuf::new(size);
+    let aligned = size - size % 4096;
+    file.read_exact_at(&mut buf[..aligned], 0).unwrap();
+    if aligned < size {
+        let plain = File::open(path).unwrap();
+        plain.read_exact_at(&mut buf[aligned..size], aligned as u64).unwrap();
+    }
+    buf[..size].to_vec()
+}
+
+/// Fills a target with marker text in every 512-byte sector, so a byte the wipe
+/// missed is found anywhere.
+pub fn plant_markers(path: &Path) {
+    let size = size_of(path) as usize;
+    let mut data = vec![0u8; size];
+    for (index, sector) in data.chunks_mut(512).enumerate() {
+        let text = format!("{}-{index:012}-", String::from_utf8_lossy(MARKER));
+        for (i, byte) in sector.iter_mut().enumerate() {
+            *byte = text.as_bytes()[i % text.len()];
+        }
+    }
+    write_all(path, &data);
+}
+
+pub fn write_all(path: &Path, data: &[u8]) {
+    let file = OpenOptions::new().write(true).open(path).unwrap();
+    file.write_all_at(data, 0).unwrap();
+    file.sync_all().unwrap();
+}
+
+pub fn contains_marker(data: &[u8]) -> bool {
+    data.windows(MARKER.len()).any(|w| w == MARKER)
+}
+
+/// What the report says the last pass wrote, regenerated from its record.
+pub fn expected_last_pass(report: &Report, size: usize) -> Vec<u8> {
+    let last = report.passes.last().unwrap();
+    let mut expected = vec![0u8; size];
+    last.content.data().expect("reproducible content").fill(0, &mut expected);
+    expected
+}
+
+pub fn certwipe(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_certwipe")).args(args).stdin(Stdio::null()).output().unwrap()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs `certwipe wipe --yes` with a report, returning the exit code and report.
+pub fn wipe_with_report(target: &Path, extra: &[&str]) -> (i32, Report) {
+    let dir = tempfile::tempdir().unwrap();
+    let report_path = dir.path().join("report.json");
+    let mut args = vec!["wipe", "--yes", "--report", report_path.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    args.push(target.to_str().unwrap());
+    let out = certwipe(&args);
+    let text = std::fs::read_to_string(&report_path)
+        .unwrap_or_else(|e| panic!("no report ({e}); stderr: {}", stderr(&out)));
+    (out.status.code().unwrap(), serde_json::from_str(&text).unwrap())
+}
+
+/// Asserts a finished wipe left exactly the last pass everywhere and no marker.
+pub fn assert_wiped(target: &Path, report: &Report) {
+    let content = read_all(target);
+    assert_eq!(content.len() as u64, report.target.size_bytes);
+    assert!(!contains_marker(&content), "a marker survived on {}", target.display());
+    let expected = expected_last_pass(report, content.len());
+    if let Some(offset) = content.iter().zip(&expected).position(|(a, b)| a != b) {
+        panic!("{}: byte {offset} differs from the last pass ({:?})", target.display(), report.passes.last());
+    }
+    for pass in &report.passes {
+        assert_eq!(pass.bytes_written, report.target.size_bytes, "pass {}", pass.index);
+        assert!(pass.completed && pass.unwritten.is_empty());
+        if let PassContent::Random { seed, .. } = &pass.content {
+            assert_ne!(seed.0, [0u8; 32]);
+        }
+    }
+}
