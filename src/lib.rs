@@ -7,6 +7,7 @@
 //! [`stream`], and returns an [`engine::report::Report`].
 
 pub mod buffer;
+pub mod cert;
 pub mod cli;
 pub mod device;
 pub mod engine;

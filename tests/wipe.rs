@@ -104,7 +104,7 @@ impl Observer for Saboteur<'_> {
 
 fn wipe_with_saboteur(target: &Path, verify: VerifyMode, offset: u64) -> Report {
     let mut inspected = device::inspect(target, &SystemUse::read()).unwrap();
-    let medium = Medium::open(&mut inspected).unwrap();
+    let medium = Medium::open(&mut inspected, device::Access::ReadWrite).unwrap();
     let plan = Plan::from_method(method::find("random").unwrap(), 1).unwrap();
     let options = Options { verify, ..Options::default() };
     let saboteur = Saboteur { target, offset, done: AtomicBool::new(false) };

@@ -1,9 +1,12 @@
 //! The command line: parsing, dispatch, and the mapping from library errors to
 //! messages and exit codes.
 
+mod audit;
+mod cert;
 mod list;
 mod methods;
 mod output;
+mod records_args;
 mod signals;
 mod wipe;
 
@@ -52,7 +55,14 @@ enum Command {
     Methods(methods::MethodsArgs),
     /// Overwrite, verify and report on one or more targets.
     #[command(after_help = wipe::AFTER_HELP)]
-    Wipe(wipe::WipeArgs),
+    Wipe(Box<wipe::WipeArgs>),
+    /// Verify, show or countersign a destruction certificate.
+    #[command(subcommand)]
+    Cert(cert::CertCommand),
+    /// Make an Ed25519 station key for signing certificates and print its allowed_signers line.
+    Keygen(cert::KeygenArgs),
+    /// Re-read a medium and confirm it still holds what its certificate says was written last.
+    Audit(audit::AuditArgs),
 }
 
 /// An error the CLI reports: a message and the exit status it maps to.
@@ -86,6 +96,9 @@ pub fn main() -> ExitCode {
         Command::List(args) => list::run(&args),
         Command::Methods(args) => methods::run(&args),
         Command::Wipe(args) => wipe::run(&args),
+        Command::Cert(command) => cert::run(&command),
+        Command::Keygen(args) => cert::keygen(&args),
+        Command::Audit(args) => audit::run(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -8,8 +8,12 @@ use clap::Args;
 use indicatif::HumanBytes;
 
 use super::output::Ui;
+use super::records_args::RecordArgs;
 use super::{EXIT_FAILED, EXIT_OK, Failure, signals};
-use crate::device::{self, Inspected, Medium, SystemUse};
+use crate::cert::Certificate;
+use crate::cert::records::Records;
+use crate::cert::sign::SigningKey;
+use crate::device::{self, Access, Inspected, Medium, SystemUse};
 use crate::engine::report::{Report, Status};
 use crate::engine::{self, Options, VerifyMode};
 use crate::method::{self, Plan};
@@ -20,6 +24,8 @@ Examples:
   certwipe wipe --method dod-short --verify all /dev/sdb /dev/sdc
   certwipe wipe --passes 0x00,0xff,random --rounds 2 disk.img
   certwipe wipe --yes --json --report reports/ /dev/sdb /dev/sdc
+  certwipe wipe --cert-dir certs/ --sign-key station_ed25519 --profile station.toml \\
+      --asset LEDGER-0042 --classification secret --destination destruction --operator \"Li Wei\" /dev/sdb
 
 Before writing, certwipe shows each target's path, model, serial and size and asks
 you to type its name. Several targets run at the same time; one failing never
@@ -63,6 +69,22 @@ pub struct WipeArgs {
     /// Write the wipe report (JSON) to FILE, or into DIR for several targets.
     #[arg(long, value_name = "FILE|DIR")]
     report: Option<PathBuf>,
+
+    /// Write a destruction certificate per target into DIR (NAME-ID.json, signed as NAME-ID.json.sig).
+    #[arg(long, value_name = "DIR", help_heading = "Certificates")]
+    cert_dir: Option<PathBuf>,
+
+    /// OpenSSH Ed25519 private key that signs the certificates (asks for its
+    /// passphrase, or reads CERTWIPE_KEY_PASSPHRASE).
+    #[arg(long, value_name = "KEY", requires = "cert_dir", help_heading = "Certificates")]
+    sign_key: Option<PathBuf>,
+
+    /// Write certificates without a signature (they will not pass `cert verify`).
+    #[arg(long, requires = "cert_dir", conflicts_with = "sign_key", help_heading = "Certificates")]
+    unsigned: bool,
+
+    #[command(flatten)]
+    records: RecordArgs,
 }
 
 pub fn run(args: &WipeArgs) -> Result<u8, Failure> {
@@ -73,14 +95,17 @@ pub fn run(args: &WipeArgs) -> Result<u8, Failure> {
     let system = SystemUse::read();
     let mut targets = inspect_all(&args.targets, &system)?;
     let report_paths = report_paths(args.report.as_deref(), &targets)?;
+    let certificates = CertificatePlan::prepare(args, targets.len())?;
     if !args.yes {
         confirm(&targets, &plan)?;
     }
-    let media = targets.iter_mut().map(Medium::open).collect::<Result<Vec<_>, _>>()?;
+    let media =
+        targets.iter_mut().map(|t| Medium::open(t, Access::ReadWrite)).collect::<Result<Vec<_>, _>>()?;
     signals::install();
 
     let ui = Ui::choose(args.json);
-    let options = Options { verify: args.verify, ..Options::default() };
+    // A certificate records the digest of the final content whenever it is read back in full.
+    let options = Options { verify: args.verify, digest: certificates.is_some(), ..Options::default() };
     let reports: Vec<Report> = std::thread::scope(|scope| {
         let handles: Vec<_> = targets
             .iter()
@@ -98,7 +123,7 @@ pub fn run(args: &WipeArgs) -> Result<u8, Failure> {
     });
 
     let mut code = EXIT_OK;
-    for (report, path) in reports.iter().zip(&report_paths) {
+    for (index, (report, path)) in reports.iter().zip(&report_paths).enumerate() {
         if report.status != Status::Erased {
             code = EXIT_FAILED;
         }
@@ -112,6 +137,16 @@ pub fn run(args: &WipeArgs) -> Result<u8, Failure> {
             },
             None => String::new(),
         };
+        let saved = match &certificates {
+            Some(plan) => match plan.write(index, report) {
+                Ok(cert_path) => format!("{saved} (certificate: {})", cert_path.display()),
+                Err(error) => {
+                    code = EXIT_FAILED;
+                    format!("{saved} (certificate NOT written: {error})")
+                }
+            },
+            None => saved,
+        };
         if !args.json {
             ui.say(&format!(
                 "{}: {} — {}{saved}",
@@ -122,6 +157,40 @@ pub fn run(args: &WipeArgs) -> Result<u8, Failure> {
         }
     }
     Ok(code)
+}
+
+/// Everything needed to issue the certificates, gathered (and the key unlocked)
+/// before any wiping starts, so a wrong passphrase or an unwritable directory is
+/// found in seconds, not after hours.
+struct CertificatePlan {
+    dir: PathBuf,
+    key: Option<SigningKey>,
+    records: Vec<Records>,
+}
+
+impl CertificatePlan {
+    fn prepare(args: &WipeArgs, targets: usize) -> Result<Option<CertificatePlan>, Failure> {
+        let Some(dir) = &args.cert_dir else { return Ok(None) };
+        if args.sign_key.is_none() && !args.unsigned {
+            return Err(Failure::usage(
+                "refusing to write unsigned certificates: give --sign-key KEY (see `certwipe keygen`) or --unsigned",
+            ));
+        }
+        if !dir.is_dir() {
+            return Err(Failure::usage(format!("--cert-dir {}: not a directory", dir.display())));
+        }
+        check_writable(&dir.join("certificate"))?;
+        let records = args.records.records_for(targets)?;
+        let key = args.sign_key.as_deref().map(super::cert::load_key).transpose()?;
+        Ok(Some(CertificatePlan { dir: dir.clone(), key, records }))
+    }
+
+    fn write(&self, index: usize, report: &Report) -> Result<PathBuf, crate::cert::CertError> {
+        let cert = Certificate::issue(report.clone(), self.records[index].clone());
+        let path = self.dir.join(format!("{}-{}.json", report.target.name, cert.certificate_id));
+        crate::cert::files::write_certificate(&path, &cert, self.key.as_ref())?;
+        Ok(path)
+    }
 }
 
 /// Inspects every target and refuses the whole run if any is unsafe, so a typo in a

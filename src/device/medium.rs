@@ -33,6 +33,13 @@ pub enum CacheBypass {
     DropCache,
 }
 
+/// How a target is opened: for wiping, or only for reading (an audit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    ReadWrite,
+    ReadOnly,
+}
+
 pub struct Medium {
     /// O_DIRECT where supported.
     main: File,
@@ -49,22 +56,23 @@ impl Medium {
     /// Opens an inspected target for writing and re-checks that it is still the
     /// same object with the same safety properties. Updates the identity with the
     /// kernel's exact geometry.
-    pub fn open(target: &mut Inspected) -> Result<Medium, DeviceError> {
+    pub fn open(target: &mut Inspected, access: Access) -> Result<Medium, DeviceError> {
         let path = Path::new(&target.identity.path).to_path_buf();
         match target.identity.kind {
-            TargetKind::BlockDevice => Self::open_block(&path, target),
-            TargetKind::ImageFile => Self::open_image(&path, target),
+            TargetKind::BlockDevice => Self::open_block(&path, target, access),
+            TargetKind::ImageFile => Self::open_image(&path, target, access),
         }
     }
 
-    fn open_block(path: &Path, target: &mut Inspected) -> Result<Medium, DeviceError> {
+    fn open_block(path: &Path, target: &mut Inspected, access: Access) -> Result<Medium, DeviceError> {
         let shown = path.display().to_string();
+        let writing = access == Access::ReadWrite;
         // O_EXCL on a block device fails with EBUSY while anything has it mounted,
         // in a RAID/LVM, or open exclusively: the kernel's own in-use check.
         let file = OpenOptions::new()
             .read(true)
-            .write(true)
-            .custom_flags(libc::O_DIRECT | libc::O_EXCL)
+            .write(writing)
+            .custom_flags(libc::O_DIRECT | if writing { libc::O_EXCL } else { 0 })
             .open(path)
             .map_err(|e| DeviceError::io(path, e))?;
         let meta = file.metadata().map_err(|e| DeviceError::io(path, e))?;
@@ -76,7 +84,7 @@ impl Medium {
         }
         let geometry = ioctl::geometry(file.as_fd())
             .map_err(|e| DeviceError::io(path, io::Error::from_raw_os_error(e as i32)))?;
-        if geometry.read_only {
+        if geometry.read_only && writing {
             return Err(DeviceError::ReadOnly {
                 path: shown,
                 why: "the kernel reports the device read-only".into(),
@@ -100,12 +108,13 @@ impl Medium {
         })
     }
 
-    fn open_image(path: &Path, target: &mut Inspected) -> Result<Medium, DeviceError> {
+    fn open_image(path: &Path, target: &mut Inspected, access: Access) -> Result<Medium, DeviceError> {
         let shown = path.display().to_string();
+        let writing = access == Access::ReadWrite;
         let open = |direct: bool| {
             OpenOptions::new()
                 .read(true)
-                .write(true)
+                .write(writing)
                 .custom_flags(if direct { libc::O_DIRECT } else { 0 })
                 .open(path)
                 .map_err(|e| match e.raw_os_error() {
@@ -117,8 +126,9 @@ impl Medium {
                 })
         };
         let buffered = open(false)?;
-        let lock = nix::fcntl::Flock::lock(buffered, FlockArg::LockExclusiveNonblock)
-            .map_err(|_| DeviceError::Busy { path: shown.clone() })?;
+        let mode = if writing { FlockArg::LockExclusiveNonblock } else { FlockArg::LockSharedNonblock };
+        let lock =
+            nix::fcntl::Flock::lock(buffered, mode).map_err(|_| DeviceError::Busy { path: shown.clone() })?;
         let meta = lock.metadata().map_err(|e| DeviceError::io(path, e))?;
         if (meta.dev(), meta.ino()) != target.key {
             return Err(DeviceError::Changed {

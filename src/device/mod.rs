@@ -13,7 +13,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub use medium::{CacheBypass, Medium};
+pub use medium::{Access, CacheBypass, Medium};
 pub use sysfs::DevNum;
 use sysfs::SysBlock;
 pub use usage::{SystemUse, Usage};
@@ -60,6 +60,7 @@ impl MediaType {
 
 /// Everything known about a target: the report's and the certificate's "which medium".
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Identity {
     /// The path the operator gave.
     pub path: String,

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::sysfs::{DevNum, SysBlock, unescape_octal};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Usage {
     /// Mount points of the device or any of its partitions.
     pub mounted_at: Vec<String>,

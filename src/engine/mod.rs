@@ -158,6 +158,44 @@ pub fn wipe(
     report
 }
 
+/// What an audit found: the read-back of one pass's content, long after the wipe.
+pub struct Audit {
+    pub verification: PassVerification,
+    /// SHA-256 and BLAKE3 of what was read, when asked for and the read was full and matched.
+    pub digest: Option<ContentDigest>,
+    pub errors: ErrorLog,
+    /// Why the audit stopped early, if it did.
+    pub halted: Option<String>,
+}
+
+/// Reads `medium` back (in full, or sampled) and compares it with `content`: the
+/// secondary verification NIST recommends, possible because every pass can be
+/// regenerated from its record.
+pub fn audit(
+    medium: &Medium,
+    content: &PassData,
+    sampled: bool,
+    options: &Options,
+    observer: &dyn Observer,
+    stop: &AtomicBool,
+) -> Audit {
+    let run = Run {
+        medium,
+        io: Resilient::new(medium),
+        options,
+        observer,
+        stop,
+        passes_total: 1,
+        errors: Mutex::default(),
+    };
+    let (verification, digest, halt) = run.verify_pass(1, content, sampled, options.digest && !sampled);
+    let halted = halt.map(|halt| match halt {
+        Halt::Aborted => "interrupted".to_string(),
+        Halt::Gone(why) | Halt::SyncFailed(why) => why,
+    });
+    Audit { verification, digest, errors: run.errors.into_inner().unwrap_or_else(|e| e.into_inner()), halted }
+}
+
 impl Run<'_> {
     fn write_pass(&self, pass: usize, data: &PassData) -> (PassRecord, Option<Halt>) {
         let size = self.medium.size();

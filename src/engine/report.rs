@@ -12,6 +12,7 @@ use crate::stream::{PassData, Seed, hex_decode, hex_encode};
 pub const REPORT_FORMAT: &str = "certwipe.report/v1";
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Report {
     pub format: String,
     pub tool: Tool,
@@ -37,6 +38,7 @@ pub struct Report {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Tool {
     pub name: String,
     pub version: String,
@@ -49,6 +51,7 @@ impl Tool {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MethodRecord {
     pub id: String,
     pub name: String,
@@ -130,6 +133,7 @@ impl PassContent {
 
 /// A run of logical sectors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SectorRange {
     pub first_lba: u64,
     pub sectors: u64,
@@ -151,6 +155,7 @@ pub fn total_sectors(ranges: &[SectorRange]) -> u64 {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PassRecord {
     /// 1-based.
     pub index: usize,
@@ -191,6 +196,7 @@ pub enum VerificationResult {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SampleRecord {
     /// Seed of the pseudo-random sample positions: re-derive them with it.
     pub seed: Seed,
@@ -201,6 +207,7 @@ pub struct SampleRecord {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PassVerification {
     pub kind: VerificationKind,
     pub bytes_read: u64,
@@ -219,6 +226,7 @@ pub struct PassVerification {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct VerificationSummary {
     pub mode: VerifyMode,
     pub result: VerificationResult,
@@ -227,6 +235,7 @@ pub struct VerificationSummary {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ContentDigest {
     pub sha256: String,
     pub blake3: String,
@@ -235,6 +244,7 @@ pub struct ContentDigest {
 
 /// Errors as they happened; capped so a dying drive cannot grow the report without bound.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ErrorLog {
     pub entries: Vec<ErrorRecord>,
     /// Errors beyond the cap, counted but not listed.
@@ -258,6 +268,7 @@ impl ErrorLog {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ErrorRecord {
     pub at: String,
     /// 1-based pass index, when the error belongs to a pass.

@@ -1,0 +1,221 @@
+//! Internal consistency: a certificate must not claim what its own content
+//! contradicts. A signature proves who wrote the bytes; these checks catch bytes
+//! that lie, even when properly signed.
+
+use super::model::{CERTIFICATE_FORMAT, Certificate, FLASH_WARNING};
+use crate::engine::report::{
+    PassContent, PassRecord, Status, VerificationKind, VerificationResult, VerifyMode, total_sectors,
+};
+use crate::method::{PassKind, Plan};
+
+/// Everything that does not hold, one sentence each; empty when consistent.
+pub fn inconsistencies(cert: &Certificate) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut fail = |problem: String| problems.push(problem);
+    let s = &cert.sanitization;
+    let size = cert.medium.size_bytes;
+
+    if cert.format != CERTIFICATE_FORMAT {
+        fail(format!("format {:?} is not {CERTIFICATE_FORMAT:?}", cert.format));
+    }
+    if humantime::parse_rfc3339(&cert.issued_at).is_err() {
+        fail(format!("issued_at {:?} is not an RFC 3339 UTC time", cert.issued_at));
+    }
+    if s.category != s.technique.category() {
+        fail(format!(
+            "category {:?} claims more than a {:?} can achieve ({:?})",
+            s.category,
+            s.technique,
+            s.technique.category()
+        ));
+    }
+    if cert.medium.media_type.is_flash() && !s.warnings.iter().any(|w| w == FLASH_WARNING) {
+        fail(
+            "a flash medium's certificate lacks the warning that an overwrite cannot reach spare blocks"
+                .into(),
+        );
+    }
+    if s.status != Status::Erased && !s.warnings.iter().any(|w| w.contains("does NOT attest")) {
+        fail(format!("status {} lacks the warning that the medium was not erased", s.status.as_str()));
+    }
+    check_passes(cert, &mut fail);
+    check_verification(cert, &mut fail);
+
+    if s.status == Status::Erased {
+        for pass in &s.passes {
+            if !pass.completed || pass.bytes_written != size || !pass.unwritten.is_empty() {
+                fail(format!(
+                    "status erased, but pass {} wrote {} of {size} bytes ({} sectors unwritten)",
+                    pass.index,
+                    pass.bytes_written,
+                    total_sectors(&pass.unwritten)
+                ));
+            }
+        }
+        if s.verify_mode != VerifyMode::Off && s.verification.result != VerificationResult::Passed {
+            fail(format!(
+                "status erased, but the requested verification result is {:?}",
+                s.verification.result
+            ));
+        }
+    }
+    if let Some(digest) = &s.final_content_digest {
+        let last_full = s.passes.last().and_then(|p| p.verification.as_ref()).is_some_and(|v| {
+            v.kind == VerificationKind::Full && v.result == VerificationResult::Passed && v.bytes_read == size
+        });
+        if s.status != Status::Erased || !last_full || digest.bytes != size {
+            fail(
+                "a content digest is present although the last pass was not read back in full and matched"
+                    .into(),
+            );
+        }
+    }
+    if let (Some(before), Some(after)) =
+        (cert.records.classification_before, cert.records.classification_after)
+        && after < before
+    {
+        fail(format!("classification dropped from {} to {}", before.english(), after.english()));
+    }
+    let level = cert.records.classification_before.max(cert.records.classification_after);
+    if let (Some(level), Some(destination)) = (level, cert.records.destination)
+        && !destination.allowed_for(level)
+    {
+        fail(format!("a {} medium may not go to {destination:?}", level.english()));
+    }
+    problems
+}
+
+fn check_passes(cert: &Certificate, fail: &mut impl FnMut(String)) {
+    let s = &cert.sanitization;
+    let size = cert.medium.size_bytes;
+    if s.passes.is_empty() {
+        fail("no passes recorded".into());
+    }
+    for (position, pass) in s.passes.iter().enumerate() {
+        if pass.index != position + 1 {
+            fail(format!("pass {} is numbered {}", position + 1, pass.index));
+        }
+        if pass.bytes_total != size || pass.bytes_written > size {
+            fail(format!(
+                "pass {}: {} of {} bytes does not fit a medium of {size} bytes",
+                pass.index, pass.bytes_written, pass.bytes_total
+            ));
+        }
+        if pass.content.data().is_none() {
+            fail(format!(
+                "pass {}: its content cannot be regenerated (unknown generator or bad pattern)",
+                pass.index
+            ));
+        }
+    }
+    if s.method.id == "custom" {
+        return;
+    }
+    let Some(expected) = Plan::expected_passes(&s.method.id, s.method.rounds) else {
+        fail(format!("method {:?} with {} round(s) is not a known method", s.method.id, s.method.rounds));
+        return;
+    };
+    let finished = matches!(s.status, Status::Erased | Status::Incomplete);
+    if s.passes.len() > expected.len() || (finished && s.passes.len() != expected.len()) {
+        fail(format!(
+            "method {} x{} has {} passes, the certificate lists {}",
+            s.method.id,
+            s.method.rounds,
+            expected.len(),
+            s.passes.len()
+        ));
+    }
+    for (pass, kind) in s.passes.iter().zip(&expected) {
+        if !content_matches(&pass.content, kind) {
+            fail(format!(
+                "pass {} wrote {:?}, but method {} prescribes {kind}",
+                pass.index, pass.content, s.method.id
+            ));
+        }
+    }
+}
+
+fn content_matches(content: &PassContent, kind: &PassKind) -> bool {
+    match (content, kind) {
+        (PassContent::Random { .. }, PassKind::Random) => true,
+        (PassContent::Fixed { pattern }, PassKind::Fixed { pattern: expected }) => {
+            *pattern == crate::stream::hex_encode(expected)
+        }
+        _ => false,
+    }
+}
+
+fn check_verification(cert: &Certificate, fail: &mut impl FnMut(String)) {
+    let s = &cert.sanitization;
+    let size = cert.medium.size_bytes;
+    let verified: Vec<&PassRecord> = s.passes.iter().filter(|p| p.verification.is_some()).collect();
+    let indexes: Vec<usize> = verified.iter().map(|p| p.index).collect();
+    if indexes != s.verification.passes_verified {
+        fail(format!(
+            "verification lists passes {:?} as verified, the passes say {indexes:?}",
+            s.verification.passes_verified
+        ));
+    }
+    if s.verification.mode != s.verify_mode {
+        fail("the verification summary's mode differs from the requested mode".into());
+    }
+    let last = s.passes.len();
+    let complete_run = matches!(s.status, Status::Erased | Status::Incomplete);
+    let expected: Vec<usize> = match s.verify_mode {
+        VerifyMode::Off => Vec::new(),
+        VerifyMode::Last | VerifyMode::Sample => vec![last],
+        VerifyMode::All => (1..=last).collect(),
+    };
+    if complete_run && indexes != expected {
+        fail(format!(
+            "verify mode {:?} should have read back passes {expected:?}, not {indexes:?}",
+            s.verify_mode
+        ));
+    }
+    for pass in verified {
+        let v = pass.verification.as_ref().expect("filtered on is_some");
+        let wrong_result = match v.result {
+            VerificationResult::Passed => !v.mismatches.is_empty() || !v.unreadable.is_empty(),
+            VerificationResult::Failed => v.mismatches.is_empty(),
+            VerificationResult::Incomplete | VerificationResult::NotRun => false,
+        };
+        if wrong_result {
+            fail(format!(
+                "pass {}: verification result {:?} contradicts its mismatch lists",
+                pass.index, v.result
+            ));
+        }
+        let expected_coverage = v.bytes_read as f64 / size as f64;
+        if (v.coverage - expected_coverage).abs() > 1e-9 || v.bytes_read > size {
+            fail(format!(
+                "pass {}: coverage {} does not match {} bytes read",
+                pass.index, v.coverage, v.bytes_read
+            ));
+        }
+        match v.kind {
+            VerificationKind::Full if v.result == VerificationResult::Passed && v.bytes_read != size => {
+                fail(format!(
+                    "pass {}: a full verification that passed read {} of {size} bytes",
+                    pass.index, v.bytes_read
+                ))
+            }
+            VerificationKind::Sample
+                if v.result == VerificationResult::Passed && (v.coverage < 0.10 || v.sample.is_none()) =>
+            {
+                fail(format!(
+                    "pass {}: a sampled verification below 10 % coverage or without its seed",
+                    pass.index
+                ))
+            }
+            _ => {}
+        }
+    }
+    let mismatched =
+        s.passes.iter().filter_map(|p| p.verification.as_ref()).any(|v| !v.mismatches.is_empty());
+    if mismatched && s.status != Status::Failed && s.status != Status::Aborted {
+        fail(format!(
+            "data read back differed from what was written, yet the status is {}",
+            s.status.as_str()
+        ));
+    }
+}

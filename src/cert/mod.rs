@@ -1,0 +1,44 @@
+//! Signed destruction certificates: the document (`model`), the organisation's
+//! records (`records`), OpenSSH signatures (`sign`), files and countersignatures
+//! on disk (`files`), consistency rules (`check`) and the summary for people (`render`).
+
+pub mod check;
+pub mod files;
+pub mod model;
+pub mod records;
+pub mod render;
+pub mod sign;
+
+use thiserror::Error;
+
+pub use model::Certificate;
+
+#[derive(Debug, Error)]
+pub enum CertError {
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("not a readable certificate: {0}")]
+    Malformed(String),
+    #[error("unknown certificate format {0:?}; this certwipe reads certwipe.certificate/v1")]
+    UnknownFormat(String),
+    #[error("the certificate does not match its schema: {0}")]
+    Schema(String),
+    #[error("signing key {path}: {why}")]
+    Key { path: String, why: String },
+    #[error(
+        "signing key {path} is readable by others (mode {mode:03o}); like ssh, certwipe refuses it: chmod 600 {path}"
+    )]
+    KeyPermissions { path: String, mode: u32 },
+    #[error(
+        "signing key {path} is {algorithm}, not Ed25519; certificates are signed with Ed25519 (certwipe keygen, or ssh-keygen -t ed25519)"
+    )]
+    NotEd25519 { path: String, algorithm: String },
+    #[error("signing failed: {0}")]
+    Sign(String),
+    #[error("allowed signers {0}")]
+    AllowedSigners(String),
+    #[error("the certificate does not verify: {0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Records(#[from] records::RecordsError),
+}

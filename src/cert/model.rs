@@ -1,0 +1,199 @@
+//! The certificate document: what was done, to which medium, by whom, with what
+//! result. Made from the wipe report and the organisation's records; the category
+//! is computed, never chosen.
+
+use serde::{Deserialize, Serialize};
+
+use super::CertError;
+use super::records::Records;
+use crate::device::{CacheBypass, Identity, MediaType, TargetKind};
+use crate::engine::report::{
+    ContentDigest, ErrorLog, MethodRecord, PassRecord, Report, Status, Tool, VerificationSummary, VerifyMode,
+};
+
+pub const CERTIFICATE_FORMAT: &str = "certwipe.certificate/v1";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Certificate {
+    pub format: String,
+    /// Random and unique (a UUID v4).
+    pub certificate_id: String,
+    pub issued_at: String,
+    pub tool: Tool,
+    pub host: String,
+    pub medium: Identity,
+    pub records: Records,
+    pub sanitization: Sanitization,
+}
+
+/// NIST SP 800-88 sanitization categories.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Category {
+    Clear,
+    Purge,
+    Destroy,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Technique {
+    /// Host writes over every user-addressable location.
+    Overwrite,
+}
+
+impl Technique {
+    /// What a technique can honestly claim: an overwrite through the host interface
+    /// is Clear on every medium (NIST SP 800-88 r1 §2.4, Table A-5..A-8).
+    pub fn category(self) -> Category {
+        match self {
+            Technique::Overwrite => Category::Clear,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sanitization {
+    pub category: Category,
+    pub technique: Technique,
+    pub method: MethodRecord,
+    pub verify_mode: VerifyMode,
+    pub cache_bypass: CacheBypass,
+    pub started_at: String,
+    pub finished_at: String,
+    pub passes: Vec<PassRecord>,
+    pub verification: VerificationSummary,
+    pub final_content_digest: Option<ContentDigest>,
+    pub errors: ErrorLog,
+    pub retried_io_errors: u64,
+    pub status: Status,
+    pub status_reason: String,
+    /// What this certificate does not attest, in plain words.
+    pub warnings: Vec<String>,
+}
+
+impl Certificate {
+    pub fn issue(report: Report, records: Records) -> Certificate {
+        let technique = Technique::Overwrite;
+        let warnings = warnings(&report, &records);
+        Certificate {
+            format: CERTIFICATE_FORMAT.into(),
+            certificate_id: new_id(),
+            issued_at: crate::engine::report::now(),
+            tool: report.tool,
+            host: report.host,
+            medium: report.target,
+            records,
+            sanitization: Sanitization {
+                category: technique.category(),
+                technique,
+                method: report.method,
+                verify_mode: report.verify_mode,
+                cache_bypass: report.cache_bypass,
+                started_at: report.started_at,
+                finished_at: report.finished_at,
+                passes: report.passes,
+                verification: report.verification,
+                final_content_digest: report.final_content_digest,
+                errors: report.errors,
+                retried_io_errors: report.retried_io_errors,
+                status: report.status,
+                status_reason: report.status_reason,
+                warnings,
+            },
+        }
+    }
+
+    /// The exact bytes that are written and signed: pretty JSON in the struct's
+    /// field order, UTF-8, one trailing newline.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = serde_json::to_vec_pretty(self).expect("a certificate always serializes");
+        bytes.push(b'\n');
+        bytes
+    }
+
+    /// Parses a certificate strictly: unknown fields, wrong types and unknown
+    /// format versions are errors.
+    pub fn parse(bytes: &[u8]) -> Result<Certificate, CertError> {
+        let value: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| CertError::Malformed(e.to_string()))?;
+        match value.get("format").and_then(|f| f.as_str()) {
+            Some(CERTIFICATE_FORMAT) => {}
+            Some(other) => return Err(CertError::UnknownFormat(other.to_string())),
+            None => {
+                return Err(CertError::Malformed("no \"format\" field: not a certwipe certificate".into()));
+            }
+        }
+        serde_json::from_value(value).map_err(|e| CertError::Schema(e.to_string()))
+    }
+}
+
+pub const FLASH_WARNING: &str = "flash medium: a host overwrite cannot reach spare, remapped or over-provisioned blocks, so this is Clear, not Purge; Purge needs the device's own sanitize command, and NIST SP 800-88 advises destroying USB sticks and memory cards that need Purge";
+pub const UNKNOWN_MEDIA_WARNING: &str = "media type unknown: if this is flash, a host overwrite cannot reach spare or remapped blocks (Clear, not Purge)";
+pub const HIDDEN_AREA_WARNING: &str =
+    "ATA hidden areas (HPA/DCO) were neither examined nor reset; anything stored there was not overwritten";
+pub const NO_VERIFICATION_WARNING: &str = "no verification was performed: the overwrite was not read back";
+
+fn warnings(report: &Report, records: &Records) -> Vec<String> {
+    let target = &report.target;
+    let mut warnings = Vec::new();
+    if target.media_type.is_flash() {
+        warnings.push(FLASH_WARNING.to_string());
+    } else if target.media_type == MediaType::Unknown {
+        warnings.push(UNKNOWN_MEDIA_WARNING.to_string());
+    }
+    if target.kind == TargetKind::BlockDevice
+        && matches!(target.transport.as_str(), "sata" | "usb" | "scsi" | "sas")
+    {
+        warnings.push(HIDDEN_AREA_WARNING.to_string());
+    }
+    if report.verify_mode == VerifyMode::Off {
+        warnings.push(NO_VERIFICATION_WARNING.to_string());
+    }
+    if report.status != Status::Erased {
+        warnings.push(format!(
+            "status {}: this certificate does NOT attest that the medium was erased",
+            report.status.as_str()
+        ));
+    }
+    let level = records.classification_before.max(records.classification_after);
+    if let Some(level) = level.filter(|l| l.is_controlled()) {
+        warnings.push(format!(
+            "classified medium ({} {}): it keeps its classification and must be physically destroyed when scrapped; it may not be reused below its level",
+            level.english(),
+            level.chinese()
+        ));
+    }
+    warnings
+}
+
+/// A random UUID (version 4) as the certificate id.
+fn new_id() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the kernel's getrandom() cannot fail on Linux >= 3.17");
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex = crate::stream::hex_encode(&bytes);
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_uuid_v4_and_unique() {
+        let (a, b) = (new_id(), new_id());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "4");
+        assert!("89ab".contains(&a[19..20]));
+    }
+
+    #[test]
+    fn an_overwrite_is_always_clear() {
+        assert_eq!(Technique::Overwrite.category(), Category::Clear);
+    }
+}

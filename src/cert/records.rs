@@ -1,0 +1,239 @@
+//! The organisation's records that travel with a certificate: who sanitized the
+//! medium, its ledger number and classification, where it goes next. Values come
+//! from a station profile (TOML) and per-run flags, flags winning.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Classification levels of the users' secrecy rules (保密工作制度), lowest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Classification {
+    /// 非密
+    Unclassified,
+    /// 内部
+    Internal,
+    /// 秘密
+    Confidential,
+    /// 机密
+    Secret,
+    /// 绝密
+    TopSecret,
+}
+
+impl Classification {
+    pub const ALL: [Classification; 5] = [
+        Classification::Unclassified,
+        Classification::Internal,
+        Classification::Confidential,
+        Classification::Secret,
+        Classification::TopSecret,
+    ];
+
+    pub fn english(self) -> &'static str {
+        match self {
+            Classification::Unclassified => "unclassified",
+            Classification::Internal => "internal",
+            Classification::Confidential => "confidential",
+            Classification::Secret => "secret",
+            Classification::TopSecret => "top-secret",
+        }
+    }
+
+    pub fn chinese(self) -> &'static str {
+        match self {
+            Classification::Unclassified => "非密",
+            Classification::Internal => "内部",
+            Classification::Confidential => "秘密",
+            Classification::Secret => "机密",
+            Classification::TopSecret => "绝密",
+        }
+    }
+
+    /// Above unclassified: such a medium is never reused for unclassified data.
+    pub fn is_controlled(self) -> bool {
+        self > Classification::Unclassified
+    }
+}
+
+impl std::str::FromStr for Classification {
+    type Err = RecordsError;
+    fn from_str(text: &str) -> Result<Self, RecordsError> {
+        let wanted = text.trim().to_lowercase().replace(['_', ' '], "-");
+        Classification::ALL
+            .into_iter()
+            .find(|c| c.english() == wanted || c.chinese() == text.trim())
+            .ok_or_else(|| RecordsError::UnknownClassification(text.to_string()))
+    }
+}
+
+/// Where the medium goes after sanitization (NIST SP 800-88 App. G).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Destination {
+    InternalReuse,
+    ExternalReuse,
+    Recycling,
+    /// Back to the manufacturer, e.g. for repair under supervision.
+    Manufacturer,
+    Destruction,
+}
+
+impl Destination {
+    /// Destinations a controlled medium may not take: it would leave the
+    /// organisation's control or be reused below its level.
+    pub fn allowed_for(self, level: Classification) -> bool {
+        !level.is_controlled() || matches!(self, Destination::Manufacturer | Destination::Destruction)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackedUp {
+    Yes,
+    No,
+    Unknown,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Person {
+    pub name: Option<String>,
+    pub title: Option<String>,
+    /// Staff or badge number.
+    pub id: Option<String>,
+    pub contact: Option<String>,
+}
+
+/// Everything the organisation records about a medium and this sanitization.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Records {
+    pub organisation: Option<String>,
+    pub site: Option<String>,
+    /// The medium's number in the media ledger (台帐) or property register.
+    pub asset_number: Option<String>,
+    pub classification_before: Option<Classification>,
+    pub classification_after: Option<Classification>,
+    /// The user or computer the medium came from.
+    pub media_source: Option<String>,
+    pub data_backed_up: BackedUp,
+    pub backup_location: Option<String>,
+    pub destination: Option<Destination>,
+    pub operator: Person,
+    pub notes: Option<String>,
+}
+
+/// A station profile: the defaults a technician would otherwise retype.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub organisation: Option<String>,
+    pub site: Option<String>,
+    pub classification: Option<String>,
+    pub media_source: Option<String>,
+    pub data_backed_up: Option<BackedUp>,
+    pub backup_location: Option<String>,
+    pub destination: Option<Destination>,
+    #[serde(default)]
+    pub operator: Person,
+    pub notes: Option<String>,
+}
+
+/// The default profile, used when it exists and no `--profile` is given.
+pub const DEFAULT_PROFILE: &str = "/etc/certwipe/profile.toml";
+
+#[derive(Debug, Error)]
+pub enum RecordsError {
+    #[error(
+        "unknown classification {0:?}; use unclassified (非密), internal (内部), confidential (秘密), secret (机密) or top-secret (绝密)"
+    )]
+    UnknownClassification(String),
+    #[error("profile {path}: {message}")]
+    Profile { path: String, message: String },
+    #[error(
+        "classification after sanitization ({after}) is lower than before ({before}): media that held classified data are never downgraded"
+    )]
+    Downgrade { before: &'static str, after: &'static str },
+    #[error(
+        "a {level} medium cannot go to {destination:?}: classified media are never reused outside their level or released; the destination must be destruction (or the manufacturer, for supervised repair)"
+    )]
+    DestinationForbidden { level: &'static str, destination: Destination },
+}
+
+impl Profile {
+    pub fn load(path: &Path) -> Result<Profile, RecordsError> {
+        let error = |message: String| RecordsError::Profile { path: path.display().to_string(), message };
+        let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+        toml::from_str(&text).map_err(|e| error(e.to_string()))
+    }
+}
+
+impl Records {
+    /// Applies the rules of the users' regulations: classification never drops,
+    /// and a controlled medium never leaves control except to be destroyed or repaired.
+    /// A missing "after" classification is the "before" one.
+    pub fn enforce_rules(&mut self) -> Result<(), RecordsError> {
+        if self.classification_after.is_none() {
+            self.classification_after = self.classification_before;
+        }
+        if let (Some(before), Some(after)) = (self.classification_before, self.classification_after)
+            && after < before
+        {
+            return Err(RecordsError::Downgrade { before: before.english(), after: after.english() });
+        }
+        let level = self.classification_before.max(self.classification_after);
+        if let (Some(level), Some(destination)) = (level, self.destination)
+            && !destination.allowed_for(level)
+        {
+            return Err(RecordsError::DestinationForbidden { level: level.english(), destination });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(before: Option<Classification>, after: Option<Classification>, to: Destination) -> Records {
+        Records {
+            organisation: None,
+            site: None,
+            asset_number: None,
+            classification_before: before,
+            classification_after: after,
+            media_source: None,
+            data_backed_up: BackedUp::Unknown,
+            backup_location: None,
+            destination: Some(to),
+            operator: Person::default(),
+            notes: None,
+        }
+    }
+
+    #[test]
+    fn classifications_parse_in_english_and_chinese_and_order_by_level() {
+        assert_eq!("机密".parse::<Classification>().unwrap(), Classification::Secret);
+        assert_eq!("Top Secret".parse::<Classification>().unwrap(), Classification::TopSecret);
+        assert!("cosmic".parse::<Classification>().is_err());
+        assert!(Classification::Confidential < Classification::Secret);
+        assert!(!Classification::Unclassified.is_controlled());
+    }
+
+    #[test]
+    fn classified_media_are_never_downgraded_or_released() {
+        use Classification::*;
+        let mut kept = records(Some(Secret), None, Destination::Destruction);
+        kept.enforce_rules().unwrap();
+        assert_eq!(kept.classification_after, Some(Secret));
+        assert!(records(Some(Secret), Some(Internal), Destination::Destruction).enforce_rules().is_err());
+        for to in [Destination::InternalReuse, Destination::ExternalReuse, Destination::Recycling] {
+            assert!(records(Some(Internal), None, to).enforce_rules().is_err(), "{to:?}");
+        }
+        records(Some(Secret), None, Destination::Manufacturer).enforce_rules().unwrap();
+        records(Some(Unclassified), None, Destination::ExternalReuse).enforce_rules().unwrap();
+    }
+}

@@ -1,0 +1,143 @@
+//! `cert show`: a certificate as a person reads it.
+
+use std::fmt::Write;
+
+use indicatif::HumanBytes;
+
+use super::files::Checked;
+use super::model::Certificate;
+use super::records::Person;
+use crate::engine::report::{PassContent, total_sectors};
+
+pub fn summary(cert: &Certificate, checked: &Checked) -> String {
+    let mut out = String::new();
+    let s = &cert.sanitization;
+    let m = &cert.medium;
+    let r = &cert.records;
+    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let _ = writeln!(out, "Destruction certificate {}", cert.certificate_id);
+    let _ = writeln!(
+        out,
+        "  issued {} by {} {} on {}",
+        cert.issued_at, cert.tool.name, cert.tool.version, cert.host
+    );
+    let _ = writeln!(out, "\nResult: {} — {}", s.status.as_str().to_uppercase(), s.status_reason);
+    let _ = writeln!(out, "  category {:?}, technique {:?}", s.category, s.technique);
+    let _ = writeln!(out, "\nMedium");
+    let _ = writeln!(
+        out,
+        "  {} {} serial {} firmware {}",
+        or_dash(&m.vendor),
+        or_dash(&m.model),
+        or_dash(&m.serial),
+        or_dash(&m.firmware)
+    );
+    let _ = writeln!(
+        out,
+        "  {} ({}, {:?}), {} = {} bytes, sectors {}/{}",
+        m.path,
+        m.transport,
+        m.media_type,
+        HumanBytes(m.size_bytes),
+        m.size_bytes,
+        m.logical_sector_size,
+        m.physical_sector_size
+    );
+    let _ = writeln!(out, "\nRecords");
+    let _ = writeln!(out, "  organisation {}, site {}", or_dash(&r.organisation), or_dash(&r.site));
+    let _ = writeln!(out, "  ledger/asset number {}", or_dash(&r.asset_number));
+    let level = |c: Option<super::records::Classification>| {
+        c.map(|c| format!("{} ({})", c.english(), c.chinese())).unwrap_or_else(|| "-".into())
+    };
+    let _ = writeln!(
+        out,
+        "  classification before {}, after {}",
+        level(r.classification_before),
+        level(r.classification_after)
+    );
+    let _ = writeln!(
+        out,
+        "  source {}, backed up {:?}{}, destination {}",
+        or_dash(&r.media_source),
+        r.data_backed_up,
+        r.backup_location.as_ref().map(|l| format!(" ({l})")).unwrap_or_default(),
+        r.destination.map(|d| format!("{d:?}")).unwrap_or_else(|| "-".into())
+    );
+    let _ = writeln!(out, "  operator {}", person(&r.operator));
+    if let Some(notes) = &r.notes {
+        let _ = writeln!(out, "  notes: {notes}");
+    }
+    let _ =
+        writeln!(out, "\nSanitization: {} ({}), {} round(s)", s.method.name, s.method.id, s.method.rounds);
+    let _ = writeln!(out, "  source: {}", s.method.source);
+    for pass in &s.passes {
+        let content = match &pass.content {
+            PassContent::Fixed { pattern } => format!("0x{pattern}"),
+            PassContent::Random { generator, seed } => format!("{generator} seed {seed:?}"),
+        };
+        let verified = pass
+            .verification
+            .as_ref()
+            .map(|v| {
+                format!(
+                    ", verified {:?} {:?} ({:.1}%, {} mismatched, {} unreadable sectors)",
+                    v.kind,
+                    v.result,
+                    v.coverage * 100.0,
+                    total_sectors(&v.mismatches),
+                    total_sectors(&v.unreadable)
+                )
+            })
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  pass {}: {content}, {} written, {} sectors unwritten{verified}",
+            pass.index,
+            HumanBytes(pass.bytes_written),
+            total_sectors(&pass.unwritten)
+        );
+    }
+    let _ = writeln!(out, "  verification: {:?}, {:?}", s.verify_mode, s.verification.result);
+    if let Some(digest) = &s.final_content_digest {
+        let _ = writeln!(
+            out,
+            "  final content SHA-256 {}\n  final content BLAKE3  {}",
+            digest.sha256, digest.blake3
+        );
+    }
+    if !s.errors.is_empty() {
+        let _ =
+            writeln!(out, "  {} error(s) logged, {} more omitted", s.errors.entries.len(), s.errors.omitted);
+    }
+    for warning in &s.warnings {
+        let _ = writeln!(out, "  warning: {warning}");
+    }
+    let _ = writeln!(out, "\nSignatures (certificate SHA-256 {})", checked.sha256);
+    for signature in &checked.signatures {
+        let who = signature
+            .statement
+            .as_ref()
+            .map(|st| {
+                format!(" {}{}", st.name, st.title.as_ref().map(|t| format!(", {t}")).unwrap_or_default())
+            })
+            .unwrap_or_default();
+        match &signature.result {
+            Ok(good) => {
+                let _ = writeln!(out, "  {}{who}: good, key {}", signature.role, good.fingerprint);
+            }
+            Err(why) => {
+                let _ = writeln!(out, "  {}{who}: BAD — {why}", signature.role);
+            }
+        }
+    }
+    for problem in &checked.problems {
+        let _ = writeln!(out, "  problem: {problem}");
+    }
+    out
+}
+
+fn person(p: &Person) -> String {
+    let parts: Vec<String> =
+        [&p.name, &p.title, &p.id, &p.contact].iter().filter_map(|v| (*v).clone()).collect();
+    if parts.is_empty() { "-".into() } else { parts.join(", ") }
+}

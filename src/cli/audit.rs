@@ -1,0 +1,142 @@
+//! `certwipe audit`: re-read a medium and confirm it is the certified one and still
+//! holds what its certificate says was written last.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use indicatif::HumanBytes;
+use serde_json::json;
+
+use super::output::Ui;
+use super::{EXIT_FAILED, EXIT_OK, Failure, print_json, signals};
+use crate::cert::files;
+use crate::cert::sign::AllowedSigners;
+use crate::device::{self, Access, Identity, Medium, SystemUse};
+use crate::engine::report::VerificationResult;
+use crate::engine::{self, Options};
+
+#[derive(Args, Debug)]
+pub struct AuditArgs {
+    /// The medium (block device or image file) to re-read. Opened read-only.
+    target: PathBuf,
+    /// Its certificate (CERT.json, with CERT.json.sig beside it).
+    #[arg(long, value_name = "CERT")]
+    cert: PathBuf,
+    /// Read the whole medium (the default); also checks the recorded content digest.
+    #[arg(long, conflicts_with = "sample")]
+    full: bool,
+    /// Read a NIST 800-88 §4.7 sample (>= 10 %) instead of everything.
+    #[arg(long)]
+    sample: bool,
+    /// Require the certificate's signers to be listed here.
+    #[arg(long, value_name = "FILE")]
+    allowed_signers: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: &AuditArgs) -> Result<u8, Failure> {
+    let allowed = args.allowed_signers.as_deref().map(AllowedSigners::load).transpose()?;
+    let checked = files::check_files(&args.cert, allowed.as_ref())?;
+    if !checked.is_valid() {
+        let mut why = checked.problems.clone();
+        why.extend(checked.signatures.iter().filter_map(|s| s.result.as_ref().err().cloned()));
+        return Err(Failure {
+            code: EXIT_FAILED,
+            message: format!(
+                "{}: the certificate does not verify, so there is nothing to audit against: {}",
+                args.cert.display(),
+                why.join("; ")
+            ),
+        });
+    }
+    let cert = checked.certificate.expect("a valid certificate parsed");
+    let last = cert.sanitization.passes.last().expect("a valid certificate has passes");
+    let content = last.content.data().expect("a valid certificate's passes regenerate");
+
+    let mut target = device::inspect(&args.target, &SystemUse::read())?;
+    let medium = Medium::open(&mut target, Access::ReadOnly)?;
+    let identity_problems = same_medium(&cert.medium, &target.identity);
+
+    signals::install();
+    let sampled = args.sample;
+    let options = Options { digest: cert.sanitization.final_content_digest.is_some(), ..Options::default() };
+    let ui = Ui::choose(args.json);
+    let view = ui.view(&target.identity.name, &target.identity.path);
+    let audit = engine::audit(&medium, &content, sampled, &options, &view, &signals::STOP);
+    view.finish();
+
+    let mut problems = identity_problems;
+    if let Some(why) = &audit.halted {
+        problems.push(format!("the audit stopped: {why}"));
+    }
+    let v = &audit.verification;
+    if v.result != VerificationResult::Passed {
+        problems.push(format!(
+            "the medium does not hold pass {}'s content: {} mismatched and {} unreadable sector(s)",
+            last.index,
+            crate::engine::report::total_sectors(&v.mismatches),
+            crate::engine::report::total_sectors(&v.unreadable)
+        ));
+    }
+    if let (Some(recorded), Some(found)) = (&cert.sanitization.final_content_digest, &audit.digest)
+        && (recorded.sha256 != found.sha256 || recorded.blake3 != found.blake3)
+    {
+        problems.push("the content digest differs from the certificate's".to_string());
+    }
+    let passed = problems.is_empty();
+    if args.json {
+        print_json(&json!({
+            "certificate_id": cert.certificate_id,
+            "target": target.identity.path,
+            "passed": passed,
+            "verification": v,
+            "digest": audit.digest,
+            "problems": problems,
+        }))?;
+    } else {
+        println!(
+            "{}: audited against certificate {}: {:?} read back, {} ({:.1}% of the medium)",
+            target.identity.path,
+            cert.certificate_id,
+            v.kind,
+            HumanBytes(v.bytes_read),
+            v.coverage * 100.0
+        );
+        for problem in &problems {
+            println!("problem: {problem}");
+        }
+        println!("{}", if passed { "audit passed" } else { "audit FAILED" });
+    }
+    Ok(if passed { EXIT_OK } else { EXIT_FAILED })
+}
+
+/// Reasons to believe `now` is not the medium `certified` describes.
+fn same_medium(certified: &Identity, now: &Identity) -> Vec<String> {
+    let mut problems = Vec::new();
+    if certified.size_bytes != now.size_bytes {
+        problems
+            .push(format!("size is {} bytes, the certificate says {}", now.size_bytes, certified.size_bytes));
+    }
+    if certified.logical_sector_size != now.logical_sector_size {
+        problems.push(format!(
+            "logical sector size is {}, the certificate says {}",
+            now.logical_sector_size, certified.logical_sector_size
+        ));
+    }
+    for (what, was, is) in [
+        ("serial", &certified.serial, &now.serial),
+        ("model", &certified.model, &now.model),
+        ("WWN", &certified.wwn, &now.wwn),
+    ] {
+        if was != is {
+            problems.push(format!(
+                "{what} is {}, the certificate says {}",
+                is.as_deref().unwrap_or("unknown"),
+                was.as_deref().unwrap_or("unknown")
+            ));
+        }
+    }
+    problems
+}
