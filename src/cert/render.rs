@@ -26,7 +26,7 @@ pub fn summary(cert: &Certificate, checked: &Checked) -> String {
     let _ = writeln!(out, "\nMedium");
     let _ = writeln!(
         out,
-        "  {} {} serial {} firmware {}",
+        "  vendor {}, model {}, serial {}, firmware {}",
         or_dash(&m.vendor),
         or_dash(&m.model),
         or_dash(&m.serial),

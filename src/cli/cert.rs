@@ -12,6 +12,7 @@ use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, Failure, print_json};
 use crate::cert::files::{self, Checked, Countersigner, Role};
 use crate::cert::sign::{self, AllowedSigners, PASSPHRASE_ENV, SigningKey};
 use crate::cert::{CertError, render};
+use crate::engine::report::Status;
 
 impl From<CertError> for Failure {
     fn from(error: CertError) -> Failure {
@@ -37,6 +38,10 @@ pub struct VerifyArgs {
     /// OpenSSH allowed_signers file: every signer must be listed in it (namespace certwipe).
     #[arg(long, value_name = "FILE")]
     allowed_signers: Option<PathBuf>,
+    /// Also fail unless the certificate's status is `erased` (for scripts that
+    /// accept a medium only when it was erased).
+    #[arg(long)]
+    require_erased: bool,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -97,12 +102,18 @@ pub fn load_key(path: &Path) -> Result<SigningKey, Failure> {
 
 fn verify(args: &VerifyArgs) -> Result<u8, Failure> {
     let allowed = allowed(args.allowed_signers.as_deref())?;
-    let checked = files::check_files(&args.cert, allowed.as_ref())?;
+    let mut checked = files::check_files(&args.cert, allowed.as_ref())?;
+    let status = checked.certificate.as_ref().map(|c| c.sanitization.status);
+    if args.require_erased && status.is_some_and(|s| s != Status::Erased) {
+        let status = status.map(Status::as_str).unwrap_or_default();
+        checked.problems.push(format!("status is {status}, not erased (--require-erased)"));
+    }
     let valid = checked.is_valid();
     if args.json {
         print_json(&json!({
             "certificate": args.cert,
             "valid": valid,
+            "status": status,
             "sha256": checked.sha256,
             "signatures": checked.signatures.iter().map(|s| json!({
                 "role": s.role,
@@ -139,8 +150,9 @@ fn print_check(path: &Path, checked: &Checked) {
     for problem in &checked.problems {
         println!("problem: {problem}");
     }
+    let status = checked.certificate.as_ref().map(|c| c.sanitization.status.as_str()).unwrap_or("unknown");
     if checked.is_valid() {
-        println!("{}: valid", path.display());
+        println!("{}: valid (status {status})", path.display());
     } else {
         println!("{}: NOT valid", path.display());
     }
