@@ -114,8 +114,11 @@ pub fn wipe(
         if pass_halt.is_none() && verify_now {
             let sampled = options.verify == VerifyMode::Sample;
             let want_digest = options.digest && index == last && !sampled;
+            let sector = medium.sector_size() as u64;
+            let unwritten: Vec<Range<u64>> =
+                record.unwritten.iter().map(|r| r.bytes(sector, medium.size())).collect();
             let (verification, pass_digest, verify_halt) =
-                run.verify_pass(index + 1, &data, sampled, want_digest);
+                run.verify_pass(index + 1, &data, &unwritten, sampled, want_digest);
             observer.event(&Event::VerificationFinished { pass: index + 1, verification: &verification });
             record.verification = Some(verification);
             digest = pass_digest;
@@ -188,7 +191,7 @@ pub fn audit(
         passes_total: 1,
         errors: Mutex::default(),
     };
-    let (verification, digest, halt) = run.verify_pass(1, content, sampled, options.digest && !sampled);
+    let (verification, digest, halt) = run.verify_pass(1, content, &[], sampled, options.digest && !sampled);
     let halted = halt.map(|halt| match halt {
         Halt::Aborted => "interrupted".to_string(),
         Halt::Gone(why) | Halt::SyncFailed(why) => why,
@@ -240,6 +243,8 @@ impl Run<'_> {
         );
         let Progress { bytes: done, bad, mut halt, .. } =
             progress.into_inner().unwrap_or_else(|e| e.into_inner());
+        // A bad area can span two chunks.
+        let bad = sorted_merged(bad);
         if halt.is_none() && done < size {
             halt = Some(Halt::Aborted);
         }
@@ -267,10 +272,13 @@ impl Run<'_> {
         (record, halt)
     }
 
+    /// Reads back what pass `pass` wrote. Sectors the pass could not write are
+    /// already reported as unwritten; they are not counted again as mismatches.
     fn verify_pass(
         &self,
         pass: usize,
         data: &PassData,
+        unwritten: &[Range<u64>],
         sampled: bool,
         want_digest: bool,
     ) -> (PassVerification, Option<ContentDigest>, Option<Halt>) {
@@ -313,12 +321,13 @@ impl Run<'_> {
                 work: |offset, buf: &mut [u8], result: Result<Transfer, DeviceGone>| match result {
                     Ok(transfer) => {
                         self.note_transfer(pass, "verify", offset, &transfer);
-                        // Unreadable sectors hold whatever the failed read left; skip them.
+                        // Unreadable sectors hold whatever the failed read left, and unwritten
+                        // ones were never written: both are reported already.
                         let found = data.mismatches(offset, buf, sector);
+                        let explained =
+                            sorted_merged(transfer.bad.iter().chain(unwritten).cloned().collect());
                         let mut progress = lock(&progress);
-                        progress
-                            .mismatched
-                            .extend(found.into_iter().flat_map(|m| subtract(m, &transfer.bad)));
+                        progress.mismatched.extend(found.into_iter().flat_map(|m| subtract(m, &explained)));
                         progress.bad.extend(transfer.bad);
                         progress.bytes += buf.len() as u64;
                         self.progress(pass, Phase::Verifying, progress.bytes, planned, &clock);

@@ -2,6 +2,8 @@
 //! by a guard even when the test fails), marker data, and running the binary.
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod faulty;
+
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
