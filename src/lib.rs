@@ -10,6 +10,7 @@ pub mod buffer;
 pub mod cert;
 pub mod cli;
 pub mod device;
+pub mod durable;
 pub mod engine;
 pub mod method;
 pub mod stream;

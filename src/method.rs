@@ -5,7 +5,7 @@
 //! Every method here is a host overwrite, so NIST SP 800-88 counts it as *Clear*
 //! whatever its pass count; none of them is *Purge* on any medium.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::stream::hex_encode;
@@ -166,18 +166,14 @@ pub static METHODS: &[Method] = &[
 ];
 
 /// A pass as planned for one run; random passes get their seed when they start.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum PassKind {
     Fixed {
-        #[serde(serialize_with = "serialize_hex")]
+        #[serde(with = "crate::stream::hex_bytes")]
         pattern: Vec<u8>,
     },
     Random,
-}
-
-fn serialize_hex<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&hex_encode(bytes))
 }
 
 impl From<Step> for PassKind {
@@ -245,7 +241,7 @@ fn parse_pass(token: &str) -> Result<PassKind, MethodError> {
 }
 
 /// What a run will do: the method's passes, repeated `rounds` times.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     /// Method id, or `custom` for `--passes`.
     pub method: String,

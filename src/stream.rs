@@ -69,6 +69,18 @@ pub fn hex_decode(text: &str) -> Option<Vec<u8>> {
     (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok()).collect()
 }
 
+/// Serde helpers for byte strings written as lowercase hex.
+pub mod hex_bytes {
+    pub fn serialize<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::hex_encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text: String = serde::Deserialize::deserialize(d)?;
+        super::hex_decode(&text).ok_or_else(|| serde::de::Error::custom(format!("not hex: {text:?}")))
+    }
+}
+
 /// What one pass writes, as a function of the offset.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PassData {

@@ -472,12 +472,11 @@ fn unusable_keys_are_refused_before_anything_is_written() {
     let disk = image(station.dir.path(), "keys.img", 1 << 20);
     let before = blake3::hash(&std::fs::read(&disk).unwrap());
     let try_key = |key: &Path, env: Option<&str>| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_certwipe"));
+        let mut command = certwipe_command();
         command
             .args(["wipe", "--yes", "--cert-dir", station.certs().to_str().unwrap(), "--sign-key"])
             .arg(key)
-            .arg(&disk)
-            .stdin(Stdio::null());
+            .arg(&disk);
         if let Some(passphrase) = env {
             command.env("CERTWIPE_KEY_PASSPHRASE", passphrase);
         }

@@ -158,7 +158,7 @@ fn sigint_aborts_cleanly_with_a_report_of_how_far_it_got() {
     );
     let dir = tempfile::tempdir().unwrap();
     let report_path = dir.path().join("report.json");
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_certwipe"))
+    let child = certwipe_command()
         .args(["wipe", "--yes", "--report", report_path.to_str().unwrap(), disk.path().to_str().unwrap()])
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::CertError;
 use super::records::Records;
 use crate::device::{CacheBypass, Identity, MediaType, TargetKind};
+use crate::engine::checkpoint::Interruption;
 use crate::engine::report::{
     ContentDigest, ErrorLog, MethodRecord, PassRecord, Report, Status, Tool, VerificationSummary, VerifyMode,
 };
@@ -68,6 +69,8 @@ pub struct Sanitization {
     pub final_content_digest: Option<ContentDigest>,
     pub errors: ErrorLog,
     pub retried_io_errors: u64,
+    /// Interruptions the wipe was resumed from, and how the medium was recognised.
+    pub interruptions: Vec<Interruption>,
     pub status: Status,
     pub status_reason: String,
     /// What this certificate does not attest, in plain words.
@@ -99,6 +102,7 @@ impl Certificate {
                 final_content_digest: report.final_content_digest,
                 errors: report.errors,
                 retried_io_errors: report.retried_io_errors,
+                interruptions: report.interruptions,
                 status: report.status,
                 status_reason: report.status_reason,
                 warnings,

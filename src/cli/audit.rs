@@ -11,7 +11,7 @@ use super::output::Ui;
 use super::{EXIT_FAILED, EXIT_OK, Failure, print_json, signals};
 use crate::cert::files;
 use crate::cert::sign::AllowedSigners;
-use crate::device::{self, Access, Identity, Medium, SystemUse};
+use crate::device::{self, Access, Medium, SystemUse};
 use crate::engine::report::VerificationResult;
 use crate::engine::{self, Options};
 
@@ -53,18 +53,18 @@ pub fn run(args: &AuditArgs) -> Result<u8, Failure> {
     }
     let cert = checked.certificate.expect("a valid certificate parsed");
     let last = cert.sanitization.passes.last().expect("a valid certificate has passes");
-    let content = last.content.data().expect("a valid certificate's passes regenerate");
 
     let mut target = device::inspect(&args.target, &SystemUse::read())?;
     let medium = Medium::open(&mut target, Access::ReadOnly)?;
-    let identity_problems = same_medium(&cert.medium, &target.identity);
+    let identity_problems = cert.medium.differences(&target.identity);
 
     signals::install();
     let sampled = args.sample;
     let options = Options { digest: cert.sanitization.final_content_digest.is_some(), ..Options::default() };
     let ui = Ui::choose(args.json);
     let view = ui.view(&target.identity.name, &target.identity.path);
-    let audit = engine::audit(&medium, &content, sampled, &options, &view, &signals::STOP);
+    let audit = engine::audit(&medium, last, sampled, &options, &view, &signals::STOP)
+        .expect("a valid certificate's passes regenerate");
     view.finish();
 
     let mut problems = identity_problems;
@@ -110,33 +110,4 @@ pub fn run(args: &AuditArgs) -> Result<u8, Failure> {
         println!("{}", if passed { "audit passed" } else { "audit FAILED" });
     }
     Ok(if passed { EXIT_OK } else { EXIT_FAILED })
-}
-
-/// Reasons to believe `now` is not the medium `certified` describes.
-fn same_medium(certified: &Identity, now: &Identity) -> Vec<String> {
-    let mut problems = Vec::new();
-    if certified.size_bytes != now.size_bytes {
-        problems
-            .push(format!("size is {} bytes, the certificate says {}", now.size_bytes, certified.size_bytes));
-    }
-    if certified.logical_sector_size != now.logical_sector_size {
-        problems.push(format!(
-            "logical sector size is {}, the certificate says {}",
-            now.logical_sector_size, certified.logical_sector_size
-        ));
-    }
-    for (what, was, is) in [
-        ("serial", &certified.serial, &now.serial),
-        ("model", &certified.model, &now.model),
-        ("WWN", &certified.wwn, &now.wwn),
-    ] {
-        if was != is {
-            problems.push(format!(
-                "{what} is {}, the certificate says {}",
-                is.as_deref().unwrap_or("unknown"),
-                was.as_deref().unwrap_or("unknown")
-            ));
-        }
-    }
-    problems
 }

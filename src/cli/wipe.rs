@@ -1,7 +1,7 @@
 //! `certwipe wipe`: check every target, confirm, run them concurrently, report.
 
 use std::collections::HashMap;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -14,8 +14,11 @@ use crate::cert::Certificate;
 use crate::cert::records::Records;
 use crate::cert::sign::SigningKey;
 use crate::device::{self, Access, Inspected, Medium, SystemUse};
+use crate::engine::checkpoint::{
+    self, Checkpoint, DEFAULT_STATE_DIR, FileJournal, Interruption, Journal, JournalError,
+};
 use crate::engine::report::{Report, Status};
-use crate::engine::{self, Options, VerifyMode};
+use crate::engine::{self, Job, Options, VerifyMode};
 use crate::method::{self, Plan};
 
 pub const AFTER_HELP: &str = "\
@@ -41,21 +44,30 @@ pub struct WipeArgs {
     targets: Vec<PathBuf>,
 
     /// Overwrite method (see `certwipe methods`).
-    #[arg(short, long, default_value = "random", value_name = "NAME", conflicts_with = "passes")]
+    #[arg(short, long, default_value = "random", value_name = "NAME", conflicts_with_all = ["passes", "resume"])]
     method: String,
 
     /// Custom pass list instead of a method, e.g. 0x00,0xff,random,0x924924.
-    #[arg(long, value_name = "LIST")]
+    #[arg(long, value_name = "LIST", conflicts_with = "resume")]
     passes: Option<String>,
 
     /// Repeat the method's passes N times.
-    #[arg(long, default_value_t = 1, value_name = "N")]
+    #[arg(long, default_value_t = 1, value_name = "N", conflicts_with = "resume")]
     rounds: u64,
 
     /// What to read back: off, last (the whole medium after the last pass), all
     /// (after every pass), sample (NIST 800-88 sampling, >= 10 %).
-    #[arg(long, value_enum, default_value_t = VerifyMode::Last, value_name = "MODE")]
+    #[arg(long, value_enum, default_value_t = VerifyMode::Last, value_name = "MODE", conflicts_with = "resume")]
     verify: VerifyMode,
+
+    /// Continue the interrupted wipe of each TARGET from its last checkpoint, with
+    /// its method, passes and seeds (only if the medium is the same one).
+    #[arg(long)]
+    resume: bool,
+
+    /// Where checkpoint journals live [default: /var/lib/certwipe].
+    #[arg(long, value_name = "DIR", env = "CERTWIPE_STATE_DIR")]
+    state_dir: Option<PathBuf>,
 
     /// Do not ask for confirmation (required when stdin is not a terminal).
     #[arg(short, long)]
@@ -87,35 +99,106 @@ pub struct WipeArgs {
     records: RecordArgs,
 }
 
+/// A target ready to run: opened, with its plan and journal.
+struct Prepared {
+    target: Inspected,
+    medium: Medium,
+    plan: Plan,
+    options: Options,
+    journal: Option<FileJournal>,
+    resume: Option<Checkpoint>,
+}
+
 pub fn run(args: &WipeArgs) -> Result<u8, Failure> {
-    let plan = match &args.passes {
-        Some(list) => Plan::custom(method::parse_passes(list)?, args.rounds)?,
-        None => Plan::from_method(method::find(&args.method)?, args.rounds)?,
+    let plan = match (&args.passes, args.resume) {
+        (_, true) => None,
+        (Some(list), false) => Some(Plan::custom(method::parse_passes(list)?, args.rounds)?),
+        (None, false) => Some(Plan::from_method(method::find(&args.method)?, args.rounds)?),
     };
     let system = SystemUse::read();
-    let mut targets = inspect_all(&args.targets, &system)?;
+    let targets = inspect_all(&args.targets, &system)?;
     let report_paths = report_paths(args.report.as_deref(), &targets)?;
     let certificates = CertificatePlan::prepare(args, targets.len())?;
-    if !args.yes {
-        confirm(&targets, &plan)?;
+    let state_dir = args.state_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+    // A certificate records the digest of the final content whenever it is read back in full.
+    let options = Options { verify: args.verify, digest: certificates.is_some(), ..Options::default() };
+    let mut prepared = Vec::new();
+    for mut target in targets {
+        let medium = Medium::open(&mut target, Access::ReadWrite)?;
+        let journal = match FileJournal::new(&state_dir, &target.identity) {
+            Ok(journal) => Some(journal),
+            Err(error) if args.state_dir.is_some() || args.resume => {
+                return Err(Failure::usage(error.to_string()));
+            }
+            Err(error) => {
+                eprintln!(
+                    "certwipe: warning: no checkpoints, so an interrupted wipe cannot be resumed: {error}"
+                );
+                None
+            }
+        };
+        let (plan, options, resume) = match (&plan, &journal) {
+            (Some(plan), _) => {
+                if journal.as_ref().is_some_and(|j| j.path().exists()) {
+                    eprintln!(
+                        "certwipe: note: an interrupted wipe of {} is discarded; this run starts over (--resume continues one)",
+                        target.identity.path
+                    );
+                }
+                (plan.clone(), options.clone(), None)
+            }
+            (None, Some(journal)) => {
+                let mut checkpoint =
+                    journal.load(&target.identity.path).map_err(|e| Failure::usage(e.to_string()))?;
+                let how = checkpoint::recognise(&checkpoint, &target.identity, &medium).map_err(|why| {
+                    Failure::usage(
+                        JournalError::NotTheSameMedium { target: target.identity.path.clone(), why }
+                            .to_string(),
+                    )
+                })?;
+                checkpoint.interruptions.push(Interruption {
+                    checkpoint_at: checkpoint.saved_at.clone(),
+                    pass: checkpoint.current.as_ref().map(|f| f.index),
+                    phase: checkpoint.current.as_ref().map(|f| f.phase),
+                    offset: checkpoint.current.as_ref().map_or(0, |f| f.offset),
+                    resumed_at: crate::engine::report::now(),
+                    medium_check: how,
+                });
+                let options = Options {
+                    verify: checkpoint.verify,
+                    digest: checkpoint.digest || certificates.is_some(),
+                    ..Options::default()
+                };
+                (checkpoint.plan.clone(), options, Some(checkpoint))
+            }
+            (None, None) => unreachable!("--resume without a journal returned above"),
+        };
+        prepared.push(Prepared { target, medium, plan, options, journal, resume });
     }
-    let media =
-        targets.iter_mut().map(|t| Medium::open(t, Access::ReadWrite)).collect::<Result<Vec<_>, _>>()?;
+    if !args.yes {
+        confirm(&prepared)?;
+    }
     signals::install();
 
     let ui = Ui::choose(args.json);
-    // A certificate records the digest of the final content whenever it is read back in full.
-    let options = Options { verify: args.verify, digest: certificates.is_some(), ..Options::default() };
     let reports: Vec<Report> = std::thread::scope(|scope| {
-        let handles: Vec<_> = targets
-            .iter()
-            .zip(&media)
-            .map(|(target, medium)| {
-                let (ui, plan, options) = (&ui, &plan, &options);
+        let handles: Vec<_> = prepared
+            .iter_mut()
+            .map(|job| {
+                let ui = &ui;
                 scope.spawn(move || {
-                    let identity = &target.identity;
+                    let identity = &job.target.identity;
                     let view = ui.view(&identity.name, &identity.path);
-                    engine::wipe(medium, identity, plan, options, &view, &signals::STOP)
+                    engine::run(Job {
+                        medium: &job.medium,
+                        target: identity,
+                        plan: &job.plan,
+                        options: &job.options,
+                        observer: &view,
+                        stop: &signals::STOP,
+                        journal: job.journal.as_ref().map(|j| j as &dyn Journal),
+                        resume: job.resume.take(),
+                    })
                 })
             })
             .collect();
@@ -147,9 +230,15 @@ pub fn run(args: &WipeArgs) -> Result<u8, Failure> {
             },
             None => saved,
         };
+        let resumable = match (&prepared[index].journal, report.status) {
+            (Some(journal), Status::Aborted | Status::Failed) if journal.path().exists() => {
+                format!(" — continue with: certwipe wipe --resume {}", report.target.path)
+            }
+            _ => String::new(),
+        };
         if !args.json {
             ui.say(&format!(
-                "{}: {} — {}{saved}",
+                "{}: {} — {}{saved}{resumable}",
                 report.target.path,
                 report.status.as_str(),
                 report.status_reason
@@ -257,23 +346,13 @@ fn tempfile_in(dir: &Path) -> std::io::Result<PathBuf> {
     Ok(probe)
 }
 
-/// Writes atomically: a crash leaves the old file or the new one, never half of one.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let temp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
-    let mut file = std::fs::File::create(&temp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&temp, path)
-}
-
 fn write_report(path: &Path, report: &Report) -> std::io::Result<()> {
     let mut text = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
     text.push(b'\n');
-    write_atomically(path, &text)
+    crate::durable::write_atomically(path, &text)
 }
 
-fn confirm(targets: &[Inspected], plan: &Plan) -> Result<(), Failure> {
+fn confirm(prepared: &[Prepared]) -> Result<(), Failure> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
         return Err(Failure::usage(
@@ -281,8 +360,8 @@ fn confirm(targets: &[Inspected], plan: &Plan) -> Result<(), Failure> {
         ));
     }
     eprintln!("certwipe will overwrite ALL data on:");
-    for target in targets {
-        let id = &target.identity;
+    for job in prepared {
+        let id = &job.target.identity;
         eprintln!(
             "  {}  model {}  serial {}  size {} ({} bytes)",
             id.path,
@@ -292,8 +371,17 @@ fn confirm(targets: &[Inspected], plan: &Plan) -> Result<(), Failure> {
             id.size_bytes
         );
     }
-    eprintln!("method: {} ({} pass(es))", plan.method_name, plan.passes.len());
-    for target in targets {
+    for job in prepared {
+        let resuming = if job.resume.is_some() { ", resuming" } else { "" };
+        eprintln!(
+            "{}: {} ({} pass(es){resuming})",
+            job.target.identity.path,
+            job.plan.method_name,
+            job.plan.passes.len()
+        );
+    }
+    for job in prepared {
+        let target = &job.target;
         let name = &target.identity.name;
         eprint!("Type {name} to confirm wiping {}: ", target.identity.path);
         let mut line = String::new();

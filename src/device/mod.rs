@@ -86,6 +86,36 @@ pub struct Identity {
     pub usage: Usage,
 }
 
+impl Identity {
+    /// Reasons to believe `now` is not the medium this identity describes.
+    pub fn differences(&self, now: &Identity) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.size_bytes != now.size_bytes {
+            problems.push(format!("size is {} bytes, the record says {}", now.size_bytes, self.size_bytes));
+        }
+        if self.logical_sector_size != now.logical_sector_size {
+            problems.push(format!(
+                "logical sector size is {}, the record says {}",
+                now.logical_sector_size, self.logical_sector_size
+            ));
+        }
+        for (what, was, is) in [
+            ("serial", &self.serial, &now.serial),
+            ("model", &self.model, &now.model),
+            ("WWN", &self.wwn, &now.wwn),
+        ] {
+            if was != is {
+                problems.push(format!(
+                    "{what} is {}, the record says {}",
+                    is.as_deref().unwrap_or("unknown"),
+                    was.as_deref().unwrap_or("unknown")
+                ));
+            }
+        }
+        problems
+    }
+}
+
 #[derive(Debug, Error)]
 pub enum DeviceError {
     #[error("{path}: no such file or device; `certwipe list` shows the block devices")]

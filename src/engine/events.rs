@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::report::{PassContent, PassRecord, PassVerification, Report};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Phase {
     Writing,

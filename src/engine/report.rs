@@ -32,6 +32,8 @@ pub struct Report {
     pub errors: ErrorLog,
     /// I/O errors that succeeded when retried (not bad sectors).
     pub retried_io_errors: u64,
+    /// Interruptions (crash, kill, Ctrl-C) this run was resumed from.
+    pub interruptions: Vec<crate::engine::checkpoint::Interruption>,
     pub status: Status,
     /// One sentence a person can act on.
     pub status_reason: String,

@@ -40,11 +40,12 @@ pub struct Resilient<'a> {
 }
 
 impl<'a> Resilient<'a> {
-    pub fn new(medium: &'a Medium) -> Self {
+    /// `retried` carries the count over from before an interruption.
+    pub fn new(medium: &'a Medium, retried: u64) -> Self {
         Resilient {
             medium,
             sector: medium.sector_size(),
-            retried: AtomicU64::new(0),
+            retried: AtomicU64::new(retried),
             consecutive_bad: AtomicU64::new(0),
             last_good_end: AtomicU64::new(0),
         }

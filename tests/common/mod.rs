@@ -177,8 +177,20 @@ pub fn expected_last_pass(report: &Report, size: usize) -> Vec<u8> {
     expected
 }
 
+/// The binary, with its checkpoint journals kept under the build directory rather
+/// than the machine's /var/lib/certwipe.
+pub fn certwipe_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_certwipe"));
+    command.env("CERTWIPE_STATE_DIR", state_dir()).stdin(Stdio::null());
+    command
+}
+
+pub fn state_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("certwipe-state")
+}
+
 pub fn certwipe(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_certwipe")).args(args).stdin(Stdio::null()).output().unwrap()
+    certwipe_command().args(args).output().unwrap()
 }
 
 pub fn stderr(out: &Output) -> String {

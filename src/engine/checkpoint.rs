@@ -1,0 +1,258 @@
+//! Checkpoints: enough of a run's state, saved atomically every few seconds, to
+//! continue after a crash, `kill -9` or Ctrl-C, redoing at most the work since the
+//! last save. A resumed run checks first that the medium is the one it was writing.
+
+use std::collections::BTreeSet;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::events::Phase;
+use super::report::{ErrorLog, PassContent, PassRecord, SampleRecord, SectorRange, VerifyMode};
+use crate::buffer::AlignedBuf;
+use crate::device::{Identity, Medium};
+use crate::method::Plan;
+
+pub const JOURNAL_FORMAT: &str = "certwipe.journal/v1";
+/// Where journals live unless `--state-dir` says otherwise.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/certwipe";
+/// How often progress is saved; also the most work a crash can cost.
+pub const SAVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checkpoint {
+    pub format: String,
+    pub target: Identity,
+    pub plan: Plan,
+    pub verify: VerifyMode,
+    pub digest: bool,
+    pub started_at: String,
+    pub saved_at: String,
+    /// Passes finished (written, and read back where asked).
+    pub passes: Vec<PassRecord>,
+    /// The pass under way, if any.
+    pub current: Option<InFlight>,
+    pub errors: ErrorLog,
+    pub retried_io_errors: u64,
+    pub interruptions: Vec<Interruption>,
+}
+
+/// A pass caught in the middle.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InFlight {
+    pub index: usize,
+    pub content: PassContent,
+    pub phase: Phase,
+    /// Everything below this offset is done (written, or read back and compared).
+    pub offset: u64,
+    pub started_at: String,
+    /// Seconds spent on this phase before the interruption.
+    pub seconds: f64,
+    /// Writing: sectors that failed so far. Verifying: the finished write.
+    pub unwritten: Vec<SectorRange>,
+    pub write: Option<PassRecord>,
+    /// Verifying: the sample seed (sampled verification), and findings below `offset`.
+    pub sample: Option<SampleRecord>,
+    pub bytes_read: u64,
+    pub mismatches: Vec<SectorRange>,
+    pub unreadable: Vec<SectorRange>,
+}
+
+/// An interruption the run recovered from, as the report and certificate record it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Interruption {
+    /// When the last checkpoint before the interruption was saved.
+    pub checkpoint_at: String,
+    pub pass: Option<usize>,
+    pub phase: Option<Phase>,
+    pub offset: u64,
+    pub resumed_at: String,
+    /// How the medium was recognised as the same one.
+    pub medium_check: String,
+}
+
+/// Receives checkpoints while a run goes on.
+pub trait Journal: Sync {
+    fn save(&self, checkpoint: &Checkpoint);
+    /// The run ended (other than by interruption): nothing is left to resume.
+    fn finish(&self);
+}
+
+#[derive(Debug, Error)]
+pub enum JournalError {
+    #[error("state directory {path}: {why}; choose another with --state-dir")]
+    StateDir { path: String, why: String },
+    #[error("no interrupted wipe of {target} in {dir}; nothing to resume")]
+    NothingToResume { target: String, dir: String },
+    #[error("journal {path}: {why}")]
+    Unreadable { path: String, why: String },
+    #[error("refusing to resume {target}: {why}")]
+    NotTheSameMedium { target: String, why: String },
+}
+
+/// A journal file in the state directory, replaced atomically on every save.
+pub struct FileJournal {
+    path: PathBuf,
+}
+
+impl FileJournal {
+    /// The journal of `target` in `dir`, which must be writable.
+    pub fn new(dir: &Path, target: &Identity) -> Result<FileJournal, JournalError> {
+        let fail = |why: String| JournalError::StateDir { path: dir.display().to_string(), why };
+        std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+        let probe = dir.join(format!(".probe-{}", std::process::id()));
+        std::fs::write(&probe, b"").map_err(|e| fail(e.to_string()))?;
+        let _ = std::fs::remove_file(probe);
+        Ok(FileJournal { path: Self::path_for(dir, target) })
+    }
+
+    /// One journal per target path: `NAME-<hash of the resolved path>.journal.json`.
+    pub fn path_for(dir: &Path, target: &Identity) -> PathBuf {
+        let hash = crate::cert::files::sha256_hex(target.resolved_path.as_bytes());
+        dir.join(format!("{}-{}.journal.json", target.name, &hash[..12]))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn load(&self, target: &str) -> Result<Checkpoint, JournalError> {
+        let text = std::fs::read(&self.path).map_err(|_| JournalError::NothingToResume {
+            target: target.to_string(),
+            dir: self.path.parent().map(|p| p.display().to_string()).unwrap_or_default(),
+        })?;
+        let unreadable =
+            |why: String| JournalError::Unreadable { path: self.path.display().to_string(), why };
+        let checkpoint: Checkpoint = serde_json::from_slice(&text).map_err(|e| unreadable(e.to_string()))?;
+        if checkpoint.format != JOURNAL_FORMAT {
+            return Err(unreadable(format!("unknown format {:?}", checkpoint.format)));
+        }
+        Ok(checkpoint)
+    }
+}
+
+impl Journal for FileJournal {
+    fn save(&self, checkpoint: &Checkpoint) {
+        if let Ok(bytes) = serde_json::to_vec(checkpoint) {
+            // A failed save costs at most a longer redo after a crash; the wipe goes on.
+            let _ = crate::durable::write_atomically(&self.path, &bytes);
+        }
+    }
+
+    fn finish(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Tracks the contiguous prefix of pieces done when they finish out of order.
+pub struct Frontier {
+    pieces: Vec<Range<u64>>,
+    done: BTreeSet<u64>,
+    next: usize,
+}
+
+impl Frontier {
+    pub fn new(pieces: Vec<Range<u64>>) -> Frontier {
+        Frontier { pieces, done: BTreeSet::new(), next: 0 }
+    }
+
+    /// Marks the piece starting at `start` done; returns the offset below which
+    /// everything is done.
+    pub fn complete(&mut self, start: u64) -> u64 {
+        self.done.insert(start);
+        while self.next < self.pieces.len() && self.done.remove(&self.pieces[self.next].start) {
+            self.next += 1;
+        }
+        self.offset()
+    }
+
+    /// Bytes in the pieces below the frontier.
+    pub fn bytes_done(&self) -> u64 {
+        self.pieces[..self.next].iter().map(|p| p.end - p.start).sum()
+    }
+
+    pub fn offset(&self) -> u64 {
+        match self.next {
+            0 => self.pieces.first().map_or(0, |p| p.start),
+            n => self.pieces[n - 1].end,
+        }
+    }
+}
+
+/// `ranges` from `offset` on.
+pub fn from_offset(ranges: &[Range<u64>], offset: u64) -> Vec<Range<u64>> {
+    ranges.iter().filter(|r| r.end > offset).map(|r| r.start.max(offset)..r.end).collect()
+}
+
+/// Checks that `medium` holds what the interrupted run wrote: the same size and
+/// identity, and at spots spread over what the checkpoint says was written, the
+/// very bytes the recorded pass content regenerates. Returns how it knew.
+pub fn recognise(checkpoint: &Checkpoint, now: &Identity, medium: &Medium) -> Result<String, String> {
+    let differences = checkpoint.target.differences(now);
+    if !differences.is_empty() {
+        return Err(differences.join("; "));
+    }
+    let sector = medium.sector_size() as u64;
+    let size = medium.size();
+    // The newest content known to be on the medium, and where.
+    let (content, written, unwritten) = match &checkpoint.current {
+        Some(f) if f.phase == Phase::Writing && f.offset >= 4096 => (&f.content, f.offset, &f.unwritten),
+        Some(f) if f.phase == Phase::Verifying => (&f.content, size, &f.unwritten),
+        _ => match checkpoint.passes.last() {
+            Some(pass) => (&pass.content, size, &pass.unwritten),
+            None => return Ok("size and identity match; nothing had been written yet".into()),
+        },
+    };
+    let Some(data) = content.data() else {
+        return Err("the journal's pass content cannot be regenerated".into());
+    };
+    let bad: Vec<Range<u64>> = unwritten.iter().map(|r| r.bytes(sector, size)).collect();
+    const SPOTS: u64 = 16;
+    const SPOT: u64 = 4096;
+    let usable = written / SPOT;
+    let mut checked = 0;
+    let mut buf = AlignedBuf::new(SPOT as usize);
+    let mut expected = vec![0u8; SPOT as usize];
+    for index in 0..SPOTS.min(usable) {
+        let at = (usable - 1) * index / (SPOTS - 1).max(1) * SPOT;
+        if bad.iter().any(|r| r.start < at + SPOT && at < r.end) {
+            continue;
+        }
+        medium.read_at(&mut buf[..SPOT as usize], at).map_err(|e| format!("reading byte {at}: {e}"))?;
+        data.fill(at, &mut expected);
+        if buf[..SPOT as usize] != expected[..] {
+            return Err(format!(
+                "the medium does not hold what the interrupted wipe wrote at byte {at}: it is another medium, or it changed since"
+            ));
+        }
+        checked += 1;
+    }
+    Ok(format!("size and identity match, and {checked} spots hold the content the journal records"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_frontier_advances_only_over_contiguous_pieces() {
+        let mut frontier = Frontier::new(vec![0..10, 10..20, 30..40, 40..45]);
+        assert_eq!(frontier.offset(), 0);
+        assert_eq!(frontier.complete(10), 0);
+        assert_eq!(frontier.complete(30), 0);
+        assert_eq!(frontier.complete(0), 40);
+        assert_eq!(frontier.complete(40), 45);
+        assert_eq!(frontier.bytes_done(), 35);
+    }
+
+    #[test]
+    fn ranges_resume_from_an_offset() {
+        assert_eq!(from_offset(&[0..10, 20..30, 40..50], 25), vec![25..30, 40..50]);
+        assert_eq!(from_offset(&[0..10], 10), Vec::<Range<u64>>::new());
+    }
+}

@@ -1,0 +1,464 @@
+//! One pass at a time: writing the medium, and reading it back. Both can start
+//! part-way (a resumed run) and both save checkpoints as they go.
+
+use std::ops::{ControlFlow, Range};
+use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
+use std::time::{Instant, SystemTime};
+
+use sha2::Digest as _;
+
+use super::checkpoint::{self, Checkpoint, Frontier, InFlight, Journal};
+use super::events::{Event, Observer, Phase};
+use super::pipeline::{self, Stage};
+use super::report::*;
+use super::resilient::{DeviceGone, Resilient, Transfer};
+use super::{Halt, Options, sample};
+use crate::device::Medium;
+use crate::stream::{PassData, Seed};
+
+/// One target's run: the medium, its settings, and everything gathered so far.
+pub(super) struct Run<'a> {
+    pub medium: &'a Medium,
+    pub io: Resilient<'a>,
+    pub options: &'a Options,
+    pub observer: &'a dyn Observer,
+    pub stop: &'a AtomicBool,
+    pub passes_total: usize,
+    pub errors: Mutex<ErrorLog>,
+    pub journal: Option<&'a dyn Journal>,
+    /// `None` for an audit, which has nothing to resume.
+    pub checkpoint: Mutex<Option<Checkpoint>>,
+    pub last_save: Mutex<Instant>,
+}
+
+/// What a phase has done so far, shared by the pipeline's threads.
+#[derive(Default)]
+struct Progress {
+    bytes: u64,
+    /// Ranges that failed every attempt (unwritten or unreadable).
+    bad: Vec<Range<u64>>,
+    mismatched: Vec<Range<u64>>,
+    halt: Option<Halt>,
+}
+
+impl Run<'_> {
+    /// Writes pass `pass` from the start, or from where `resumed` stopped.
+    pub fn write_pass(
+        &self,
+        pass: usize,
+        data: &PassData,
+        resumed: Option<&InFlight>,
+    ) -> (PassRecord, Option<Halt>) {
+        let size = self.medium.size();
+        let sector = self.medium.sector_size() as u64;
+        let content = PassContent::of(data);
+        let start = resumed.map_or(0, |f| f.offset);
+        self.observer.event(&Event::PhaseStarted {
+            pass,
+            passes: self.passes_total,
+            phase: Phase::Writing,
+            content: &content,
+            bytes_total: size,
+        });
+        let clock = Clock::resume(resumed);
+        let progress = Mutex::new(Progress {
+            bytes: start,
+            bad: resumed.map(|f| to_bytes(&f.unwritten, sector, size)).unwrap_or_default(),
+            ..Progress::default()
+        });
+        let chunk = self.options.chunk_bytes;
+        pipeline::run(
+            pipeline::chunks(&[start..size], chunk),
+            chunk,
+            self.stop,
+            Stage { threads: self.options.workers, work: |offset, buf: &mut [u8]| data.fill(offset, buf) },
+            // One writer, in order: sequential writes are what every device does best.
+            Stage {
+                threads: 1,
+                work: |offset, buf: &mut [u8], ()| {
+                    let result = self.io.write(buf, offset);
+                    let mut progress = lock(&progress);
+                    match result {
+                        Ok(transfer) => {
+                            self.note_transfer(pass, "write", offset, &transfer);
+                            progress.bad.extend(transfer.bad);
+                            progress.bytes += buf.len() as u64;
+                            self.progress(pass, Phase::Writing, progress.bytes, size, &clock);
+                            if self.save_due() {
+                                // What the checkpoint counts as written must be on the medium.
+                                if self.medium.sync().is_ok() {
+                                    let current = InFlight::writing(
+                                        pass,
+                                        &content,
+                                        progress.bytes,
+                                        &progress.bad,
+                                        &clock,
+                                        sector,
+                                    );
+                                    self.save(|c| c.current = Some(current));
+                                }
+                            }
+                            ControlFlow::Continue(())
+                        }
+                        Err(DeviceGone(why)) => {
+                            self.log(pass, "write", Some(offset), None, &why);
+                            progress.halt = Some(Halt::Gone(why));
+                            ControlFlow::Break(())
+                        }
+                    }
+                },
+            },
+        );
+        let Progress { bytes: done, bad, mut halt, .. } =
+            progress.into_inner().unwrap_or_else(|e| e.into_inner());
+        // A bad area can span two chunks.
+        let bad = sorted_merged(bad);
+        if halt.is_none() && done < size {
+            halt = Some(Halt::Aborted);
+        }
+        // Even an interrupted pass is flushed, so the report's byte count is on the medium.
+        match self.medium.sync() {
+            Ok(()) => {
+                let current = InFlight::writing(pass, &content, done, &bad, &clock, sector);
+                self.save(|c| c.current = Some(current));
+            }
+            Err(error) => {
+                let why = format!("flushing the device failed: {error}");
+                self.log(pass, "sync", None, None, &why);
+                halt.get_or_insert(Halt::Failed(why));
+            }
+        }
+        let unwritten_bytes: u64 = bad.iter().map(|r| r.end - r.start).sum();
+        let record = PassRecord {
+            index: pass,
+            content,
+            bytes_total: size,
+            bytes_written: done - unwritten_bytes,
+            unwritten: bad.iter().map(|r| SectorRange::from_bytes(r, sector)).collect(),
+            completed: halt.is_none(),
+            started_at: clock.started_at.clone(),
+            finished_at: now(),
+            seconds: clock.seconds(),
+            bytes_per_second: clock.rate(done - start),
+            verification: None,
+        };
+        (record, halt)
+    }
+
+    /// Reads back what pass `write.index` wrote, from the start or from where
+    /// `resumed` stopped. Sectors the pass could not write are already reported as
+    /// unwritten; they are not counted again as mismatches. A digest needs the
+    /// whole content in one go, so a resumed verification has none.
+    pub fn verify_pass(
+        &self,
+        write: &PassRecord,
+        data: &PassData,
+        sampled: bool,
+        want_digest: bool,
+        resumed: Option<&InFlight>,
+    ) -> (PassVerification, Option<ContentDigest>, Option<Halt>) {
+        let pass = write.index;
+        let size = self.medium.size();
+        let sector = self.medium.sector_size();
+        let unwritten = to_bytes(&write.unwritten, sector as u64, size);
+        let sample_unit = (sector as u64).max(crate::buffer::ALIGN as u64);
+        let sample_seed = resumed.and_then(|f| f.sample.as_ref().map(|s| s.seed));
+        let sample = sampled
+            .then(|| sample::plan(size, sample_unit, sample_seed.unwrap_or_else(Seed::from_os)))
+            .flatten();
+        let all_ranges = sample.as_ref().map_or_else(|| vec![0..size], |s| s.ranges.clone());
+        let planned: u64 = all_ranges.iter().map(|r| r.end - r.start).sum();
+        let ranges = checkpoint::from_offset(&all_ranges, resumed.map_or(0, |f| f.offset));
+        let sample_record = sample.map(|s| SampleRecord {
+            seed: s.seed,
+            subsections: s.subsections,
+            samples_per_subsection: s.samples_per_subsection,
+            sample_bytes: s.sample_bytes,
+        });
+        self.observer.event(&Event::PhaseStarted {
+            pass,
+            passes: self.passes_total,
+            phase: Phase::Verifying,
+            content: &write.content,
+            bytes_total: planned,
+        });
+        let clock = Clock::resume(resumed);
+        let chunk = self.options.chunk_bytes;
+        let hashers = (want_digest && resumed.is_none())
+            .then(|| Mutex::new((sha2::Sha256::new(), blake3::Hasher::new())));
+        let read_before = resumed.map_or(0, |f| f.bytes_read);
+        let progress = Mutex::new(Progress {
+            bytes: read_before,
+            bad: resumed.map(|f| to_bytes(&f.unreadable, sector as u64, size)).unwrap_or_default(),
+            mismatched: resumed.map(|f| to_bytes(&f.mismatches, sector as u64, size)).unwrap_or_default(),
+            halt: None,
+        });
+        let frontier = Mutex::new(Frontier::new(pipeline::chunks(&ranges, chunk).collect()));
+        pipeline::run(
+            pipeline::chunks(&ranges, chunk),
+            chunk,
+            self.stop,
+            // One reader, in order, so the digest covers the content in order.
+            Stage {
+                threads: 1,
+                work: |offset, buf: &mut [u8]| {
+                    let result = self.io.read(buf, offset);
+                    if let (Some(hashers), Ok(_)) = (&hashers, &result) {
+                        let (sha, b3) = &mut *lock(hashers);
+                        sha.update(&*buf);
+                        b3.update(buf);
+                    }
+                    result
+                },
+            },
+            Stage {
+                threads: self.options.workers,
+                work: |offset, buf: &mut [u8], result: Result<Transfer, DeviceGone>| match result {
+                    Ok(transfer) => {
+                        self.note_transfer(pass, "verify", offset, &transfer);
+                        // Unreadable sectors hold whatever the failed read left, and unwritten
+                        // ones were never written: both are reported already.
+                        let found = data.mismatches(offset, buf, sector);
+                        let explained =
+                            sorted_merged(transfer.bad.iter().chain(&unwritten).cloned().collect());
+                        let mut progress = lock(&progress);
+                        progress.mismatched.extend(found.into_iter().flat_map(|m| subtract(m, &explained)));
+                        progress.bad.extend(transfer.bad);
+                        progress.bytes += buf.len() as u64;
+                        self.progress(pass, Phase::Verifying, progress.bytes, planned, &clock);
+                        let mut frontier = lock(&frontier);
+                        let done_below = frontier.complete(offset);
+                        if self.save_due() {
+                            let below = |ranges: &[Range<u64>]| -> Vec<SectorRange> {
+                                sorted_merged(
+                                    ranges.iter().filter(|r| r.start < done_below).cloned().collect(),
+                                )
+                                .iter()
+                                .map(|r| SectorRange::from_bytes(r, sector as u64))
+                                .collect()
+                            };
+                            let current = InFlight {
+                                index: pass,
+                                content: write.content.clone(),
+                                phase: Phase::Verifying,
+                                offset: done_below,
+                                started_at: clock.started_at.clone(),
+                                seconds: clock.seconds(),
+                                unwritten: write.unwritten.clone(),
+                                write: Some(write.clone()),
+                                sample: sample_record.clone(),
+                                bytes_read: read_before + frontier.bytes_done(),
+                                mismatches: below(&progress.mismatched),
+                                unreadable: below(&progress.bad),
+                            };
+                            self.save(|c| c.current = Some(current));
+                        }
+                        ControlFlow::Continue(())
+                    }
+                    Err(DeviceGone(why)) => {
+                        self.log(pass, "verify", Some(offset), None, &why);
+                        lock(&progress).halt = Some(Halt::Gone(why));
+                        ControlFlow::Break(())
+                    }
+                },
+            },
+        );
+        let Progress { bytes: read, bad, mismatched, mut halt } =
+            progress.into_inner().unwrap_or_else(|e| e.into_inner());
+        if halt.is_none() && read < planned {
+            halt = Some(Halt::Aborted);
+        }
+        let (unreadable, mismatches) = (sorted_merged(bad), sorted_merged(mismatched));
+        let to_sectors = |ranges: &[Range<u64>]| {
+            ranges.iter().map(|r| SectorRange::from_bytes(r, sector as u64)).collect()
+        };
+        let result = if !mismatches.is_empty() {
+            VerificationResult::Failed
+        } else if !unreadable.is_empty() || read < planned {
+            VerificationResult::Incomplete
+        } else {
+            VerificationResult::Passed
+        };
+        let digest = hashers.filter(|_| result == VerificationResult::Passed).map(|hashers| {
+            let (sha, b3) = hashers.into_inner().unwrap_or_else(|e| e.into_inner());
+            ContentDigest {
+                sha256: crate::stream::hex_encode(&sha.finalize()),
+                blake3: b3.finalize().to_hex().to_string(),
+                bytes: read,
+            }
+        });
+        let verification = PassVerification {
+            kind: if sample_record.is_some() { VerificationKind::Sample } else { VerificationKind::Full },
+            bytes_read: read,
+            coverage: read as f64 / size as f64,
+            sample: sample_record,
+            mismatches: to_sectors(&mismatches),
+            unreadable: to_sectors(&unreadable),
+            result,
+            started_at: clock.started_at.clone(),
+            finished_at: now(),
+            seconds: clock.seconds(),
+            bytes_per_second: clock.rate(read - read_before),
+        };
+        (verification, digest, halt)
+    }
+
+    fn save_due(&self) -> bool {
+        self.journal.is_some() && lock(&self.last_save).elapsed() >= checkpoint::SAVE_INTERVAL
+    }
+
+    /// Updates the checkpoint and writes it to the journal, if there is one.
+    pub fn save(&self, update: impl FnOnce(&mut Checkpoint)) {
+        let mut checkpoint = lock(&self.checkpoint);
+        let Some(checkpoint) = checkpoint.as_mut() else { return };
+        update(checkpoint);
+        let Some(journal) = self.journal else { return };
+        checkpoint.saved_at = now();
+        checkpoint.errors = lock(&self.errors).clone();
+        checkpoint.retried_io_errors = self.io.retried();
+        journal.save(checkpoint);
+        *lock(&self.last_save) = Instant::now();
+    }
+
+    fn note_transfer(&self, pass: usize, operation: &str, offset: u64, transfer: &Transfer) {
+        let Some(error) = &transfer.first_error else { return };
+        let length = transfer.bad.iter().map(|r| r.end - r.start).sum::<u64>();
+        let message = if transfer.bad.is_empty() {
+            format!("{error}; succeeded when retried")
+        } else {
+            let sectors = length / self.medium.sector_size() as u64;
+            format!("{error}; {sectors} sector(s) failed every attempt")
+        };
+        self.log(pass, operation, Some(offset), Some(length), &message);
+    }
+
+    pub fn log(&self, pass: usize, operation: &str, offset: Option<u64>, length: Option<u64>, message: &str) {
+        let text = match offset {
+            Some(offset) => format!("pass {pass} {operation} at byte {offset}: {message}"),
+            None => format!("pass {pass} {operation}: {message}"),
+        };
+        self.observer.event(&Event::Warning { message: &text });
+        lock(&self.errors).push(ErrorRecord {
+            at: now(),
+            pass: Some(pass),
+            operation: operation.into(),
+            offset,
+            length,
+            message: message.into(),
+        });
+    }
+
+    fn progress(&self, pass: usize, phase: Phase, done: u64, total: u64, clock: &Clock) {
+        self.observer.event(&Event::Progress {
+            pass,
+            passes: self.passes_total,
+            phase,
+            bytes_done: done,
+            bytes_total: total,
+            bytes_per_second: clock.rate(done),
+        });
+    }
+}
+
+impl InFlight {
+    fn writing(
+        pass: usize,
+        content: &PassContent,
+        offset: u64,
+        bad: &[Range<u64>],
+        clock: &Clock,
+        sector: u64,
+    ) -> InFlight {
+        InFlight {
+            index: pass,
+            content: content.clone(),
+            phase: Phase::Writing,
+            offset,
+            started_at: clock.started_at.clone(),
+            seconds: clock.seconds(),
+            unwritten: sorted_merged(bad.to_vec())
+                .iter()
+                .map(|r| SectorRange::from_bytes(r, sector))
+                .collect(),
+            write: None,
+            sample: None,
+            bytes_read: 0,
+            mismatches: Vec::new(),
+            unreadable: Vec::new(),
+        }
+    }
+}
+
+fn to_bytes(ranges: &[SectorRange], sector: u64, size: u64) -> Vec<Range<u64>> {
+    ranges.iter().map(|r| r.bytes(sector, size)).collect()
+}
+
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Ranges found by parallel workers, in order and with touching ranges joined.
+fn sorted_merged(mut ranges: Vec<Range<u64>>) -> Vec<Range<u64>> {
+    ranges.sort_by_key(|r| r.start);
+    let mut merged = Vec::with_capacity(ranges.len());
+    for range in ranges {
+        crate::stream::push_merged(&mut merged, range);
+    }
+    merged
+}
+
+/// `range` minus the (sorted, merged) ranges in `holes`.
+fn subtract(range: Range<u64>, holes: &[Range<u64>]) -> Vec<Range<u64>> {
+    let mut pieces = Vec::new();
+    let mut start = range.start;
+    for hole in holes.iter().filter(|h| h.start < range.end && h.end > range.start) {
+        if hole.start > start {
+            pieces.push(start..hole.start);
+        }
+        start = start.max(hole.end);
+    }
+    if start < range.end {
+        pieces.push(start..range.end);
+    }
+    pieces
+}
+
+/// Time spent on a phase, including before an interruption.
+struct Clock {
+    started: Instant,
+    started_at: String,
+    seconds_before: f64,
+}
+
+impl Clock {
+    fn resume(resumed: Option<&InFlight>) -> Clock {
+        Clock {
+            started: Instant::now(),
+            started_at: resumed.map_or_else(|| timestamp(SystemTime::now()), |f| f.started_at.clone()),
+            seconds_before: resumed.map_or(0.0, |f| f.seconds),
+        }
+    }
+
+    fn seconds(&self) -> f64 {
+        self.seconds_before + self.started.elapsed().as_secs_f64()
+    }
+
+    /// Throughput of this session's share of the work.
+    fn rate(&self, bytes: u64) -> f64 {
+        let seconds = self.started.elapsed().as_secs_f64();
+        if seconds > 0.0 { bytes as f64 / seconds } else { 0.0 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subtract_removes_holes() {
+        assert_eq!(subtract(0..100, &[10..20, 50..60]), vec![0..10, 20..50, 60..100]);
+        assert_eq!(subtract(0..100, &[0..100]), Vec::<Range<u64>>::new());
+        assert_eq!(subtract(10..20, &[0..5, 30..40]), vec![10..20]);
+    }
+}
