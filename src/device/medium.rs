@@ -93,6 +93,16 @@ impl Medium {
         if geometry.size_bytes == 0 {
             return Err(DeviceError::Empty { path: shown });
         }
+        // sysfs counts 512-byte units; anything else means it changed since inspection.
+        if geometry.size_bytes / 512 != target.identity.size_bytes / 512 {
+            return Err(DeviceError::Changed {
+                path: shown,
+                what: format!(
+                    "its size is now {} bytes, not {}",
+                    geometry.size_bytes, target.identity.size_bytes
+                ),
+            });
+        }
         let identity = &mut target.identity;
         identity.size_bytes = geometry.size_bytes;
         identity.logical_sector_size = geometry.logical_sector;
@@ -130,7 +140,8 @@ impl Medium {
         let lock =
             nix::fcntl::Flock::lock(buffered, mode).map_err(|_| DeviceError::Busy { path: shown.clone() })?;
         let meta = lock.metadata().map_err(|e| DeviceError::io(path, e))?;
-        if (meta.dev(), meta.ino()) != target.key {
+        let changed_at = Some((meta.ctime(), meta.ctime_nsec()));
+        if (meta.dev(), meta.ino()) != target.key || changed_at != target.changed_at {
             return Err(DeviceError::Changed {
                 path: shown,
                 what: "a different file now has this name".into(),
@@ -139,6 +150,12 @@ impl Medium {
         let size = meta.len();
         if size == 0 {
             return Err(DeviceError::Empty { path: shown });
+        }
+        if size != target.identity.size_bytes {
+            return Err(DeviceError::Changed {
+                path: shown,
+                what: format!("its size is now {size} bytes, not {}", target.identity.size_bytes),
+            });
         }
         target.identity.size_bytes = size;
         let aligned_end = size - size % IMAGE_IO_ALIGN as u64;

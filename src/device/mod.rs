@@ -172,6 +172,9 @@ pub struct Inspected {
     pub key: (u64, u64),
     /// Reasons `wipe` must refuse this target; empty when it may be written.
     pub refusals: Vec<String>,
+    /// Files: the inode change time at inspection. Inode numbers are reused, so a
+    /// file replaced under the same name is recognised by this.
+    pub changed_at: Option<(i64, i64)>,
 }
 
 /// Every whole block device, as `list` shows them.
@@ -186,7 +189,7 @@ pub fn list_all(system: &SystemUse) -> Vec<Inspected> {
             let identity = block_identity(&path, &path, &b, system);
             let refusals = refusals_of(&identity);
             let key = (libc::makedev(b.devnum.major, b.devnum.minor), 0);
-            Inspected { identity, key, refusals }
+            Inspected { identity, key, refusals, changed_at: None }
         })
         .collect()
 }
@@ -210,7 +213,7 @@ pub fn inspect(path: &Path, system: &SystemUse) -> Result<Inspected, DeviceError
             SysBlock::by_devnum(devnum).ok_or_else(|| DeviceError::NotFound { path: shown.clone() })?;
         let identity = block_identity(&shown, &resolved.display().to_string(), &block, system);
         let refusals = refusals_of(&identity);
-        return Ok(Inspected { identity, key: (meta.rdev(), 0), refusals });
+        return Ok(Inspected { identity, key: (meta.rdev(), 0), refusals, changed_at: None });
     }
     if !file_type.is_file() {
         return Err(DeviceError::UnsupportedFileType { path: shown });
@@ -220,7 +223,12 @@ pub fn inspect(path: &Path, system: &SystemUse) -> Result<Inspected, DeviceError
         refusals.push("it is an active swap file; run swapoff first".to_string());
     }
     let identity = image_identity(&shown, &resolved, meta.len());
-    Ok(Inspected { identity, key: (meta.dev(), meta.ino()), refusals })
+    Ok(Inspected {
+        identity,
+        key: (meta.dev(), meta.ino()),
+        refusals,
+        changed_at: Some((meta.ctime(), meta.ctime_nsec())),
+    })
 }
 
 fn refusals_of(identity: &Identity) -> Vec<String> {
