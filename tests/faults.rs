@@ -187,3 +187,28 @@ fn wait_for_bytes(disk: &FaultyDisk, bytes: u64) {
     }
     panic!("the wipe never reached {bytes} bytes");
 }
+
+#[test]
+fn a_second_sigint_exits_at_once() {
+    if !have_root() {
+        return;
+    }
+    // So slow that a clean stop would take long: the second Ctrl-C must not wait for it.
+    let disk = FaultyDisk::new(
+        16 * MIB,
+        512,
+        Faults { delay: std::time::Duration::from_millis(500), ..Faults::default() },
+    );
+    let child = certwipe_command()
+        .args(["wipe", "--yes", disk.path().to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_bytes(&disk, 1);
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::SIGINT).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    nix::sys::signal::kill(pid, nix::sys::signal::SIGINT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+}

@@ -188,44 +188,28 @@ impl AllowedSigners {
 
 /// Splits on whitespace outside double quotes.
 fn split_fields(line: &str) -> Vec<String> {
-    let (mut fields, mut current, mut quoted) = (Vec::new(), String::new(), false);
-    for c in line.chars() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                current.push(c);
-            }
-            c if c.is_whitespace() && !quoted => {
-                if !current.is_empty() {
-                    fields.push(std::mem::take(&mut current));
-                }
-            }
-            c => current.push(c),
-        }
-    }
-    if !current.is_empty() {
-        fields.push(current);
-    }
-    fields
+    split_outside_quotes(line, char::is_whitespace).into_iter().filter(|f| !f.is_empty()).collect()
 }
 
 /// Splits an options field on commas outside double quotes.
 fn split_options(field: &str) -> Vec<String> {
-    let (mut options, mut current, mut quoted) = (Vec::new(), String::new(), false);
-    for c in field.chars() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                current.push(c);
-            }
-            ',' if !quoted => options.push(std::mem::take(&mut current)),
-            c => current.push(c),
+    if field.is_empty() { Vec::new() } else { split_outside_quotes(field, |c| c == ',') }
+}
+
+fn split_outside_quotes(text: &str, separator: impl Fn(char) -> bool) -> Vec<String> {
+    let (mut parts, mut current, mut quoted) = (Vec::new(), String::new(), false);
+    for c in text.chars() {
+        if c == '"' {
+            quoted = !quoted;
+        }
+        if separator(c) && !quoted {
+            parts.push(std::mem::take(&mut current));
+        } else {
+            current.push(c);
         }
     }
-    if !current.is_empty() {
-        options.push(current);
-    }
-    options
+    parts.push(current);
+    parts
 }
 
 /// The `allowed_signers` line for a public key.
