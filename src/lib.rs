@@ -12,5 +12,6 @@ pub mod cli;
 pub mod device;
 pub mod durable;
 pub mod engine;
+pub mod ledger;
 pub mod method;
 pub mod stream;

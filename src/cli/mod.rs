@@ -3,6 +3,7 @@
 
 mod audit;
 mod cert;
+mod ledger;
 mod list;
 mod methods;
 mod output;
@@ -10,6 +11,7 @@ mod records_args;
 mod signals;
 mod wipe;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -43,6 +45,10 @@ was done and proved.\n\nA host overwrite is NIST SP 800-88 'Clear'. It is never 
     after_help = AFTER_HELP
 )]
 pub struct Cli {
+    /// The media ledger database [default: /var/lib/certwipe/ledger.sqlite]; with
+    /// `wipe`, each certificate is imported into it.
+    #[arg(long, global = true, value_name = "PATH")]
+    ledger: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -63,6 +69,9 @@ enum Command {
     Keygen(cert::KeygenArgs),
     /// Re-read a medium and confirm it still holds what its certificate says was written last.
     Audit(audit::AuditArgs),
+    /// The media ledger (台帐): register media, import certificates, record approvals and destruction.
+    #[command(subcommand)]
+    Ledger(ledger::LedgerCommand),
 }
 
 /// An error the CLI reports: a message and the exit status it maps to.
@@ -95,10 +104,11 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::List(args) => list::run(&args),
         Command::Methods(args) => methods::run(&args),
-        Command::Wipe(args) => wipe::run(&args),
+        Command::Wipe(args) => wipe::run(&args, cli.ledger.as_deref()),
         Command::Cert(command) => cert::run(&command),
         Command::Keygen(args) => cert::keygen(&args),
         Command::Audit(args) => audit::run(&args),
+        Command::Ledger(command) => ledger::run(&command, cli.ledger.as_deref()),
     };
     match result {
         Ok(code) => ExitCode::from(code),

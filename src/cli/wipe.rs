@@ -109,7 +109,7 @@ struct Prepared {
     resume: Option<Checkpoint>,
 }
 
-pub fn run(args: &WipeArgs) -> Result<u8, Failure> {
+pub fn run(args: &WipeArgs, ledger: Option<&Path>) -> Result<u8, Failure> {
     let plan = match (&args.passes, args.resume) {
         (_, true) => None,
         (Some(list), false) => Some(Plan::custom(method::parse_passes(list)?, args.rounds)?),
@@ -119,6 +119,11 @@ pub fn run(args: &WipeArgs) -> Result<u8, Failure> {
     let targets = inspect_all(&args.targets, &system)?;
     let report_paths = report_paths(args.report.as_deref(), &targets)?;
     let certificates = CertificatePlan::prepare(args, targets.len())?;
+    if ledger.is_some() && certificates.is_none() {
+        return Err(Failure::usage("--ledger imports certificates: give --cert-dir (and --sign-key) too"));
+    }
+    // Opened now, so a bad ledger path is found before anything is written.
+    let mut ledger = ledger.map(crate::ledger::Ledger::open).transpose()?;
     let state_dir = args.state_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
     // A certificate records the digest of the final content whenever it is read back in full.
     let options = Options { verify: args.verify, digest: certificates.is_some(), ..Options::default() };
@@ -222,7 +227,16 @@ pub fn run(args: &WipeArgs) -> Result<u8, Failure> {
         };
         let saved = match &certificates {
             Some(plan) => match plan.write(index, report) {
-                Ok(cert_path) => format!("{saved} (certificate: {})", cert_path.display()),
+                Ok(cert_path) => match ledger.as_mut().map(|l| l.import(&cert_path, None)) {
+                    Some(Err(error)) => {
+                        code = EXIT_FAILED;
+                        format!("{saved} (certificate: {}; NOT imported: {error})", cert_path.display())
+                    }
+                    Some(Ok(number)) => {
+                        format!("{saved} (certificate: {}, in ledger as {number})", cert_path.display())
+                    }
+                    None => format!("{saved} (certificate: {})", cert_path.display()),
+                },
                 Err(error) => {
                     code = EXIT_FAILED;
                     format!("{saved} (certificate NOT written: {error})")

@@ -1,0 +1,308 @@
+//! The media ledger: a medium's whole life, the no-downgrade rule, tampering, and
+//! concurrent writers.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+struct Office {
+    dir: tempfile::TempDir,
+    key: PathBuf,
+    ledger: PathBuf,
+}
+
+impl Office {
+    fn new() -> Office {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("station");
+        let out = certwipe(&["keygen", "-f", key.to_str().unwrap(), "--no-passphrase"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        std::fs::create_dir(dir.path().join("certs")).unwrap();
+        let ledger = dir.path().join("ledger.sqlite");
+        Office { dir, key, ledger }
+    }
+
+    /// `certwipe ledger ARGS --ledger PATH`: exit code, stdout, stderr.
+    fn ledger(&self, args: &[&str]) -> (i32, String, String) {
+        let mut full = vec!["ledger"];
+        full.extend_from_slice(args);
+        full.extend(["--ledger", self.ledger.to_str().unwrap()]);
+        let out = certwipe(&full);
+        (out.status.code().unwrap(), String::from_utf8_lossy(&out.stdout).into_owned(), stderr(&out))
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (code, stdout, stderr) = self.ledger(args);
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+        stdout
+    }
+
+    fn refused(&self, args: &[&str], expected: &str) {
+        let (code, _, stderr) = self.ledger(args);
+        assert_ne!(code, 0, "{args:?} was accepted");
+        assert!(stderr.contains(expected), "{args:?}: expected {expected:?} in {stderr}");
+    }
+
+    /// Wipes a fresh image with a signed certificate; returns the certificate path.
+    fn certificate(&self, name: &str, records: &[&str], into_ledger: bool) -> PathBuf {
+        let image = self.dir.path().join(format!("{name}.img"));
+        make_file(&image, 1 << 20);
+        let certs = self.dir.path().join("certs");
+        let mut args = vec![
+            "wipe",
+            "--yes",
+            "--cert-dir",
+            certs.to_str().unwrap(),
+            "--sign-key",
+            self.key.to_str().unwrap(),
+        ];
+        args.extend_from_slice(records);
+        if into_ledger {
+            args.extend(["--ledger", self.ledger.to_str().unwrap()]);
+        }
+        args.push(image.to_str().unwrap());
+        let out = certwipe(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        certificate_of(&certs, name)
+    }
+}
+
+fn certificate_of(certs: &Path, name: &str) -> PathBuf {
+    std::fs::read_dir(certs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let file = p.file_name().unwrap().to_str().unwrap();
+            file.starts_with(&format!("{name}.img-")) && file.ends_with(".json")
+        })
+        .unwrap()
+}
+
+#[test]
+fn the_whole_life_of_a_classified_medium() {
+    let office = Office::new();
+    office.ok(&[
+        "register",
+        "MJ-2026-0042",
+        "--type",
+        "hdd",
+        "--classification",
+        "机密",
+        "--holder",
+        "Dept 3",
+    ]);
+    // wipe --ledger verifies the new certificate and files it under its asset number.
+    office.certificate(
+        "disk42",
+        &[
+            "--asset",
+            "MJ-2026-0042",
+            "--classification",
+            "secret",
+            "--destination",
+            "destruction",
+            "--operator",
+            "Li Wei",
+        ],
+        true,
+    );
+    office.ok(&[
+        "approve",
+        "MJ-2026-0042",
+        "--role",
+        "approver",
+        "--name",
+        "Chen Jie",
+        "--title",
+        "Director",
+    ]);
+    office.ok(&[
+        "destroy",
+        "MJ-2026-0042",
+        "--method",
+        "shred",
+        "--date",
+        "2026-11-30",
+        "--place",
+        "Room 5",
+        "--destroyer",
+        "Li Wei",
+        "--witness",
+        "Zhang San",
+    ]);
+    let history: serde_json::Value =
+        serde_json::from_str(&office.ok(&["show", "MJ-2026-0042", "--json"])).unwrap();
+    let kinds: Vec<&str> =
+        history["history"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["register", "certificate", "approval", "destruction"]);
+    assert_eq!(history["history"][1]["data"]["status"], "erased");
+
+    let csv = office.ok(&["export", "--csv"]);
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let row: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let field = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
+    assert_eq!(field("ledger_number"), "MJ-2026-0042");
+    assert_eq!(field("classification_zh"), "机密");
+    assert_eq!(field("status"), "erased");
+    assert_eq!(field("category"), "clear");
+    assert_eq!(field("operator"), "Li Wei");
+    assert_eq!(field("destroyed_on"), "2026-11-30");
+    assert_eq!(field("witness"), "Zhang San");
+    assert_eq!(field("approvals"), "approver Chen Jie");
+    let rows: serde_json::Value = serde_json::from_str(&office.ok(&["export", "--json"])).unwrap();
+    assert_eq!(rows[0]["destruction_method"], "shred");
+
+    let verified = office.ok(&["verify"]);
+    assert!(verified.contains("4 entries, 1 certificates") && verified.contains("intact"), "{verified}");
+    office.refused(
+        &[
+            "destroy",
+            "MJ-2026-0042",
+            "--method",
+            "shred",
+            "--date",
+            "d",
+            "--place",
+            "p",
+            "--destroyer",
+            "a",
+            "--witness",
+            "b",
+        ],
+        "already destroyed",
+    );
+}
+
+#[test]
+fn classified_media_are_never_given_a_reuse_destination() {
+    let office = Office::new();
+    office.ok(&["register", "USB-7", "--type", "usb-flash", "--classification", "internal"]);
+    for destination in ["internal-reuse", "external-reuse", "recycling"] {
+        office.refused(&["dispose", "USB-7", "--destination", destination], "destruction is required");
+    }
+    office.ok(&["dispose", "USB-7", "--destination", "destruction"]);
+    // A certificate that (wrongly) calls the medium unclassified and releases it.
+    let cert = office.certificate(
+        "usb7",
+        &["--asset", "USB-7", "--classification", "unclassified", "--destination", "external-reuse"],
+        false,
+    );
+    office.refused(&["import", cert.to_str().unwrap()], "destruction is required");
+    office.ok(&["register", "PUBLIC-1", "--type", "hdd", "--classification", "非密"]);
+    office.ok(&["dispose", "PUBLIC-1", "--destination", "external-reuse"]);
+}
+
+fn tampered(office: &Office, sql: &str) -> String {
+    let copy = office.dir.path().join("tampered.sqlite");
+    std::fs::copy(&office.ledger, &copy).unwrap();
+    let _ = std::fs::remove_file(office.dir.path().join("tampered.sqlite-wal"));
+    let db = rusqlite::Connection::open(&copy).unwrap();
+    db.execute_batch(sql).unwrap();
+    drop(db);
+    let out = certwipe(&["ledger", "verify", "--ledger", copy.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{sql}: tampering went unnoticed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn tampering_with_the_database_file_is_detected() {
+    let office = Office::new();
+    for number in ["A-1", "A-2", "A-3"] {
+        office.ok(&["register", number, "--type", "hdd", "--classification", "secret"]);
+    }
+    office.certificate(
+        "a1",
+        &["--asset", "A-1", "--classification", "secret", "--destination", "destruction"],
+        true,
+    );
+    office.ok(&["approve", "A-2", "--role", "witness", "--name", "Zhang San"]);
+    // Checkpoint the WAL into the main file so a plain copy holds everything.
+    rusqlite::Connection::open(&office.ledger)
+        .unwrap()
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .unwrap();
+    assert!(office.ok(&["verify"]).contains("intact"));
+
+    let out = tampered(
+        &office,
+        "UPDATE entries SET data = replace(data, 'Zhang San', 'Somebody Else') WHERE kind = 'approval';",
+    );
+    assert!(out.contains("was altered"), "{out}");
+    let out = tampered(&office, "DELETE FROM entries WHERE seq = 2;");
+    assert!(out.contains("removed"), "{out}");
+    let out = tampered(
+        &office,
+        "UPDATE entries SET seq = 100 WHERE seq = 2; UPDATE entries SET seq = 2 WHERE seq = 3; UPDATE entries SET seq = 3 WHERE seq = 100;",
+    );
+    assert!(out.contains("chain is broken"), "{out}");
+    let out = tampered(&office, "UPDATE media SET classification = 'unclassified' WHERE number = 'A-3';");
+    assert!(out.contains("media table was altered"), "{out}");
+    let out = tampered(&office, "UPDATE certificates SET json = replace(json, 'erased', 'ERASED');");
+    assert!(out.contains("stored bytes changed"), "{out}");
+}
+
+#[test]
+fn concurrent_imports_from_two_processes_lose_nothing() {
+    let office = Office::new();
+    let mut certs = Vec::new();
+    for i in 0..8 {
+        let number = format!("C-{i}");
+        office.ok(&["register", &number, "--type", "hdd", "--classification", "unclassified"]);
+        certs.push(office.certificate(&format!("c{i}"), &["--asset", &number], false));
+    }
+    let spawn = |batch: &[PathBuf]| {
+        certwipe_command()
+            .args(["ledger", "import", "--ledger", office.ledger.to_str().unwrap()])
+            .args(batch)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (even, odd): (Vec<_>, Vec<_>) = certs.iter().cloned().enumerate().partition(|(i, _)| i % 2 == 0);
+    let even: Vec<PathBuf> = even.into_iter().map(|(_, p)| p).collect();
+    let odd: Vec<PathBuf> = odd.into_iter().map(|(_, p)| p).collect();
+    let (a, b) = (spawn(&even), spawn(&odd));
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let verified = office.ok(&["verify"]);
+    assert!(verified.contains("16 entries, 8 certificates") && verified.contains("intact"), "{verified}");
+}
+
+#[test]
+fn bad_ledger_input_is_refused_clearly() {
+    let office = Office::new();
+    office.ok(&["register", "N-1", "--type", "hdd", "--classification", "secret"]);
+    office.refused(&["register", "N-1", "--type", "ssd", "--classification", "secret"], "already registered");
+    office.refused(
+        &["register", "N-2", "--type", "ssd", "--classification", "cosmic"],
+        "unknown classification",
+    );
+    office.refused(
+        &["approve", "N-9", "--role", "approver", "--name", "X"],
+        "no medium with ledger number \"N-9\"",
+    );
+    office.refused(&["show", "N-9"], "register it first");
+    let cert = office.certificate(
+        "n1",
+        &["--asset", "N-1", "--classification", "secret", "--destination", "destruction"],
+        false,
+    );
+    // A certificate whose signature fails is not imported.
+    let text = std::fs::read_to_string(&cert).unwrap();
+    std::fs::write(&cert, text.replace("\"hdd\"", "\"ssd\"").replace("erased", "erased ")).unwrap();
+    office.refused(&["import", cert.to_str().unwrap()], "does not verify");
+    std::fs::write(&cert, text).unwrap();
+    office.ok(&["import", cert.to_str().unwrap()]);
+    office.refused(&["import", cert.to_str().unwrap()], "imported once");
+    let unknown = office.certificate("orphan", &["--asset", "NOT-REGISTERED"], false);
+    office.refused(&["import", unknown.to_str().unwrap()], "register the medium first");
+    let out = certwipe(&["ledger", "list", "--ledger", "/proc/no/such/ledger.sqlite"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("ledger /proc/no/such/ledger.sqlite"), "{}", stderr(&out));
+}
