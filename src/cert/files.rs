@@ -154,6 +154,16 @@ pub fn check_files(path: &Path, allowed: Option<&AllowedSigners>) -> Result<Chec
     Ok(Checked { certificate, sha256, signatures, problems })
 }
 
+/// The certificate and every signature file that belongs to it, as they exist.
+pub fn with_companions(cert: &Path) -> Vec<PathBuf> {
+    let mut paths = vec![cert.to_path_buf(), signature_path(cert)];
+    for (_, stem) in countersignature_stems(cert) {
+        paths.extend([append(&stem, ".sig"), append(&stem, ".json"), append(&stem, ".json.sig")]);
+    }
+    paths.retain(|p| p.exists());
+    paths
+}
+
 /// `(role, CERT.json.<role>-<n>)` for every countersignature statement beside `cert`.
 fn countersignature_stems(cert: &Path) -> Vec<(String, PathBuf)> {
     let dir = cert.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));

@@ -5,6 +5,7 @@
 pub mod check;
 pub mod files;
 pub mod model;
+pub mod pdf;
 pub mod records;
 pub mod render;
 pub mod sign;

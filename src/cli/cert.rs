@@ -10,6 +10,7 @@ use ssh_key::{Algorithm, LineEnding, PrivateKey};
 
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, Failure, print_json};
 use crate::cert::files::{self, Checked, Countersigner, Role};
+use crate::cert::pdf::{self, Lang};
 use crate::cert::sign::{self, AllowedSigners, PASSPHRASE_ENV, SigningKey};
 use crate::cert::{CertError, render};
 use crate::engine::report::Status;
@@ -30,6 +31,22 @@ pub enum CertCommand {
     /// Add a countersignature (validator, witness or approver) beside the
     /// certificate, without touching its bytes.
     Countersign(CountersignArgs),
+    /// Print the certificate as an A4 PDF (Chinese and English), with a QR code of
+    /// its id and SHA-256, and the signed files attached.
+    Pdf(PdfArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PdfArgs {
+    cert: PathBuf,
+    /// Output file [default: CERT with .pdf instead of .json].
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Lang::Both)]
+    lang: Lang,
+    /// Font file with Chinese glyphs, FILE[:INDEX] for a collection [default: Noto Sans CJK SC].
+    #[arg(long, value_name = "FILE")]
+    font: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -89,7 +106,25 @@ pub fn run(command: &CertCommand) -> Result<u8, Failure> {
         CertCommand::Verify(args) => verify(args),
         CertCommand::Show(args) => show(args),
         CertCommand::Countersign(args) => countersign(args),
+        CertCommand::Pdf(args) => {
+            let output = args.output.clone().unwrap_or_else(|| args.cert.with_extension("pdf"));
+            write_pdf(&args.cert, &output, args.lang, args.font.as_deref())?;
+            println!("{}", output.display());
+            Ok(EXIT_OK)
+        }
     }
+}
+
+/// Renders a certificate file (with its signature files attached) to `output`.
+pub fn write_pdf(cert: &Path, output: &Path, lang: Lang, font: Option<&str>) -> Result<(), Failure> {
+    let checked = files::check_files(cert, None)?;
+    let Some(certificate) = &checked.certificate else {
+        return Err(Failure::usage(format!("{}: {}", cert.display(), checked.problems.join("; "))));
+    };
+    let bytes = pdf::render(certificate, &checked, &files::with_companions(cert), lang, font)
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    crate::durable::write_atomically(output, &bytes)
+        .map_err(|e| Failure::usage(format!("{}: {e}", output.display())))
 }
 
 fn allowed(path: Option<&Path>) -> Result<Option<AllowedSigners>, Failure> {

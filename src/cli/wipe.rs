@@ -11,6 +11,7 @@ use super::output::Ui;
 use super::records_args::RecordArgs;
 use super::{EXIT_FAILED, EXIT_OK, Failure, signals};
 use crate::cert::Certificate;
+use crate::cert::pdf::Lang;
 use crate::cert::records::Records;
 use crate::cert::sign::SigningKey;
 use crate::device::{self, Access, Inspected, Medium, SystemUse};
@@ -90,6 +91,10 @@ pub struct WipeArgs {
     /// passphrase, or reads CERTWIPE_KEY_PASSPHRASE).
     #[arg(long, value_name = "KEY", requires = "cert_dir", help_heading = "Certificates")]
     sign_key: Option<PathBuf>,
+
+    /// Also print each certificate as a PDF beside it (see `certwipe cert pdf`).
+    #[arg(long, requires = "cert_dir", help_heading = "Certificates")]
+    pdf: bool,
 
     /// Write certificates without a signature (they will not pass `cert verify`).
     #[arg(long, requires = "cert_dir", conflicts_with = "sign_key", help_heading = "Certificates")]
@@ -269,6 +274,7 @@ struct CertificatePlan {
     dir: PathBuf,
     key: Option<SigningKey>,
     records: Vec<Records>,
+    pdf: bool,
 }
 
 impl CertificatePlan {
@@ -285,13 +291,18 @@ impl CertificatePlan {
         check_writable(&dir.join("certificate"))?;
         let records = args.records.records_for(targets)?;
         let key = args.sign_key.as_deref().map(super::cert::load_key).transpose()?;
-        Ok(Some(CertificatePlan { dir: dir.clone(), key, records }))
+        Ok(Some(CertificatePlan { dir: dir.clone(), key, records, pdf: args.pdf }))
     }
 
     fn write(&self, index: usize, report: &Report) -> Result<PathBuf, crate::cert::CertError> {
         let cert = Certificate::issue(report.clone(), self.records[index].clone());
         let path = self.dir.join(format!("{}-{}.json", report.target.name, cert.certificate_id));
         crate::cert::files::write_certificate(&path, &cert, self.key.as_ref())?;
+        if self.pdf
+            && let Err(failure) = super::cert::write_pdf(&path, &path.with_extension("pdf"), Lang::Both, None)
+        {
+            eprintln!("certwipe: {}: the PDF was not written: {}", path.display(), failure.message);
+        }
         Ok(path)
     }
 }

@@ -137,7 +137,7 @@ impl<'a> Resilient<'a> {
         }
         crate::stream::push_merged(bad, at..end);
         let run = self.consecutive_bad.fetch_add(1, Ordering::Relaxed) + 1;
-        if run % PROBE_AFTER_BAD_SECTORS == 0 && !self.alive() {
+        if run.is_multiple_of(PROBE_AFTER_BAD_SECTORS) && !self.alive() {
             return Err(DeviceGone(format!(
                 "{run} consecutive sectors failed and the device no longer answers"
             )));

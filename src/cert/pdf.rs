@@ -1,0 +1,616 @@
+//! The printable certificate: an A4 page, Chinese and English, laid out like the
+//! NIST SP 800-88 App. G certificate, with a QR code tying the paper to the signed
+//! JSON and the JSON and signature files attached. Fonts are real, embedded and
+//! subsetted (Noto Sans CJK by default).
+
+use std::path::{Path, PathBuf};
+
+use krilla::Document;
+use krilla::color::rgb;
+use krilla::embed::{AssociationKind, EmbeddedFile, MimeType};
+use krilla::geom::{PathBuilder, Point, Rect};
+use krilla::page::PageSettings;
+use krilla::paint::{Fill, Stroke};
+use krilla::text::{Font, TextDirection};
+use skrifa::MetadataProvider;
+use thiserror::Error;
+
+use super::files::{Checked, SignatureCheck};
+use super::model::Certificate;
+use super::records::Classification;
+use crate::engine::report::{PassContent, Status, total_sectors};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    Zh,
+    En,
+    /// Chinese and English side by side.
+    Both,
+}
+
+#[derive(Debug, Error)]
+pub enum PdfError {
+    #[error(
+        "no font with Chinese glyphs found (looked for Noto Sans CJK in {}); install fonts-noto-cjk or give --font FILE[:INDEX]",
+        SYSTEM_FONTS.iter().map(|(p, _)| *p).collect::<Vec<_>>().join(", ")
+    )]
+    NoCjkFont,
+    #[error("font {0}: cannot read it as an OpenType/TrueType font")]
+    BadFont(String),
+    #[error("font {0} has no Chinese glyphs; --lang zh and both need a CJK font such as Noto Sans CJK")]
+    FontLacksChinese(String),
+    #[error("writing the PDF failed: {0}")]
+    Write(String),
+}
+
+/// Fonts looked for when `--font` is not given: (path, face index of Simplified Chinese).
+const SYSTEM_FONTS: &[(&str, u32)] = &[
+    ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", 2),
+    ("/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc", 2),
+    ("/usr/share/fonts/google-noto-cjk/NotoSansCJK-Regular.ttc", 2),
+    ("/usr/share/fonts/opentype/noto/NotoSansCJKsc-Regular.otf", 0),
+];
+const LATIN_FONTS: &[(&str, u32)] = &[("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 0)];
+
+/// A font, loaded once for drawing (krilla) and measuring (skrifa).
+struct Face {
+    data: Vec<u8>,
+    index: u32,
+    font: Font,
+}
+
+impl Face {
+    fn load(path: &Path, index: u32) -> Result<Face, PdfError> {
+        let bad = || PdfError::BadFont(path.display().to_string());
+        let data = std::fs::read(path).map_err(|_| bad())?;
+        skrifa::FontRef::from_index(&data, index).map_err(|_| bad())?;
+        let font = Font::new(data.clone().into(), index).ok_or_else(bad)?;
+        Ok(Face { data, index, font })
+    }
+
+    fn has_chinese(&self) -> bool {
+        let font = skrifa::FontRef::from_index(&self.data, self.index).expect("checked at load");
+        "数据销毁证明".chars().all(|c| font.charmap().map(c).is_some())
+    }
+
+    /// Width of `text` at `size` points.
+    fn width(&self, text: &str, size: f32) -> f32 {
+        let font = skrifa::FontRef::from_index(&self.data, self.index).expect("checked at load");
+        let metrics =
+            font.glyph_metrics(skrifa::instance::Size::new(size), skrifa::instance::LocationRef::default());
+        let charmap = font.charmap();
+        text.chars()
+            .map(|c| charmap.map(c).and_then(|g| metrics.advance_width(g)).unwrap_or(size * 0.6))
+            .sum()
+    }
+}
+
+/// Finds the font: `--font FILE[:INDEX]`, or a system CJK font, or (English only) a Latin one.
+fn find_font(font: Option<&str>, lang: Lang) -> Result<(Face, Option<Face>), PdfError> {
+    let needs_chinese = lang != Lang::En;
+    let regular = match font {
+        Some(spec) => {
+            let (path, index) = match spec.rsplit_once(':') {
+                Some((path, index)) if index.parse::<u32>().is_ok() => (path, index.parse().unwrap_or(0)),
+                _ => (spec, 0),
+            };
+            let face = Face::load(Path::new(path), index)?;
+            if needs_chinese && !face.has_chinese() {
+                return Err(PdfError::FontLacksChinese(path.to_string()));
+            }
+            return Ok((face, None));
+        }
+        None => {
+            let candidates: Vec<&(&str, u32)> =
+                SYSTEM_FONTS.iter().chain(if needs_chinese { &[][..] } else { LATIN_FONTS }).collect();
+            candidates
+                .into_iter()
+                .find_map(|(path, index)| Face::load(Path::new(path), *index).ok())
+                .ok_or(PdfError::NoCjkFont)?
+        }
+    };
+    let bold = SYSTEM_FONTS
+        .iter()
+        .filter_map(|(path, index)| Face::load(Path::new(&path.replace("Regular", "Bold")), *index).ok())
+        .next();
+    Ok((regular, bold))
+}
+
+/// What the page shows, in drawing order; laid out first, then drawn page by page.
+enum Op {
+    Text { x: f32, y: f32, size: f32, bold: bool, gray: bool, text: String },
+    Fill { rect: (f32, f32, f32, f32), shade: u8 },
+    Line { from: (f32, f32), to: (f32, f32) },
+}
+
+const PAGE: (f32, f32) = (595.0, 842.0);
+const MARGIN: f32 = 42.0;
+const LABEL_WIDTH: f32 = 150.0;
+const QR_SIZE: f32 = 96.0;
+
+struct Layout<'a> {
+    lang: Lang,
+    face: &'a Face,
+    pages: Vec<Vec<Op>>,
+    y: f32,
+}
+
+impl Layout<'_> {
+    fn ops(&mut self) -> &mut Vec<Op> {
+        self.pages.last_mut().expect("there is always a page")
+    }
+
+    fn need(&mut self, height: f32) {
+        if self.y + height > PAGE.1 - MARGIN - 20.0 {
+            self.pages.push(Vec::new());
+            self.y = MARGIN;
+        }
+    }
+
+    fn label(&self, zh: &str, en: &str) -> String {
+        match self.lang {
+            Lang::Zh => zh.to_string(),
+            Lang::En => en.to_string(),
+            Lang::Both => format!("{zh} {en}"),
+        }
+    }
+
+    fn text(&mut self, x: f32, size: f32, bold: bool, text: &str) {
+        let y = self.y;
+        self.ops().push(Op::Text { x, y, size, bold, gray: false, text: text.to_string() });
+    }
+
+    fn section(&mut self, zh: &str, en: &str) {
+        self.need(40.0);
+        self.y += 10.0;
+        let title = self.label(zh, en);
+        let y = self.y;
+        self.ops().push(Op::Fill { rect: (MARGIN, y, PAGE.0 - 2.0 * MARGIN, 16.0), shade: 225 });
+        self.y += 12.0;
+        self.text(MARGIN + 4.0, 10.0, true, &title);
+        self.y += 10.0;
+    }
+
+    /// A label and a value, each wrapped to its column.
+    fn row(&mut self, zh: &str, en: &str, value: &str) {
+        let label = self.label(zh, en);
+        let labels = wrap(self.face, &label, 8.0, LABEL_WIDTH - 10.0);
+        let values = wrap(self.face, value, 8.5, PAGE.0 - 2.0 * MARGIN - LABEL_WIDTH - 8.0);
+        let lines = labels.len().max(values.len());
+        self.need(11.0 * lines as f32 + 2.0);
+        self.y += 9.0;
+        let top = self.y;
+        for (i, line) in labels.into_iter().enumerate() {
+            let y = top + 11.0 * i as f32;
+            self.ops().push(Op::Text { x: MARGIN + 4.0, y, size: 8.0, bold: false, gray: true, text: line });
+        }
+        for (i, line) in values.into_iter().enumerate() {
+            let y = top + 11.0 * i as f32;
+            self.ops().push(Op::Text {
+                x: MARGIN + LABEL_WIDTH,
+                y,
+                size: 8.5,
+                bold: false,
+                gray: false,
+                text: line,
+            });
+        }
+        self.y = top + 11.0 * (lines - 1) as f32 + 2.0;
+    }
+}
+
+/// Greedy wrapping by measured width; CJK text breaks anywhere, Latin at spaces.
+fn wrap(face: &Face, text: &str, size: f32, width: f32) -> Vec<String> {
+    let mut lines = Vec::new();
+    for paragraph in text.split('\n') {
+        let mut line = String::new();
+        for word in paragraph.split_inclusive(' ') {
+            let candidate = format!("{line}{word}");
+            if face.width(candidate.trim_end(), size) <= width || line.is_empty() {
+                line = candidate;
+            } else {
+                lines.push(line.trim_end().to_string());
+                line = word.to_string();
+            }
+            // A single word longer than the line (a hash, CJK text) is cut by characters.
+            while face.width(line.trim_end(), size) > width {
+                let mut cut = String::new();
+                for c in line.chars() {
+                    if face.width(&format!("{cut}{c}"), size) > width {
+                        break;
+                    }
+                    cut.push(c);
+                }
+                let rest = line[cut.len()..].to_string();
+                lines.push(cut);
+                line = rest;
+            }
+        }
+        lines.push(line.trim_end().to_string());
+    }
+    lines
+}
+
+fn status_words(status: Status) -> (&'static str, &'static str) {
+    match status {
+        Status::Erased => ("已清除", "erased"),
+        Status::Incomplete => ("不完整", "incomplete"),
+        Status::Failed => ("失败", "failed"),
+        Status::Aborted => ("已中止", "aborted"),
+    }
+}
+
+fn level(lang: Lang, c: Option<Classification>) -> String {
+    match (c, lang) {
+        (None, _) => "-".into(),
+        (Some(c), Lang::Zh) => c.chinese().into(),
+        (Some(c), Lang::En) => c.english().into(),
+        (Some(c), Lang::Both) => format!("{} {}", c.chinese(), c.english()),
+    }
+}
+
+fn both(lang: Lang, zh: &str, en: &str) -> String {
+    match lang {
+        Lang::Zh => zh.into(),
+        Lang::En => en.into(),
+        Lang::Both => format!("{zh} / {en}"),
+    }
+}
+
+fn or_dash(value: &Option<String>) -> String {
+    value.clone().unwrap_or_else(|| "-".into())
+}
+
+/// The text a QR code on the page carries: the certificate id and the SHA-256 of
+/// the exact certificate file.
+pub fn qr_payload(cert: &Certificate, sha256: &str) -> String {
+    format!("certwipe:{}:sha256:{sha256}", cert.certificate_id)
+}
+
+/// Renders `cert` (as checked by `check_files`) to PDF bytes, attaching `attachments`.
+pub fn render(
+    cert: &Certificate,
+    checked: &Checked,
+    attachments: &[PathBuf],
+    lang: Lang,
+    font: Option<&str>,
+) -> Result<Vec<u8>, PdfError> {
+    let (face, bold) = find_font(font, lang)?;
+    let mut layout = Layout { lang, face: &face, pages: vec![Vec::new()], y: MARGIN };
+    lay_out(&mut layout, cert, checked);
+    let pages = std::mem::take(&mut layout.pages);
+
+    let mut document = Document::new();
+    let total = pages.len();
+    for (number, ops) in pages.into_iter().enumerate() {
+        let mut page =
+            document.start_page_with(PageSettings::from_wh(PAGE.0, PAGE.1).expect("A4 is a valid size"));
+        let mut surface = page.surface();
+        for op in ops {
+            draw(&mut surface, &op, &face, bold.as_ref());
+        }
+        if number == 0 {
+            draw_qr(&mut surface, &qr_payload(cert, &checked.sha256));
+        }
+        let footer = format!(
+            "{} {}  ·  SHA-256 {}  ·  {}/{}",
+            both(lang, "证书编号", "Certificate"),
+            cert.certificate_id,
+            checked.sha256,
+            number + 1,
+            total
+        );
+        let hint = both(
+            lang,
+            "核验：二维码含证书编号及证书文件 SHA-256；签名用 ssh-keygen -Y verify -n certwipe 核验",
+            "Check: the QR code holds the certificate id and the SHA-256 of the JSON file; verify signatures with ssh-keygen -Y verify -n certwipe",
+        );
+        for (line, text) in [(PAGE.1 - 30.0, footer), (PAGE.1 - 22.0, hint)] {
+            draw(
+                &mut surface,
+                &Op::Text { x: MARGIN, y: line, size: 6.0, bold: false, gray: true, text },
+                &face,
+                None,
+            );
+        }
+        surface.finish();
+        page.finish();
+    }
+    for path in attachments {
+        let data = std::fs::read(path).map_err(|e| PdfError::Write(format!("{}: {e}", path.display())))?;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let mime = if name.ends_with(".json") { "application/json" } else { "text/plain" };
+        document.embed_file(EmbeddedFile {
+            path: name,
+            mime_type: MimeType::new(mime),
+            description: Some("signed certwipe certificate file (exact bytes)".into()),
+            association_kind: AssociationKind::Source,
+            data: data.into(),
+            modification_date: None,
+            compress: None,
+            location: None,
+        });
+    }
+    document.finish().map_err(|e| PdfError::Write(format!("{e:?}")))
+}
+
+fn lay_out(l: &mut Layout<'_>, cert: &Certificate, checked: &Checked) {
+    let lang = l.lang;
+    let s = &cert.sanitization;
+    let m = &cert.medium;
+    let r = &cert.records;
+    // Header, left of the QR code.
+    l.y += 16.0;
+    if lang != Lang::En {
+        l.text(MARGIN, 17.0, true, "存储介质数据销毁证明");
+        l.y += 17.0;
+    }
+    if lang != Lang::Zh {
+        l.text(MARGIN, if lang == Lang::En { 17.0 } else { 12.0 }, true, "Media Sanitization Certificate");
+        l.y += 14.0;
+    }
+    let subtitle = both(lang, "依据 NIST SP 800-88 附录G", "after NIST SP 800-88 App. G");
+    l.text(MARGIN, 8.0, false, &subtitle);
+    l.y += 13.0;
+    l.text(
+        MARGIN,
+        8.0,
+        false,
+        &format!("{}: {}", both(lang, "证书编号", "Certificate ID"), cert.certificate_id),
+    );
+    l.y += 11.0;
+    l.text(MARGIN, 8.0, false, &format!("{}: {}", both(lang, "签发时间", "Issued"), cert.issued_at));
+    l.y += 11.0;
+    l.text(
+        MARGIN,
+        8.0,
+        false,
+        &format!("{}: {}", both(lang, "台帐编号", "Ledger number"), or_dash(&r.asset_number)),
+    );
+    l.y = l.y.max(MARGIN + QR_SIZE + 24.0);
+    let (zh, en) = status_words(s.status);
+    let verdict = format!("{}: {}", both(lang, "结果", "Result"), both(lang, zh, &en.to_uppercase()));
+    l.text(MARGIN, 13.0, true, &verdict);
+    l.y += 4.0;
+    l.row("说明", "Reason", &s.status_reason);
+
+    l.section("一、介质信息", "1. Medium");
+    l.row("台帐编号", "Ledger number", &or_dash(&r.asset_number));
+    l.row("制造商", "Manufacturer", &or_dash(&m.vendor));
+    l.row("型号", "Model", &or_dash(&m.model));
+    l.row("序列号", "Serial number", &or_dash(&m.serial));
+    l.row("固件 / WWN", "Firmware / WWN", &format!("{} / {}", or_dash(&m.firmware), or_dash(&m.wwn)));
+    l.row(
+        "容量",
+        "Capacity",
+        &format!("{} bytes, sector {}/{}", m.size_bytes, m.logical_sector_size, m.physical_sector_size),
+    );
+    l.row("介质类型", "Media type", &format!("{:?}, {} ({})", m.media_type, m.transport, m.resolved_path));
+
+    l.section("二、台帐记录", "2. Records");
+    l.row(
+        "单位 / 地点",
+        "Organisation / site",
+        &format!("{} / {}", or_dash(&r.organisation), or_dash(&r.site)),
+    );
+    l.row(
+        "密级（处理前 / 后）",
+        "Classification before / after",
+        &format!("{} / {}", level(lang, r.classification_before), level(lang, r.classification_after)),
+    );
+    l.row("介质来源", "Media source", &or_dash(&r.media_source));
+    l.row(
+        "数据备份",
+        "Data backed up",
+        &format!(
+            "{:?}{}",
+            r.data_backed_up,
+            r.backup_location.as_ref().map(|b| format!(", {b}")).unwrap_or_default()
+        ),
+    );
+    l.row("去向", "Destination", &r.destination.map(|d| format!("{d:?}")).unwrap_or_else(|| "-".into()));
+    let operator = [&r.operator.name, &r.operator.title, &r.operator.id, &r.operator.contact]
+        .iter()
+        .filter_map(|v| (*v).clone())
+        .collect::<Vec<_>>()
+        .join(", ");
+    l.row("操作人", "Operator", if operator.is_empty() { "-" } else { &operator });
+    if let Some(notes) = &r.notes {
+        l.row("备注", "Notes", notes);
+    }
+
+    l.section("三、处理情况", "3. Sanitization");
+    l.row("类别", "Category", &format!("{:?} ({:?})", s.category, s.technique));
+    l.row("方法", "Method", &format!("{} ({}), {} round(s)", s.method.name, s.method.id, s.method.rounds));
+    l.row("依据", "Source", &s.method.source);
+    let passes: Vec<String> = s
+        .passes
+        .iter()
+        .map(|p| match &p.content {
+            PassContent::Fixed { pattern } => format!("{}: 0x{pattern}", p.index),
+            PassContent::Random { generator, seed } => {
+                format!("{}: {generator} seed {}", p.index, String::from(*seed))
+            }
+        })
+        .collect();
+    l.row("覆写遍数", "Passes", &passes.join("\n"));
+    let unwritten: u64 = s.passes.iter().map(|p| total_sectors(&p.unwritten)).sum();
+    l.row("未写入扇区", "Unwritten sectors", &unwritten.to_string());
+    let verified =
+        s.passes.iter().filter_map(|p| p.verification.as_ref().map(|v| (p.index, v))).map(|(i, v)| {
+            format!(
+                "pass {i}: {:?} {:?}, {:.1}%, {} mismatched, {} unreadable",
+                v.kind,
+                v.result,
+                v.coverage * 100.0,
+                total_sectors(&v.mismatches),
+                total_sectors(&v.unreadable)
+            )
+        });
+    let verification =
+        std::iter::once(format!("{:?}: {:?}", s.verify_mode, s.verification.result)).chain(verified);
+    l.row("校验", "Verification", &verification.collect::<Vec<_>>().join("\n"));
+    l.row("时间", "Time", &format!("{} — {}", s.started_at, s.finished_at));
+    if let Some(digest) = &s.final_content_digest {
+        l.row(
+            "最终内容摘要",
+            "Final content",
+            &format!("SHA-256 {}\nBLAKE3 {}", digest.sha256, digest.blake3),
+        );
+    }
+    for interruption in &s.interruptions {
+        l.row(
+            "中断与恢复",
+            "Interrupted / resumed",
+            &format!(
+                "{} / {}: {}",
+                interruption.checkpoint_at, interruption.resumed_at, interruption.medium_check
+            ),
+        );
+    }
+    for warning in &s.warnings {
+        l.row("注意", "Warning", warning);
+    }
+    if !s.errors.is_empty() {
+        l.section("四、错误", "4. Errors");
+        for entry in &s.errors.entries {
+            l.row("", &entry.at, &format!("pass {:?} {}: {}", entry.pass, entry.operation, entry.message));
+        }
+        if s.errors.omitted > 0 {
+            l.row("", "", &format!("{} more not listed", s.errors.omitted));
+        }
+    }
+    signatures(l, checked);
+}
+
+fn signatures(l: &mut Layout<'_>, checked: &Checked) {
+    let lang = l.lang;
+    l.section("签字", "Signatures");
+    let roles = [
+        ("station", "操作人（工作站签名）", "Operator (station)"),
+        ("validator", "校验人", "Validator"),
+        ("witness", "监销人", "Witness"),
+        ("approver", "审批人", "Approver"),
+    ];
+    for (role, zh, en) in roles {
+        let present: Vec<&SignatureCheck> = checked.signatures.iter().filter(|s| s.role == role).collect();
+        if present.is_empty() {
+            l.need(26.0);
+            l.y += 20.0;
+            let label = l.label(zh, en);
+            l.text(MARGIN + 4.0, 8.0, false, &label);
+            let y = l.y + 1.0;
+            let line = both(lang, "签名", "Signature");
+            let date = both(lang, "日期", "Date");
+            l.text(MARGIN + LABEL_WIDTH, 7.0, false, &line);
+            l.ops().push(Op::Line {
+                from: (MARGIN + LABEL_WIDTH + 70.0, y),
+                to: (MARGIN + LABEL_WIDTH + 240.0, y),
+            });
+            l.text(MARGIN + LABEL_WIDTH + 250.0, 7.0, false, &date);
+            l.ops().push(Op::Line { from: (MARGIN + LABEL_WIDTH + 290.0, y), to: (PAGE.0 - MARGIN, y) });
+        }
+        for signature in present {
+            let who = signature
+                .statement
+                .as_ref()
+                .map(|st| {
+                    format!(
+                        "{}{}, ",
+                        st.name,
+                        st.title.as_ref().map(|t| format!(" ({t})")).unwrap_or_default()
+                    )
+                })
+                .unwrap_or_default();
+            let when =
+                signature.statement.as_ref().map(|st| format!(", {}", st.signed_at)).unwrap_or_default();
+            let value = match &signature.result {
+                Ok(good) => format!(
+                    "{who}{} {}{when}",
+                    both(lang, "数字签名有效", "digital signature valid"),
+                    good.fingerprint
+                ),
+                Err(why) => {
+                    format!("{who}{}: {why}", both(lang, "数字签名无效", "digital signature INVALID"))
+                }
+            };
+            l.row(zh, en, &value);
+        }
+    }
+}
+
+fn draw(surface: &mut krilla::surface::Surface<'_>, op: &Op, face: &Face, bold: Option<&Face>) {
+    match op {
+        Op::Text { x, y, size, bold: is_bold, gray, text } => {
+            if text.is_empty() {
+                return;
+            }
+            let shade = if *gray { 90 } else { 0 };
+            surface.set_fill(Some(Fill {
+                paint: rgb::Color::new(shade, shade, shade).into(),
+                ..Fill::default()
+            }));
+            let font = match (is_bold, bold) {
+                (true, Some(bold)) => bold.font.clone(),
+                _ => face.font.clone(),
+            };
+            surface.draw_text(Point::from_xy(*x, *y), font, *size, text, false, TextDirection::Auto);
+        }
+        Op::Fill { rect: (x, y, w, h), shade } => {
+            surface.set_fill(Some(Fill {
+                paint: rgb::Color::new(*shade, *shade, *shade).into(),
+                ..Fill::default()
+            }));
+            fill_rect(surface, *x, *y, *w, *h);
+        }
+        Op::Line { from, to } => {
+            let mut path = PathBuilder::new();
+            path.move_to(from.0, from.1);
+            path.line_to(to.0, to.1);
+            stroke(surface, path);
+        }
+    }
+}
+
+fn stroke(surface: &mut krilla::surface::Surface<'_>, path: PathBuilder) {
+    surface.set_fill(None);
+    surface.set_stroke(Some(Stroke { width: 0.5, ..Stroke::default() }));
+    if let Some(path) = path.finish() {
+        surface.draw_path(&path);
+    }
+    surface.set_stroke(None);
+}
+
+fn fill_rect(surface: &mut krilla::surface::Surface<'_>, x: f32, y: f32, w: f32, h: f32) {
+    let mut path = PathBuilder::new();
+    if let Some(rect) = Rect::from_xywh(x, y, w, h) {
+        path.push_rect(rect);
+    }
+    if let Some(path) = path.finish() {
+        surface.draw_path(&path);
+    }
+}
+
+/// The QR code, top right of the first page, with its quiet zone.
+fn draw_qr(surface: &mut krilla::surface::Surface<'_>, payload: &str) {
+    let Ok(code) = qrcode::QrCode::with_error_correction_level(payload.as_bytes(), qrcode::EcLevel::M) else {
+        return;
+    };
+    let modules = code.width();
+    let size = QR_SIZE;
+    let cell = size / modules as f32;
+    let (left, top) = (PAGE.0 - MARGIN - size, MARGIN);
+    let mut frame = PathBuilder::new();
+    if let Some(rect) = Rect::from_xywh(left - 5.0, top - 5.0, size + 10.0, size + 10.0) {
+        frame.push_rect(rect);
+    }
+    stroke(surface, frame);
+    surface.set_fill(Some(Fill { paint: rgb::Color::new(0, 0, 0).into(), ..Fill::default() }));
+    let colors = code.to_colors();
+    for (i, color) in colors.iter().enumerate() {
+        if *color == qrcode::Color::Dark {
+            let (x, y) = ((i % modules) as f32, (i / modules) as f32);
+            fill_rect(surface, left + x * cell, top + y * cell, cell + 0.05, cell + 0.05);
+        }
+    }
+}
