@@ -30,12 +30,9 @@ struct Station {
 impl Station {
     fn new() -> Station {
         let dir = tempfile::tempdir().unwrap();
-        let key = dir.path().join("station_ed25519");
-        let out =
-            certwipe(&["keygen", "-f", key.to_str().unwrap(), "--no-passphrase", "--principal", "station-1"]);
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let (key, line) = station_key(dir.path(), "station_ed25519", "station-1");
         let allowed = dir.path().join("allowed_signers");
-        std::fs::write(&allowed, &out.stdout).unwrap();
+        std::fs::write(&allowed, line).unwrap();
         std::fs::create_dir(dir.path().join("certs")).unwrap();
         Station { dir, key, allowed }
     }
@@ -289,14 +286,14 @@ fn records() -> Records {
     }
 }
 
-fn station_key(station: &Station) -> SigningKey {
+fn signing_key(station: &Station) -> SigningKey {
     SigningKey::load(&station.key, || unreachable!("the key has no passphrase")).unwrap()
 }
 
 /// Edits a certificate, re-signs it with the station's own key and checks it.
 fn resigned_problems(station: &Station, name: &str, cert: &Certificate) -> Vec<String> {
     let path = station.certs().join(name);
-    write_certificate(&path, cert, Some(&station_key(station))).unwrap();
+    write_certificate(&path, cert, Some(&signing_key(station))).unwrap();
     let (code, output) = station.verify(&path);
     assert_eq!(code, 1, "{output}");
     let checked = files::check_files(&path, None).unwrap();
@@ -312,7 +309,7 @@ fn lies_are_rejected_even_when_properly_signed() {
     assert_eq!(report.status, Status::Failed);
     let honest = Certificate::issue(report, records());
     let path = station.certs().join("honest.json");
-    write_certificate(&path, &honest, Some(&station_key(&station))).unwrap();
+    write_certificate(&path, &honest, Some(&signing_key(&station))).unwrap();
     // An honest certificate of a failed wipe is authentic and consistent, and says so...
     let (code, output) = station.verify(&path);
     assert_eq!(code, 0, "{output}");

@@ -16,9 +16,7 @@ struct Office {
 impl Office {
     fn new() -> Office {
         let dir = tempfile::tempdir().unwrap();
-        let key = dir.path().join("station");
-        let out = certwipe(&["keygen", "-f", key.to_str().unwrap(), "--no-passphrase"]);
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let (key, _) = station_key(dir.path(), "station", "station-1");
         std::fs::create_dir(dir.path().join("certs")).unwrap();
         let ledger = dir.path().join("ledger.sqlite");
         Office { dir, key, ledger }

@@ -39,8 +39,7 @@ fn run(command: &mut Command) -> String {
 /// A signed certificate of a real wipe of a medium with a serial and model, plus a
 /// witness countersignature.
 fn certified(dir: &Path) -> PathBuf {
-    let key = dir.join("station");
-    assert!(certwipe(&["keygen", "-f", key.to_str().unwrap(), "--no-passphrase"]).status.success());
+    let (key, _) = station_key(dir, "station", "station-1");
     let image = dir.join("disk.img");
     make_file(&image, 2 << 20);
     let mut inspected = device::inspect(&image, &SystemUse::read()).unwrap();

@@ -15,12 +15,6 @@ use crate::cert::sign::{self, AllowedSigners, PASSPHRASE_ENV, SigningKey};
 use crate::cert::{CertError, render};
 use crate::engine::report::Status;
 
-impl From<CertError> for Failure {
-    fn from(error: CertError) -> Failure {
-        Failure::usage(error.to_string())
-    }
-}
-
 #[derive(Subcommand, Debug)]
 pub enum CertCommand {
     /// Check every signature (and signer, with --allowed-signers), the schema and

@@ -9,13 +9,7 @@ use super::{EXIT_FAILED, EXIT_OK, Failure, print_json};
 use crate::cert::files::Role;
 use crate::cert::records::{Classification, Destination};
 use crate::cert::sign::AllowedSigners;
-use crate::ledger::{self, DestructionMethod, Ledger, LedgerError, Medium};
-
-impl From<LedgerError> for Failure {
-    fn from(error: LedgerError) -> Failure {
-        Failure::usage(error.to_string())
-    }
-}
+use crate::ledger::{self, DestructionMethod, Ledger, Medium};
 
 #[derive(Subcommand, Debug)]
 pub enum LedgerCommand {

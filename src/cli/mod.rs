@@ -87,17 +87,24 @@ impl Failure {
     }
 }
 
-impl From<crate::method::MethodError> for Failure {
-    fn from(error: crate::method::MethodError) -> Failure {
-        Failure::usage(error.to_string())
-    }
+/// Library errors that stop a command before anything was written: bad usage,
+/// a refused target, an unusable key or file. Their messages say what to do.
+macro_rules! usage_errors {
+    ($($error:ty),* $(,)?) => {$(
+        impl From<$error> for Failure {
+            fn from(error: $error) -> Failure {
+                Failure::usage(error.to_string())
+            }
+        }
+    )*};
 }
 
-impl From<crate::device::DeviceError> for Failure {
-    fn from(error: crate::device::DeviceError) -> Failure {
-        Failure::usage(error.to_string())
-    }
-}
+usage_errors!(
+    crate::method::MethodError,
+    crate::device::DeviceError,
+    crate::cert::CertError,
+    crate::ledger::LedgerError,
+);
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -227,3 +227,12 @@ pub fn assert_wiped(target: &Path, report: &Report) {
         }
     }
 }
+
+/// A station key made by `certwipe keygen` in `dir`; returns the key and its
+/// allowed_signers line.
+pub fn station_key(dir: &Path, name: &str, principal: &str) -> (PathBuf, Vec<u8>) {
+    let key = dir.join(name);
+    let out = certwipe(&["keygen", "-f", key.to_str().unwrap(), "--no-passphrase", "--principal", principal]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    (key, out.stdout)
+}
