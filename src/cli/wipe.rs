@@ -228,6 +228,7 @@ pub fn run(args: &WipeArgs, ledger: Option<&Path>) -> Result<u8, Failure> {
                     format!(" (report NOT saved to {}: {error})", path.display())
                 }
             },
+            None if certificates.is_none() => " (no report saved: add --report FILE)".to_string(),
             None => String::new(),
         };
         let saved = match &certificates {
@@ -399,9 +400,10 @@ fn confirm(prepared: &[Prepared]) -> Result<(), Failure> {
     for job in prepared {
         let resuming = if job.resume.is_some() { ", resuming" } else { "" };
         eprintln!(
-            "{}: {} ({} pass(es){resuming})",
+            "{}: {} [{}], {} pass(es){resuming}",
             job.target.identity.path,
             job.plan.method_name,
+            job.plan.method,
             job.plan.passes.len()
         );
     }
