@@ -45,7 +45,7 @@ was done and proved.\n\nA host overwrite is NIST SP 800-88 'Clear'. It is never 
     after_help = AFTER_HELP
 )]
 pub struct Cli {
-    /// The media ledger database [default: /var/lib/certwipe/ledger.sqlite]; with
+    /// The media ledger database [default: ledger.sqlite in /var/lib/certwipe for root, else ~/.local/state/certwipe]; with
     /// `wipe`, each certificate is imported into it.
     #[arg(long, global = true, value_name = "PATH")]
     ledger: Option<PathBuf>,

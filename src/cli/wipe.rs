@@ -15,9 +15,7 @@ use crate::cert::pdf::Lang;
 use crate::cert::records::Records;
 use crate::cert::sign::SigningKey;
 use crate::device::{self, Access, Inspected, Medium, SystemUse};
-use crate::engine::checkpoint::{
-    self, Checkpoint, DEFAULT_STATE_DIR, FileJournal, Interruption, Journal, JournalError,
-};
+use crate::engine::checkpoint::{self, Checkpoint, FileJournal, Interruption, Journal, JournalError};
 use crate::engine::report::{Report, Status};
 use crate::engine::{self, Job, Options, VerifyMode};
 use crate::method::{self, Plan};
@@ -66,7 +64,7 @@ pub struct WipeArgs {
     #[arg(long)]
     resume: bool,
 
-    /// Where checkpoint journals live [default: /var/lib/certwipe].
+    /// Where checkpoint journals live [default: /var/lib/certwipe for root, else ~/.local/state/certwipe].
     #[arg(long, value_name = "DIR", env = "CERTWIPE_STATE_DIR")]
     state_dir: Option<PathBuf>,
 
@@ -129,7 +127,7 @@ pub fn run(args: &WipeArgs, ledger: Option<&Path>) -> Result<u8, Failure> {
     }
     // Opened now, so a bad ledger path is found before anything is written.
     let mut ledger = ledger.map(crate::ledger::Ledger::open).transpose()?;
-    let state_dir = args.state_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+    let state_dir = args.state_dir.clone().unwrap_or_else(checkpoint::default_state_dir);
     // A certificate records the digest of the final content whenever it is read back in full.
     let options = Options { verify: args.verify, digest: certificates.is_some(), ..Options::default() };
     let mut prepared = Vec::new();

@@ -16,8 +16,20 @@ use crate::device::{Identity, Medium};
 use crate::method::Plan;
 
 pub const JOURNAL_FORMAT: &str = "certwipe.journal/v1";
-/// Where journals live unless `--state-dir` says otherwise.
-pub const DEFAULT_STATE_DIR: &str = "/var/lib/certwipe";
+/// Where root keeps journals (and the ledger) unless told otherwise.
+pub const SYSTEM_STATE_DIR: &str = "/var/lib/certwipe";
+
+/// The state directory: `/var/lib/certwipe` for root; for another user (wiping
+/// image files) `$XDG_STATE_HOME/certwipe` or `~/.local/state/certwipe`.
+pub fn default_state_dir() -> PathBuf {
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from(SYSTEM_STATE_DIR);
+    }
+    std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".local/state")))
+        .map_or_else(|| PathBuf::from(SYSTEM_STATE_DIR), |base| base.join("certwipe"))
+}
 /// How often progress is saved; also the most work a crash can cost.
 pub const SAVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 

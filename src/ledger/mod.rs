@@ -20,7 +20,6 @@ use crate::cert::files::{self, Role};
 use crate::cert::records::{Classification, Destination};
 use crate::cert::sign::AllowedSigners;
 
-pub const DEFAULT_LEDGER: &str = "/var/lib/certwipe/ledger.sqlite";
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 #[derive(Debug, Error)]
@@ -455,8 +454,9 @@ impl Ledger {
     }
 }
 
+/// `ledger.sqlite` in the state directory (`/var/lib/certwipe` for root).
 pub fn default_path() -> PathBuf {
-    PathBuf::from(DEFAULT_LEDGER)
+    crate::engine::checkpoint::default_state_dir().join("ledger.sqlite")
 }
 
 fn row_to_medium(row: &rusqlite::Row<'_>) -> rusqlite::Result<Medium> {
