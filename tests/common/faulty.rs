@@ -231,5 +231,12 @@ impl Drop for FaultyDisk {
         self.faults.lock().unwrap().pull_after_written = None;
         drop(self.device.take());
         drop(self.session.take());
+        // Should the session's own unmount not have happened (seen once under load),
+        // nothing may stay mounted after a test.
+        let mount_point = self.mount_dir.path().to_string_lossy().into_owned();
+        let mounted = std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|m| m.contains(&mount_point));
+        if mounted {
+            let _ = std::process::Command::new("umount").arg("-l").arg(&mount_point).status();
+        }
     }
 }
