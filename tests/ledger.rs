@@ -92,7 +92,7 @@ fn the_whole_life_of_a_classified_medium() {
         "Dept 3",
     ]);
     // wipe --ledger verifies the new certificate and files it under its asset number.
-    office.certificate(
+    let cert = office.certificate(
         "disk42",
         &[
             "--asset",
@@ -106,6 +106,22 @@ fn the_whole_life_of_a_classified_medium() {
         ],
         true,
     );
+    // The validator countersigns later; importing again records just that.
+    let (validator, _) = station_key(office.dir.path(), "validator", "wang.fang");
+    let out = certwipe(&[
+        "cert",
+        "countersign",
+        cert.to_str().unwrap(),
+        "--key",
+        validator.to_str().unwrap(),
+        "--role",
+        "validator",
+        "--name",
+        "Wang Fang",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    office.ok(&["import", cert.to_str().unwrap()]);
+    office.refused(&["import", cert.to_str().unwrap()], "imported once");
     office.ok(&[
         "approve",
         "MJ-2026-0042",
@@ -134,7 +150,7 @@ fn the_whole_life_of_a_classified_medium() {
         serde_json::from_str(&office.ok(&["show", "MJ-2026-0042", "--json"])).unwrap();
     let kinds: Vec<&str> =
         history["history"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["register", "certificate", "approval", "destruction"]);
+    assert_eq!(kinds, ["register", "certificate", "countersignature", "approval", "destruction"]);
     assert_eq!(history["history"][1]["data"]["status"], "erased");
 
     let csv = office.ok(&["export", "--csv"]);
@@ -149,12 +165,12 @@ fn the_whole_life_of_a_classified_medium() {
     assert_eq!(field("operator"), "Li Wei");
     assert_eq!(field("destroyed_on"), "2026-11-30");
     assert_eq!(field("witness"), "Zhang San");
-    assert_eq!(field("approvals"), "approver Chen Jie");
+    assert_eq!(field("approvals"), "validator Wang Fang; approver Chen Jie");
     let rows: serde_json::Value = serde_json::from_str(&office.ok(&["export", "--json"])).unwrap();
     assert_eq!(rows[0]["destruction_method"], "shred");
 
     let verified = office.ok(&["verify"]);
-    assert!(verified.contains("4 entries, 1 certificates") && verified.contains("intact"), "{verified}");
+    assert!(verified.contains("5 entries, 1 certificates") && verified.contains("intact"), "{verified}");
     office.refused(
         &[
             "destroy",

@@ -175,7 +175,9 @@ impl Ledger {
     }
 
     /// Imports a certificate after verifying it, linked to its medium by ledger
-    /// number (the certificate's asset number) or else by serial. Returns the number.
+    /// number (the certificate's asset number) or else by serial, with the
+    /// countersignatures beside it. Importing it again only records countersignatures
+    /// added since. Returns the number.
     pub fn import(&mut self, path: &Path, allowed: Option<&AllowedSigners>) -> Result<String, LedgerError> {
         let shown = path.display().to_string();
         let bad = |why: String| LedgerError::Certificate { path: shown.clone(), why };
@@ -203,8 +205,28 @@ impl Ledger {
             })
             .optional()?
             .is_some();
+        let statements: Vec<&files::Statement> =
+            checked.signatures.iter().filter_map(|s| s.statement.as_ref()).collect();
         if imported {
-            return Err(LedgerError::AlreadyImported(cert.certificate_id));
+            // Countersignatures made since the import are recorded; the certificate is not imported again.
+            let recorded: Vec<String> = {
+                let mut query =
+                    tx.prepare("SELECT data FROM entries WHERE kind = 'countersignature' AND number = ?1")?;
+                query.query_map([&number], |row| row.get(0))?.collect::<Result<_, _>>()?
+            };
+            let new: Vec<Value> = statements
+                .iter()
+                .map(|st| serde_json::to_value(st).expect("serializes"))
+                .filter(|value| !recorded.contains(&value.to_string()))
+                .collect();
+            if new.is_empty() {
+                return Err(LedgerError::AlreadyImported(cert.certificate_id));
+            }
+            for value in new {
+                append(&tx, &number, "countersignature", value)?;
+            }
+            tx.commit()?;
+            return Ok(number);
         }
         let medium = tx.query_row(
             "SELECT number, media_type, classification, holder, serial, notes FROM media WHERE number = ?1",
@@ -217,13 +239,8 @@ impl Ledger {
             params![cert.certificate_id, number, checked.sha256, bytes, signature],
         )?;
         append(&tx, &number, "certificate", certificate_summary(&cert, &checked.sha256))?;
-        for countersignature in checked.signatures.iter().filter_map(|s| s.statement.as_ref()) {
-            append(
-                &tx,
-                &number,
-                "countersignature",
-                serde_json::to_value(countersignature).expect("serializes"),
-            )?;
+        for statement in statements {
+            append(&tx, &number, "countersignature", serde_json::to_value(statement).expect("serializes"))?;
         }
         tx.commit()?;
         Ok(number)
