@@ -302,8 +302,8 @@ pub fn render(
         );
         let hint = both(
             lang,
-            "核验：二维码含证书编号及证书文件 SHA-256；签名用 ssh-keygen -Y verify -n certwipe 核验",
-            "Check: the QR code holds the certificate id and the SHA-256 of the JSON file; verify signatures with ssh-keygen -Y verify -n certwipe",
+            "二维码：证书编号及证书文件SHA-256；签名核验：ssh-keygen -Y verify -n certwipe",
+            "QR: certificate id and SHA-256 of the JSON file; signatures: ssh-keygen -Y verify -n certwipe",
         );
         for (line, text) in [(PAGE.1 - 30.0, footer), (PAGE.1 - 22.0, hint)] {
             draw(
@@ -423,17 +423,19 @@ fn lay_out(l: &mut Layout<'_>, cert: &Certificate, checked: &Checked) {
     l.row("类别", "Category", &format!("{:?} ({:?})", s.category, s.technique));
     l.row("方法", "Method", &format!("{} ({}), {} round(s)", s.method.name, s.method.id, s.method.rounds));
     l.row("依据", "Source", &s.method.source);
+    // Compact enough that even Gutmann's 35 passes fit the page; full seeds are in the
+    // attached JSON.
     let passes: Vec<String> = s
         .passes
         .iter()
         .map(|p| match &p.content {
             PassContent::Fixed { pattern } => format!("{}: 0x{pattern}", p.index),
             PassContent::Random { generator, seed } => {
-                format!("{}: {generator} seed {}", p.index, String::from(*seed))
+                format!("{}: {generator} {}…", p.index, &String::from(*seed)[..12])
             }
         })
         .collect();
-    l.row("覆写遍数", "Passes", &passes.join("\n"));
+    l.row("覆写遍数", "Passes", &passes.join("; "));
     let unwritten: u64 = s.passes.iter().map(|p| total_sectors(&p.unwritten)).sum();
     l.row("未写入扇区", "Unwritten sectors", &unwritten.to_string());
     let verified =
@@ -509,6 +511,7 @@ fn signatures(l: &mut Layout<'_>, checked: &Checked) {
             });
             l.text(MARGIN + LABEL_WIDTH + 250.0, 7.0, false, &date);
             l.ops().push(Op::Line { from: (MARGIN + LABEL_WIDTH + 290.0, y), to: (PAGE.0 - MARGIN, y) });
+            l.y += 6.0;
         }
         for signature in present {
             let who = signature
