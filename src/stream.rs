@@ -167,10 +167,11 @@ fn collect_sector_mismatches(
     }
 }
 
-/// Appends `range`, extending the last range instead when the two touch.
+/// Appends `range` (sorted input), extending the last range instead when the two
+/// touch or overlap.
 pub fn push_merged(ranges: &mut Vec<Range<u64>>, range: Range<u64>) {
     match ranges.last_mut() {
-        Some(last) if last.end == range.start => last.end = range.end,
+        Some(last) if last.end >= range.start => last.end = last.end.max(range.end),
         _ => ranges.push(range),
     }
 }

@@ -335,6 +335,18 @@ fn lies_are_rejected_even_when_properly_signed() {
     let problems = resigned_problems(&station, "method.json", &other_method);
     assert!(problems.iter().any(|p| p.contains("prescribes")), "{problems:?}");
 
+    // Erased, with a summary that says passed over a pass whose read-back did not.
+    let mut unread = honest.clone();
+    unread.sanitization.status = Status::Erased;
+    unread.sanitization.warnings.retain(|w| !w.contains("does NOT attest"));
+    let verification = unread.sanitization.passes[0].verification.as_mut().unwrap();
+    verification.unreadable = std::mem::take(&mut verification.mismatches);
+    verification.result = certwipe::engine::report::VerificationResult::Incomplete;
+    unread.sanitization.verification.result = certwipe::engine::report::VerificationResult::Passed;
+    let problems = resigned_problems(&station, "unread.json", &unread);
+    assert!(problems.iter().any(|p| p.contains("does not follow from the passes")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("read-back did not pass")), "{problems:?}");
+
     let mut flash = honest.clone();
     flash.medium.media_type = MediaType::UsbFlash;
     let problems = resigned_problems(&station, "flash.json", &flash);

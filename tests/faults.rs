@@ -212,3 +212,17 @@ fn a_second_sigint_exits_at_once() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130));
 }
+
+#[test]
+fn a_device_that_reads_but_no_longer_writes_is_given_up_not_retried_forever() {
+    if !have_root() {
+        return;
+    }
+    // Worn-out flash turns read-only: every write fails, every read (the liveness probe) works.
+    let disk = FaultyDisk::new(16 * MIB, 512, Faults { bad_writes: vec![0..16 * MIB], ..Faults::default() });
+    let (code, report) = wipe_with_report(disk.path(), &[]);
+    assert_eq!(code, 1);
+    assert_eq!(report.status, Status::Failed, "{}", report.status_reason);
+    assert!(report.status_reason.contains("no longer accepts"), "{}", report.status_reason);
+    assert_eq!(report.passes[0].bytes_written, 0);
+}

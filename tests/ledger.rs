@@ -256,6 +256,12 @@ fn tampering_with_the_database_file_is_detected() {
     assert!(out.contains("media table was altered"), "{out}");
     let out = tampered(&office, "UPDATE certificates SET json = replace(json, 'erased', 'ERASED');");
     assert!(out.contains("stored bytes changed"), "{out}");
+    let out = tampered(&office, "DELETE FROM certificates;");
+    assert!(out.contains("missing from the certificate store"), "{out}");
+    let out = tampered(&office, "UPDATE certificates SET number = 'A-2';");
+    assert!(out.contains("stored under another medium"), "{out}");
+    let out = tampered(&office, "PRAGMA foreign_keys = OFF; DELETE FROM media WHERE number = 'A-3';");
+    assert!(out.contains("missing from the media table"), "{out}");
 }
 
 #[test]

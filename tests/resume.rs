@@ -137,7 +137,10 @@ fn kill_between_passes_then_resume() {
     }
     let disk = slow_disk();
     let child = start_wipe(disk.path(), &[]);
-    let checkpoint = kill_when(child, disk.path(), |c| c.passes.len() == 1 && c.current.is_none());
+    // Pass 1 is done and pass 2 has not recorded any progress yet.
+    let checkpoint = kill_when(child, disk.path(), |c| {
+        c.passes.len() == 1 && c.current.as_ref().is_none_or(|f| f.index == 2 && f.offset == 0)
+    });
     let (code, report) = resume(disk.path());
     assert_eq!(code, 0, "{}", report.status_reason);
     assert_resumed_cleanly(&disk, &report, &checkpoint);

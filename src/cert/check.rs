@@ -4,7 +4,8 @@
 
 use super::model::{CERTIFICATE_FORMAT, Certificate, FLASH_WARNING};
 use crate::engine::report::{
-    PassContent, PassRecord, Status, VerificationKind, VerificationResult, VerifyMode, total_sectors,
+    PassContent, PassRecord, SectorRange, Status, VerificationKind, VerificationResult, VerifyMode,
+    total_sectors,
 };
 use crate::method::{PassKind, Plan};
 
@@ -41,7 +42,22 @@ pub fn inconsistencies(cert: &Certificate) -> Vec<String> {
     check_passes(cert, &mut fail);
     check_verification(cert, &mut fail);
 
+    let recomputed = crate::engine::outcome::summarize_verification(s.verify_mode, &s.passes);
+    if recomputed != s.verification {
+        fail(format!(
+            "the verification summary ({:?}, passes {:?}) does not follow from the passes ({:?}, passes {:?})",
+            s.verification.result,
+            s.verification.passes_verified,
+            recomputed.result,
+            recomputed.passes_verified
+        ));
+    }
     if s.status == Status::Erased {
+        for verification in s.passes.iter().filter_map(|p| p.verification.as_ref()) {
+            if verification.result != VerificationResult::Passed || !verification.unreadable.is_empty() {
+                fail("status erased, but a pass's read-back did not pass".into());
+            }
+        }
         for pass in &s.passes {
             if !pass.completed || pass.bytes_written != size || !pass.unwritten.is_empty() {
                 fail(format!(
@@ -191,6 +207,33 @@ fn check_verification(cert: &Certificate, fail: &mut impl FnMut(String)) {
                 "pass {}: coverage {} does not match {} bytes read",
                 pass.index, v.coverage, v.bytes_read
             ));
+        }
+        let expected_kind = if s.verify_mode == VerifyMode::Sample { v.kind } else { VerificationKind::Full };
+        if v.kind != expected_kind {
+            fail(format!(
+                "pass {}: a {:?} verification under verify mode {:?}",
+                pass.index, v.kind, s.verify_mode
+            ));
+        }
+        if let Some(sample) = &v.sample {
+            let unit = u64::from(cert.medium.logical_sector_size).max(crate::buffer::ALIGN as u64);
+            let planned = crate::engine::sample::plan(size, unit, sample.seed)
+                .map(|plan| plan.ranges.iter().map(|r| r.end - r.start).sum::<u64>());
+            if v.result == VerificationResult::Passed && planned != Some(v.bytes_read) {
+                fail(format!(
+                    "pass {}: the sample seed does not give the {} bytes said to be read",
+                    pass.index, v.bytes_read
+                ));
+            }
+        }
+        let outside = |ranges: &[SectorRange]| {
+            ranges.iter().any(|r| {
+                (r.first_lba + r.sectors) * u64::from(cert.medium.logical_sector_size)
+                    > size.next_multiple_of(u64::from(cert.medium.logical_sector_size))
+            })
+        };
+        if outside(&v.mismatches) || outside(&v.unreadable) || outside(&pass.unwritten) {
+            fail(format!("pass {}: a listed sector lies beyond the end of the medium", pass.index));
         }
         match v.kind {
             VerificationKind::Full if v.result == VerificationResult::Passed && v.bytes_read != size => {

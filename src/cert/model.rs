@@ -138,6 +138,7 @@ pub const FLASH_WARNING: &str = "flash medium: a host overwrite cannot reach spa
 pub const UNKNOWN_MEDIA_WARNING: &str = "media type unknown: if this is flash, a host overwrite cannot reach spare or remapped blocks (Clear, not Purge)";
 pub const HIDDEN_AREA_WARNING: &str =
     "ATA hidden areas (HPA/DCO) were neither examined nor reset; anything stored there was not overwritten";
+pub const IMAGE_FILE_WARNING: &str = "image file: this attests the file's content only; copy-on-write, snapshotting or journaling file systems and the disk below may keep earlier copies of its data";
 pub const NO_VERIFICATION_WARNING: &str = "no verification was performed: the overwrite was not read back";
 
 fn warnings(report: &Report, records: &Records) -> Vec<String> {
@@ -152,6 +153,9 @@ fn warnings(report: &Report, records: &Records) -> Vec<String> {
         && matches!(target.transport.as_str(), "sata" | "usb" | "scsi" | "sas")
     {
         warnings.push(HIDDEN_AREA_WARNING.to_string());
+    }
+    if target.kind == TargetKind::ImageFile {
+        warnings.push(IMAGE_FILE_WARNING.to_string());
     }
     if report.verify_mode == VerifyMode::Off {
         warnings.push(NO_VERIFICATION_WARNING.to_string());

@@ -49,6 +49,7 @@ pub struct Medium {
     size: u64,
     logical_sector: u32,
     bypass: CacheBypass,
+    is_image: bool,
     _lock: Option<nix::fcntl::Flock<File>>,
 }
 
@@ -114,6 +115,7 @@ impl Medium {
             size: geometry.size_bytes,
             logical_sector: geometry.logical_sector,
             bypass: CacheBypass::ODirect,
+            is_image: false,
             _lock: None,
         })
     }
@@ -166,7 +168,16 @@ impl Medium {
             Some(direct) => (direct, Some(tail()?), aligned_end, CacheBypass::ODirectWithBufferedTail),
             None => (tail()?, None, size, CacheBypass::DropCache),
         };
-        Ok(Medium { main, tail, main_end, size, logical_sector: IMAGE_SECTOR, bypass, _lock: Some(lock) })
+        Ok(Medium {
+            main,
+            tail,
+            main_end,
+            size,
+            logical_sector: IMAGE_SECTOR,
+            bypass,
+            is_image: true,
+            _lock: Some(lock),
+        })
     }
 
     pub fn size(&self) -> u64 {
@@ -176,6 +187,16 @@ impl Medium {
     /// The smallest unit the medium reads or writes: the unit of bad ranges.
     pub fn sector_size(&self) -> usize {
         self.logical_sector as usize
+    }
+
+    /// The smallest transfer that works everywhere on this medium: a logical sector,
+    /// or a page for O_DIRECT on a file system. Bad-sector narrowing stops here.
+    pub fn smallest_transfer(&self) -> usize {
+        if self.is_image && self.bypass != CacheBypass::DropCache {
+            IMAGE_IO_ALIGN.max(self.logical_sector as usize)
+        } else {
+            self.logical_sector as usize
+        }
     }
 
     pub fn cache_bypass(&self) -> CacheBypass {
@@ -219,13 +240,18 @@ impl Medium {
         if let Some(tail) = &self.tail {
             nix::unistd::fdatasync(tail).map_err(io::Error::from)?;
         }
-        let (file, from) = match (&self.tail, self.bypass) {
-            (Some(tail), _) => (tail, self.main_end),
-            (None, CacheBypass::DropCache) => (&self.main, 0),
-            (None, _) => return Ok(()),
-        };
-        posix_fadvise(file, from as i64, (self.size - from) as i64, PosixFadviseAdvice::POSIX_FADV_DONTNEED)
-            .map_err(io::Error::from)
+        if !self.is_image {
+            return Ok(());
+        }
+        // Some file systems accept O_DIRECT yet buffer it (ext4 data=journal, older
+        // ZFS): for image files, drop every cached page so reads reach the storage.
+        posix_fadvise(&self.main, 0, self.size as i64, PosixFadviseAdvice::POSIX_FADV_DONTNEED)
+            .map_err(io::Error::from)?;
+        match &self.tail {
+            Some(tail) => posix_fadvise(tail, 0, self.size as i64, PosixFadviseAdvice::POSIX_FADV_DONTNEED)
+                .map_err(io::Error::from),
+            None => Ok(()),
+        }
     }
 }
 

@@ -211,19 +211,28 @@ pub fn recognise(checkpoint: &Checkpoint, now: &Identity, medium: &Medium) -> Re
     }
     let sector = medium.sector_size() as u64;
     let size = medium.size();
-    // The newest content known to be on the medium, and where.
-    let (content, written, unwritten) = match &checkpoint.current {
-        Some(f) if f.phase == Phase::Writing && f.offset >= 4096 => (&f.content, f.offset, &f.unwritten),
-        Some(f) if f.phase == Phase::Verifying => (&f.content, size, &f.unwritten),
-        _ => match checkpoint.passes.last() {
-            Some(pass) => (&pass.content, size, &pass.unwritten),
+    // The newest content known to be on the medium, where, and which sectors to skip.
+    let (content, written, skip) = match &checkpoint.current {
+        Some(f) if f.phase == Phase::Writing && f.offset >= 4096 => {
+            (&f.content, f.offset, f.unwritten.clone())
+        }
+        Some(f) if f.phase == Phase::Verifying => {
+            (&f.content, size, f.unwritten.iter().chain(&f.mismatches).copied().collect())
+        }
+        // A pass had started but recorded no progress: it may have overwritten the
+        // previous pass near the start, and its own content is not known there yet.
+        Some(_) => {
+            return Ok("size and identity match; the interrupted pass had recorded no progress yet".into());
+        }
+        None => match checkpoint.passes.last() {
+            Some(pass) => (&pass.content, size, pass.unwritten.clone()),
             None => return Ok("size and identity match; nothing had been written yet".into()),
         },
     };
     let Some(data) = content.data() else {
         return Err("the journal's pass content cannot be regenerated".into());
     };
-    let bad: Vec<Range<u64>> = unwritten.iter().map(|r| r.bytes(sector, size)).collect();
+    let bad: Vec<Range<u64>> = skip.iter().map(|r| r.bytes(sector, size)).collect();
     const SPOTS: u64 = 16;
     const SPOT: u64 = 4096;
     let usable = written / SPOT;

@@ -5,7 +5,7 @@
 
 pub mod checkpoint;
 pub mod events;
-mod outcome;
+pub mod outcome;
 mod passes;
 mod pipeline;
 pub mod report;

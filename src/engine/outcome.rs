@@ -1,9 +1,10 @@
 //! The outcome of a run, by the rule the certificate relies on.
 
 use super::Halt;
+
 use super::report::*;
 
-pub(super) fn summarize_verification(mode: VerifyMode, passes: &[PassRecord]) -> VerificationSummary {
+pub fn summarize_verification(mode: VerifyMode, passes: &[PassRecord]) -> VerificationSummary {
     let verified: Vec<&PassRecord> = passes.iter().filter(|p| p.verification.is_some()).collect();
     let results = verified.iter().filter_map(|p| p.verification.as_ref().map(|v| v.result));
     let result = results.fold(None, |worst: Option<VerificationResult>, r| {

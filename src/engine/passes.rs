@@ -67,6 +67,10 @@ impl Run<'_> {
             bad: resumed.map(|f| to_bytes(&f.unwritten, sector, size)).unwrap_or_default(),
             ..Progress::default()
         });
+        // Recorded before the first write, so a crash at any moment of this pass leaves a
+        // journal that says which content was going onto the medium.
+        let current = InFlight::writing(pass, &content, start, &lock(&progress).bad, &clock, sector);
+        self.save(|c| c.current = Some(current));
         let chunk = self.options.chunk_bytes;
         pipeline::run(
             pipeline::chunks(&[start..size], chunk),
@@ -86,8 +90,16 @@ impl Run<'_> {
                             progress.bytes += buf.len() as u64;
                             self.progress(pass, Phase::Writing, progress.bytes, size, &clock);
                             if self.save_due() {
-                                // What the checkpoint counts as written must be on the medium.
-                                if self.medium.sync().is_ok() {
+                                // What the checkpoint counts as written must be on the medium,
+                                // and a failed flush fails the pass: Linux reports a write-back
+                                // error once, so the final flush might not see it again.
+                                if let Err(error) = self.medium.sync() {
+                                    let why = format!("flushing the device failed: {error}");
+                                    self.log(pass, "sync", Some(offset), None, &why);
+                                    progress.halt = Some(Halt::Failed(why));
+                                    return ControlFlow::Break(());
+                                }
+                                {
                                     let current = InFlight::writing(
                                         pass,
                                         &content,
@@ -231,12 +243,12 @@ impl Run<'_> {
                         let done_below = frontier.complete(offset);
                         if self.save_due() {
                             let below = |ranges: &[Range<u64>]| -> Vec<SectorRange> {
-                                sorted_merged(
-                                    ranges.iter().filter(|r| r.start < done_below).cloned().collect(),
-                                )
-                                .iter()
-                                .map(|r| SectorRange::from_bytes(r, sector as u64))
-                                .collect()
+                                // Clipped: what lies beyond is read again after a resume.
+                                let kept = ranges.iter().filter(|r| r.start < done_below);
+                                sorted_merged(kept.map(|r| r.start..r.end.min(done_below)).collect())
+                                    .iter()
+                                    .map(|r| SectorRange::from_bytes(r, sector as u64))
+                                    .collect()
                             };
                             let current = InFlight {
                                 index: pass,

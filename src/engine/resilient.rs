@@ -16,6 +16,8 @@ use crate::device::Medium;
 pub const SECTOR_ATTEMPTS: usize = 3;
 /// Consecutive bad sectors after which the device is probed to see if it is still there.
 const PROBE_AFTER_BAD_SECTORS: u64 = 64;
+/// Consecutive bad sectors after which the target is given up (8 MiB of 512-byte sectors).
+const GIVE_UP_AFTER_BAD_SECTORS: u64 = 16_384;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceGone(pub String);
@@ -44,7 +46,7 @@ impl<'a> Resilient<'a> {
     pub fn new(medium: &'a Medium, retried: u64) -> Self {
         Resilient {
             medium,
-            sector: medium.sector_size(),
+            sector: medium.smallest_transfer(),
             retried: AtomicU64::new(retried),
             consecutive_bad: AtomicU64::new(0),
             last_good_end: AtomicU64::new(0),
@@ -80,8 +82,10 @@ impl<'a> Resilient<'a> {
             return Err(DeviceGone(error.to_string()));
         }
         let mut transfer = Transfer { bad: Vec::new(), first_error: Some(error) };
+        let retried_before = self.retried();
         self.narrow(0..len, offset, op, &mut transfer.bad)?;
-        if transfer.bad.is_empty() {
+        // The failure went away without any sector needing a retry: one transient error.
+        if transfer.bad.is_empty() && self.retried() == retried_before {
             self.retried.fetch_add(1, Ordering::Relaxed);
         }
         Ok(transfer)
@@ -137,6 +141,13 @@ impl<'a> Resilient<'a> {
         }
         crate::stream::push_merged(bad, at..end);
         let run = self.consecutive_bad.fetch_add(1, Ordering::Relaxed) + 1;
+        // A device that still reads but no longer writes (worn-out flash goes read-only)
+        // passes every read probe; an unbroken run this long is not a bad area any more.
+        if run >= GIVE_UP_AFTER_BAD_SECTORS {
+            return Err(DeviceGone(format!(
+                "{run} consecutive sectors failed every attempt; the device no longer accepts this operation"
+            )));
+        }
         if run.is_multiple_of(PROBE_AFTER_BAD_SECTORS) && !self.alive() {
             return Err(DeviceGone(format!(
                 "{run} consecutive sectors failed and the device no longer answers"
@@ -152,16 +163,20 @@ impl<'a> Resilient<'a> {
 
     /// Reads a spot that worked before (or the start): a pulled or dead device
     /// fails even there, a device with a bad area does not.
+    /// A bad sector can sit at either spot, so the device counts as gone only when
+    /// both fail.
     fn alive(&self) -> bool {
-        let probe_len = 4096.min(self.medium.size()) as usize;
+        let size = self.medium.size();
+        let probe_len = 4096.min(size) as usize;
         let good_end = self.last_good_end.load(Ordering::Relaxed);
-        let at = good_end.saturating_sub(probe_len as u64) / 4096 * 4096;
+        let last_good = good_end.saturating_sub(probe_len as u64) / 4096 * 4096;
+        let far_end = (size - probe_len as u64) / 4096 * 4096;
         let mut probe = AlignedBuf::new(probe_len);
         (0..3).any(|attempt| {
             if attempt > 0 {
                 std::thread::sleep(Duration::from_millis(100));
             }
-            self.medium.read_at(&mut probe[..probe_len], at).is_ok()
+            [last_good, far_end].iter().any(|at| self.medium.read_at(&mut probe[..probe_len], *at).is_ok())
         })
     }
 }

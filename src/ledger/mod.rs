@@ -233,6 +233,13 @@ impl Ledger {
             [&number],
             row_to_medium,
         )?;
+        if let (Some(registered), Some(certified)) = (&medium.serial, &cert.medium.serial)
+            && registered != certified
+        {
+            return Err(bad(format!(
+                "medium {number} is registered with serial {registered}, but the certificate is for serial {certified}; check the asset number"
+            )));
+        }
         check_rules(&medium, cert.records.destination, cert.records.classification_after)?;
         tx.execute(
             "INSERT INTO certificates (certificate_id, number, sha256, json, signature) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -430,15 +437,49 @@ impl Ledger {
             }
             previous = hash.clone();
         }
-        for medium in self.media()? {
+        let media = self.media()?;
+        for medium in &media {
             let recorded =
                 registered.get(&medium.number).and_then(|d| serde_json::from_str::<Medium>(d).ok());
-            if recorded.as_ref() != Some(&medium) {
+            if recorded.as_ref() != Some(medium) {
                 problems.push(format!(
                     "medium {} differs from its registration entry: the media table was altered",
                     medium.number
                 ));
             }
+        }
+        for number in registered.keys().filter(|n| !media.iter().any(|m| &m.number == *n)) {
+            problems.push(format!(
+                "medium {number} is registered in the history but missing from the media table"
+            ));
+        }
+        // Every certificate the history names is stored, under the same medium and bytes.
+        let chained: std::collections::BTreeMap<String, (String, String)> = rows
+            .iter()
+            .filter(|row| row.2 == "certificate")
+            .filter_map(|(_, number, _, _, data, _, _)| {
+                let data: Value = serde_json::from_str(data).ok()?;
+                let id = data["certificate_id"].as_str()?.to_string();
+                Some((id, (number.clone(), data["sha256"].as_str()?.to_string())))
+            })
+            .collect();
+        let mut statement = self.db.prepare("SELECT certificate_id, number, sha256 FROM certificates")?;
+        let stored: std::collections::BTreeMap<String, (String, String)> = statement
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, (row.get::<_, String>(1)?, row.get::<_, String>(2)?)))
+            })?
+            .collect::<Result<_, _>>()?;
+        for (id, entry) in &chained {
+            match stored.get(id) {
+                None => problems.push(format!("certificate {id} is in the history but missing from the certificate store")),
+                Some(row) if row != entry => problems.push(format!(
+                    "certificate {id} is stored under another medium or with other bytes than its history entry says"
+                )),
+                Some(_) => {}
+            }
+        }
+        for id in stored.keys().filter(|id| !chained.contains_key(*id)) {
+            problems.push(format!("certificate {id} is stored but has no history entry"));
         }
         let mut certificates = 0;
         let mut statement =
