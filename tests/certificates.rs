@@ -181,11 +181,12 @@ fn every_single_byte_change_is_rejected_and_stock_ssh_keygen_agrees() {
     let original = std::fs::read(&cert_path).unwrap();
     let armored = std::fs::read_to_string(signature(&cert_path)).unwrap();
     let allowed = certwipe::cert::sign::AllowedSigners::load(&station.allowed).unwrap();
+    let signers = certwipe::cert::sign::Signers { allowed: &allowed, at: std::time::SystemTime::now() };
     for position in 0..original.len() {
         let mut changed = original.clone();
         changed[position] ^= 0x01;
         assert!(
-            certwipe::cert::sign::verify(&changed, &armored, Some(&allowed)).is_err(),
+            certwipe::cert::sign::verify(&changed, &armored, Some(signers)).is_err(),
             "a change at byte {position} went unnoticed"
         );
     }

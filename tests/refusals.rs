@@ -181,3 +181,31 @@ fn bad_method_passes_and_rounds_are_usage_errors() {
         assert!(stderr(&out).contains(expected), "{}", stderr(&out));
     }
 }
+
+#[test]
+fn list_shows_a_loop_device_with_its_geometry_and_whether_wipe_would_refuse_it() {
+    if !have_root() {
+        return;
+    }
+    let device = LoopDevice::new(Backing::Tmpfs, 12 << 20, 4096);
+    let listed = |path: &Path| -> serde_json::Value {
+        let out = certwipe(&["list", "--json"]);
+        assert_eq!(out.status.code(), Some(0));
+        let all: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        all.into_iter().find(|d| d["path"] == path.to_str().unwrap()).expect("the loop device is listed")
+    };
+    let entry = listed(&device.path);
+    assert_eq!(entry["size_bytes"], 12 << 20);
+    assert_eq!(entry["logical_sector_size"], 4096);
+    assert_eq!(entry["transport"], "loop");
+    assert_eq!(entry["media_type"], "virtual");
+    assert_eq!(entry["backing_file"], device.backing.to_str().unwrap());
+    assert_eq!(entry["wipeable"], true);
+    let mount = Mount::ext4_read_only(&device.path);
+    let entry = listed(&device.path);
+    assert_eq!(entry["wipeable"], false);
+    assert_eq!(entry["usage"]["mounted_at"][0], mount.dir.path().to_str().unwrap());
+    let root = certwipe(&["list", "--json"]);
+    let all: Vec<serde_json::Value> = serde_json::from_slice(&root.stdout).unwrap();
+    assert!(all.iter().any(|d| d["usage"]["holds_root"] == true && d["wipeable"] == false));
+}

@@ -8,12 +8,13 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
 use super::model::Certificate;
-use super::sign::{self, AllowedSigners, GoodSignature, SigningKey};
+use super::sign::{self, AllowedSigners, GoodSignature, Signers, SigningKey};
 use super::{CertError, check};
 
 pub const STATEMENT_FORMAT: &str = "certwipe.countersignature/v1";
@@ -137,10 +138,12 @@ pub fn check_files(path: &Path, allowed: Option<&AllowedSigners>) -> Result<Chec
     };
     let mut signatures = Vec::new();
     let sig_path = signature_path(path);
+    let issued_at = certificate.as_ref().and_then(|c| humantime::parse_rfc3339(&c.issued_at).ok());
+    let station = allowed.map(|allowed| Signers { allowed, at: issued_at.unwrap_or_else(SystemTime::now) });
     match std::fs::read_to_string(&sig_path) {
         Ok(armored) => signatures.push(SignatureCheck {
             role: "station".into(),
-            result: sign::verify(&bytes, &armored, allowed),
+            result: sign::verify(&bytes, &armored, station),
             file: sig_path,
             statement: None,
         }),
@@ -198,19 +201,22 @@ fn check_countersignature(
     let over_cert = append(stem, ".sig");
     let result = (|| {
         let statement_bytes = read(&statement_path).map_err(|e| e.to_string())?;
+        let statement: Statement =
+            serde_json::from_slice(&statement_bytes).map_err(|e| format!("statement unreadable: {e}"))?;
+        let signed_at =
+            humantime::parse_rfc3339(&statement.signed_at).map_err(|e| format!("statement time: {e}"))?;
+        let signers = allowed.map(|allowed| Signers { allowed, at: signed_at });
         let statement_sig = std::fs::read_to_string(append(&statement_path, ".sig"))
             .map_err(|e| format!("statement signature missing: {e}"))?;
-        let on_statement = sign::verify(&statement_bytes, &statement_sig, allowed)
+        let on_statement = sign::verify(&statement_bytes, &statement_sig, signers)
             .map_err(|e| format!("statement {}: {e}", statement_path.display()))?;
         let cert_sig =
             std::fs::read_to_string(&over_cert).map_err(|e| format!("{}: {e}", over_cert.display()))?;
-        let on_cert = sign::verify(cert_bytes, &cert_sig, allowed)
+        let on_cert = sign::verify(cert_bytes, &cert_sig, signers)
             .map_err(|e| format!("{}: {e}", over_cert.display()))?;
         if on_cert.public_key != on_statement.public_key {
             return Err("the statement and the countersignature were made with different keys".to_string());
         }
-        let statement: Statement =
-            serde_json::from_slice(&statement_bytes).map_err(|e| format!("statement unreadable: {e}"))?;
         if statement.format != STATEMENT_FORMAT || statement.role.as_str() != role {
             return Err(format!("statement format or role does not match its file name ({role})"));
         }

@@ -3,6 +3,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::time::SystemTime;
 
 use ssh_key::{Algorithm, HashAlg, LineEnding, PrivateKey, PublicKey, SshSig};
 
@@ -80,13 +81,18 @@ pub struct GoodSignature {
     pub principals: Vec<String>,
 }
 
+/// Who may sign, and when the signature claims to have been made (the
+/// certificate's issue time, a countersignature's signing time): a key listed with
+/// `valid-after`/`valid-before` counts only within that window.
+#[derive(Clone, Copy)]
+pub struct Signers<'a> {
+    pub allowed: &'a AllowedSigners,
+    pub at: SystemTime,
+}
+
 /// Checks an armored SSHSIG over `bytes`: namespace, algorithm, the signature
 /// itself, and, when given, that the key is an allowed signer for `certwipe`.
-pub fn verify(
-    bytes: &[u8],
-    armored: &str,
-    allowed: Option<&AllowedSigners>,
-) -> Result<GoodSignature, String> {
+pub fn verify(bytes: &[u8], armored: &str, signers: Option<Signers<'_>>) -> Result<GoodSignature, String> {
     let signature = SshSig::from_pem(armored).map_err(|e| format!("not a valid SSHSIG signature ({e})"))?;
     if signature.namespace() != NAMESPACE {
         return Err(format!("signature namespace is {:?}, not {NAMESPACE:?}", signature.namespace()));
@@ -99,12 +105,13 @@ pub fn verify(
         .verify(NAMESPACE, bytes, &signature)
         .map_err(|_| "signature does not match the file's bytes".to_string())?;
     let fingerprint = public.fingerprint(HashAlg::Sha256).to_string();
-    let principals = match allowed {
-        Some(allowed) => {
-            let principals = allowed.principals_for(&public);
+    let principals = match signers {
+        Some(signers) => {
+            let principals = signers.allowed.principals_for(&public, signers.at);
             if principals.is_empty() {
                 return Err(format!(
-                    "signer {fingerprint} is not in the allowed-signers file for namespace {NAMESPACE:?}"
+                    "signer {fingerprint} is not in the allowed-signers file for namespace {NAMESPACE:?} at {}",
+                    humantime::format_rfc3339_seconds(signers.at)
                 ));
             }
             principals
@@ -126,6 +133,8 @@ pub struct AllowedSigners {
 struct AllowedSigner {
     principals: Vec<String>,
     namespaces: Option<Vec<String>>,
+    valid_after: Option<SystemTime>,
+    valid_before: Option<SystemTime>,
     key: PublicKey,
 }
 
@@ -162,28 +171,55 @@ impl AllowedSigners {
             let key_text = rest.iter().take(2).cloned().collect::<Vec<_>>().join(" ");
             let key =
                 PublicKey::from_openssh(&key_text).map_err(|e| bad(&format!("unreadable key ({e})")))?;
-            let namespaces = options.iter().find_map(|o| {
-                let value = o.strip_prefix("namespaces=")?.trim_matches('"');
-                Some(value.split(',').map(|n| n.trim().to_string()).collect())
-            });
+            let option = |name: &str| {
+                options.iter().find_map(|o| o.strip_prefix(name).map(|v| v.trim_matches('"').to_string()))
+            };
+            let namespaces =
+                option("namespaces=").map(|v| v.split(',').map(|n| n.trim().to_string()).collect());
+            let time = |name: &str| -> Result<Option<SystemTime>, String> {
+                option(name).map(|v| parse_time(&v).ok_or_else(|| bad(&format!("bad {name}{v}")))).transpose()
+            };
             entries.push(AllowedSigner {
                 principals: principals.trim_matches('"').split(',').map(str::to_string).collect(),
                 namespaces,
+                valid_after: time("valid-after=")?,
+                valid_before: time("valid-before=")?,
                 key,
             });
         }
         Ok(AllowedSigners { entries })
     }
 
-    /// Principals allowed to sign with `key` in the `certwipe` namespace.
-    pub fn principals_for(&self, key: &PublicKey) -> Vec<String> {
+    /// Principals allowed to sign with `key` in the `certwipe` namespace at time `at`.
+    pub fn principals_for(&self, key: &PublicKey, at: SystemTime) -> Vec<String> {
         self.entries
             .iter()
             .filter(|e| e.key.key_data() == key.key_data())
+            .filter(|e| e.valid_after.is_none_or(|t| at >= t) && e.valid_before.is_none_or(|t| at < t))
             .filter(|e| e.namespaces.as_ref().is_none_or(|ns| ns.iter().any(|n| n == NAMESPACE || n == "*")))
             .flat_map(|e| e.principals.iter().cloned())
             .collect()
     }
+}
+
+/// `YYYYMMDD[HHMM[SS]]`, as ssh-keygen writes validity times; UTC (ssh-keygen reads
+/// times without a `Z` as local time; certwipe stations run in UTC).
+fn parse_time(text: &str) -> Option<SystemTime> {
+    let digits = text.trim_end_matches(['Z', 'z']);
+    if !digits.chars().all(|c| c.is_ascii_digit()) || ![8, 12, 14].contains(&digits.len()) {
+        return None;
+    }
+    let part = |range: std::ops::Range<usize>| digits.get(range).unwrap_or("00").to_string();
+    let stamp = format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        part(0..4),
+        part(4..6),
+        part(6..8),
+        part(8..10),
+        part(10..12),
+        part(12..14)
+    );
+    humantime::parse_rfc3339(&stamp).ok()
 }
 
 /// Splits on whitespace outside double quotes.
@@ -256,13 +292,22 @@ mod tests {
         let (mine, other) = (key(), key());
         let line = allowed_signers_line("station-1", mine.public_key());
         let allowed = AllowedSigners::parse(&format!("# comment\n{line}\n")).unwrap();
-        assert_eq!(allowed.principals_for(mine.public_key()), ["station-1"]);
-        assert!(allowed.principals_for(other.public_key()).is_empty());
+        assert_eq!(allowed.principals_for(mine.public_key(), SystemTime::now()), ["station-1"]);
+        assert!(allowed.principals_for(other.public_key(), SystemTime::now()).is_empty());
         let key_text = mine.public_key().to_openssh().unwrap();
         let git_only = AllowedSigners::parse(&format!("a@b,c@d namespaces=\"git,file\" {key_text}")).unwrap();
-        assert!(git_only.principals_for(mine.public_key()).is_empty());
+        assert!(git_only.principals_for(mine.public_key(), SystemTime::now()).is_empty());
         let any = AllowedSigners::parse(&format!("a@b,c@d {key_text}")).unwrap();
-        assert_eq!(any.principals_for(mine.public_key()), ["a@b", "c@d"]);
+        assert_eq!(any.principals_for(mine.public_key(), SystemTime::now()), ["a@b", "c@d"]);
         assert!(AllowedSigners::parse("someone ssh-ed25519 notbase64").is_err());
+        let retired = AllowedSigners::parse(&format!(
+            "old valid-after=\"20250101\",valid-before=\"20260101Z\" {key_text}"
+        ))
+        .unwrap();
+        let at = |text: &str| humantime::parse_rfc3339(text).unwrap();
+        assert_eq!(retired.principals_for(mine.public_key(), at("2025-06-01T00:00:00Z")), ["old"]);
+        assert!(retired.principals_for(mine.public_key(), at("2026-06-01T00:00:00Z")).is_empty());
+        assert!(retired.principals_for(mine.public_key(), at("2024-12-31T23:59:59Z")).is_empty());
+        assert!(AllowedSigners::parse(&format!("x valid-before=\"tomorrow\" {key_text}")).is_err());
     }
 }

@@ -496,7 +496,12 @@ impl Ledger {
             if files::sha256_hex(&bytes) != sha256 {
                 problems.push(format!("certificate {id}: its stored bytes changed"));
             }
-            if let Err(why) = crate::cert::sign::verify(&bytes, &signature, allowed) {
+            let issued_at = Certificate::parse(&bytes)
+                .ok()
+                .and_then(|c| humantime::parse_rfc3339(&c.issued_at).ok())
+                .unwrap_or_else(std::time::SystemTime::now);
+            let signers = allowed.map(|allowed| crate::cert::sign::Signers { allowed, at: issued_at });
+            if let Err(why) = crate::cert::sign::verify(&bytes, &signature, signers) {
                 problems.push(format!("certificate {id}: {why}"));
             }
             match Certificate::parse(&bytes) {
