@@ -19,6 +19,10 @@ pub fn inconsistencies(cert: &Certificate) -> Vec<String> {
     if cert.format != CERTIFICATE_FORMAT {
         fail(format!("format {:?} is not {CERTIFICATE_FORMAT:?}", cert.format));
     }
+    if size == 0 || cert.medium.logical_sector_size == 0 || cert.medium.physical_sector_size == 0 {
+        fail("the medium's size or sector size is zero".into());
+        return problems;
+    }
     if humantime::parse_rfc3339(&cert.issued_at).is_err() {
         fail(format!("issued_at {:?} is not an RFC 3339 UTC time", cert.issued_at));
     }
@@ -226,11 +230,10 @@ fn check_verification(cert: &Certificate, fail: &mut impl FnMut(String)) {
                 ));
             }
         }
+        // Saturating: these numbers come from the file being checked.
+        let sectors_on_medium = size.div_ceil(u64::from(cert.medium.logical_sector_size));
         let outside = |ranges: &[SectorRange]| {
-            ranges.iter().any(|r| {
-                (r.first_lba + r.sectors) * u64::from(cert.medium.logical_sector_size)
-                    > size.next_multiple_of(u64::from(cert.medium.logical_sector_size))
-            })
+            ranges.iter().any(|r| r.first_lba.saturating_add(r.sectors) > sectors_on_medium)
         };
         if outside(&v.mismatches) || outside(&v.unreadable) || outside(&pass.unwritten) {
             fail(format!("pass {}: a listed sector lies beyond the end of the medium", pass.index));

@@ -148,12 +148,14 @@ impl SectorRange {
     }
 
     pub fn bytes(&self, sector: u64, size: u64) -> Range<u64> {
-        (self.first_lba * sector)..((self.first_lba + self.sectors) * sector).min(size)
+        // Saturating: ranges can come from files (journals, certificates) being checked.
+        let start = self.first_lba.saturating_mul(sector).min(size);
+        start..self.first_lba.saturating_add(self.sectors).saturating_mul(sector).min(size)
     }
 }
 
 pub fn total_sectors(ranges: &[SectorRange]) -> u64 {
-    ranges.iter().map(|r| r.sectors).sum()
+    ranges.iter().fold(0, |total, r| total.saturating_add(r.sectors))
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
