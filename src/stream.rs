@@ -62,6 +62,12 @@ pub fn hex_encode(bytes: &[u8]) -> String {
     })
 }
 
+/// SHA-256 as lowercase hex: how certificates, statements and the ledger name bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex_encode(&sha2::Sha256::digest(bytes))
+}
+
 pub fn hex_decode(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) || !text.is_ascii() {
         return None;
@@ -165,6 +171,16 @@ fn collect_sector_mismatches(
             push_merged(found, start..start + got.len() as u64);
         }
     }
+}
+
+/// `ranges` sorted, with touching or overlapping ranges joined.
+pub fn merged(mut ranges: Vec<Range<u64>>) -> Vec<Range<u64>> {
+    ranges.sort_by_key(|r| r.start);
+    let mut joined = Vec::with_capacity(ranges.len());
+    for range in ranges {
+        push_merged(&mut joined, range);
+    }
+    joined
 }
 
 /// Appends `range` (sorted input), extending the last range instead when the two

@@ -139,7 +139,7 @@ fn a_wiped_image_gets_a_certificate_that_certwipe_and_ssh_keygen_accept() {
     // The digest is of what is on the medium, and the last pass regenerates it.
     let content = read_all(&disk);
     let digest = cert.sanitization.final_content_digest.as_ref().expect("full read-back gives a digest");
-    assert_eq!(digest.sha256, files::sha256_hex(&content));
+    assert_eq!(digest.sha256, certwipe::stream::sha256_hex(&content));
     assert_eq!(digest.blake3, blake3::hash(&content).to_hex().to_string());
     let mut regenerated = vec![0u8; content.len()];
     cert.sanitization.passes.last().unwrap().content.data().unwrap().fill(0, &mut regenerated);

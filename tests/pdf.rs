@@ -122,7 +122,7 @@ fn the_pdf_holds_the_facts_in_both_languages_a_qr_code_and_the_signed_files() {
     let png = dir.path().join("page");
     run(Command::new("pdftoppm").args(["-r", "150", "-png", "-f", "1", "-l", "1"]).arg(&pdf).arg(&png));
     let decoded = run(Command::new("zbarimg").args(["-q", "--raw"]).arg(dir.path().join("page-1.png")));
-    let sha256 = files::sha256_hex(&std::fs::read(&cert_path).unwrap());
+    let sha256 = certwipe::stream::sha256_hex(&std::fs::read(&cert_path).unwrap());
     assert_eq!(decoded.trim(), format!("certwipe:{}:sha256:{sha256}", cert.certificate_id));
 
     // The attachments are the certificate and every signature file, byte for byte.

@@ -6,12 +6,10 @@
 //!   (the SHA-256 of `CERT.json`), and when
 //! - `CERT.json.<role>-<n>.json.sig`: the countersigner's SSHSIG over that statement
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
-use sha2::Digest;
 
 use super::model::Certificate;
 use super::sign::{self, AllowedSigners, GoodSignature, Signers, SigningKey};
@@ -72,14 +70,8 @@ fn read(path: &Path) -> Result<Vec<u8>, CertError> {
 
 /// Writes a new file; never replaces one (certificates are records).
 fn write_new(path: &Path, bytes: &[u8]) -> Result<(), CertError> {
-    let io = |source| CertError::Io { path: path.display().to_string(), source };
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(path).map_err(io)?;
-    file.write_all(bytes).map_err(io)?;
-    file.sync_all().map_err(io)
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    crate::stream::hex_encode(&sha2::Sha256::digest(bytes))
+    crate::durable::write_new(path, bytes, 0o644)
+        .map_err(|source| CertError::Io { path: path.display().to_string(), source })
 }
 
 /// Writes `CERT.json` and, with a key, `CERT.json.sig`.
@@ -149,7 +141,7 @@ pub fn check_files(path: &Path, allowed: Option<&AllowedSigners>) -> Result<Chec
         }),
         Err(_) => problems.push(format!("no signature {}: the certificate is unsigned", sig_path.display())),
     }
-    let sha256 = sha256_hex(&bytes);
+    let sha256 = crate::stream::sha256_hex(&bytes);
     for (role, stem) in countersignature_stems(path) {
         let check = check_countersignature(&bytes, &sha256, certificate.as_ref(), &role, &stem, allowed);
         signatures.push(check);
@@ -267,7 +259,7 @@ pub fn countersign(cert: &Path, signer: &Countersigner<'_>) -> Result<Vec<PathBu
     let statement = Statement {
         format: STATEMENT_FORMAT.into(),
         certificate_id: certificate.certificate_id,
-        certificate_sha256: sha256_hex(&bytes),
+        certificate_sha256: crate::stream::sha256_hex(&bytes),
         role: signer.role,
         name: signer.name.clone(),
         title: signer.title.clone(),

@@ -7,7 +7,7 @@ use indicatif::HumanBytes;
 use super::files::Checked;
 use super::model::Certificate;
 use super::records::Person;
-use crate::engine::report::{PassContent, total_sectors};
+use crate::engine::report::total_sectors;
 
 pub fn summary(cert: &Certificate, checked: &Checked) -> String {
     let mut out = String::new();
@@ -71,10 +71,7 @@ pub fn summary(cert: &Certificate, checked: &Checked) -> String {
         writeln!(out, "\nSanitization: {} ({}), {} round(s)", s.method.name, s.method.id, s.method.rounds);
     let _ = writeln!(out, "  source: {}", s.method.source);
     for pass in &s.passes {
-        let content = match &pass.content {
-            PassContent::Fixed { pattern } => format!("0x{pattern}"),
-            PassContent::Random { generator, seed } => format!("{generator} seed {seed:?}"),
-        };
+        let content = &pass.content;
         let verified = pass
             .verification
             .as_ref()

@@ -1,7 +1,6 @@
 //! `certwipe keygen` and `certwipe cert verify|show|countersign`.
 
-use std::io::{IsTerminal, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
@@ -253,11 +252,8 @@ pub fn keygen(args: &KeygenArgs) -> Result<u8, Failure> {
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
-    let fail = |e: std::io::Error| Failure::usage(format!("{}: {e}", path.display()));
-    let mut file =
-        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(fail)?;
-    file.write_all(bytes).map_err(fail)?;
-    file.sync_all().map_err(fail)
+    crate::durable::write_new(path, bytes, 0o600)
+        .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))
 }
 
 fn new_passphrase() -> Result<String, Failure> {

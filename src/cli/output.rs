@@ -144,12 +144,7 @@ impl Observer for TargetView<'_> {
                     }
                     None => {
                         let _ = self.due(LOG_INTERVAL, true);
-                        eprintln!(
-                            "{}: {what} ({}) {}",
-                            self.name,
-                            content_label(content),
-                            HumanBytes(*bytes_total)
-                        );
+                        eprintln!("{}: {what} ({}) {}", self.name, content, HumanBytes(*bytes_total));
                     }
                 }
             }
@@ -186,12 +181,5 @@ impl Observer for TargetView<'_> {
             (_, Event::Warning { message }) => self.ui.say(&format!("{}: warning: {message}", self.name)),
             (_, Event::Finished { .. }) => self.finish(),
         }
-    }
-}
-
-fn content_label(content: &crate::engine::report::PassContent) -> String {
-    match content {
-        crate::engine::report::PassContent::Fixed { pattern } => format!("0x{pattern}"),
-        crate::engine::report::PassContent::Random { generator, .. } => format!("random, {generator}"),
     }
 }

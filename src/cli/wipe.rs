@@ -287,7 +287,12 @@ impl CertificatePlan {
         if !dir.is_dir() {
             return Err(Failure::usage(format!("--cert-dir {}: not a directory", dir.display())));
         }
-        check_writable(&dir.join("certificate"))?;
+        crate::durable::check_writable_dir(dir).map_err(|e| {
+            Failure::usage(format!(
+                "cannot write certificates into {}: {e}; choose another --cert-dir",
+                dir.display()
+            ))
+        })?;
         let records = args.records.records_for(targets)?;
         let key = args.sign_key.as_deref().map(super::cert::load_key).transpose()?;
         Ok(Some(CertificatePlan { dir: dir.clone(), key, records, pdf: args.pdf }))
@@ -357,17 +362,9 @@ fn report_paths(report: Option<&Path>, targets: &[Inspected]) -> Result<Vec<Opti
 
 fn check_writable(path: &Path) -> Result<(), Failure> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let probe = tempfile_in(dir).map_err(|e| {
+    crate::durable::check_writable_dir(dir).map_err(|e| {
         Failure::usage(format!("cannot write the report {}: {e}; choose another --report", path.display()))
-    })?;
-    let _ = std::fs::remove_file(probe);
-    Ok(())
-}
-
-fn tempfile_in(dir: &Path) -> std::io::Result<PathBuf> {
-    let probe = dir.join(format!(".certwipe-probe-{}", std::process::id()));
-    std::fs::OpenOptions::new().write(true).create_new(true).open(&probe)?;
-    Ok(probe)
+    })
 }
 
 fn write_report(path: &Path, report: &Report) -> std::io::Result<()> {

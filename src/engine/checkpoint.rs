@@ -117,15 +117,13 @@ impl FileJournal {
     pub fn new(dir: &Path, target: &Identity) -> Result<FileJournal, JournalError> {
         let fail = |why: String| JournalError::StateDir { path: dir.display().to_string(), why };
         std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
-        let probe = dir.join(format!(".probe-{}", std::process::id()));
-        std::fs::write(&probe, b"").map_err(|e| fail(e.to_string()))?;
-        let _ = std::fs::remove_file(probe);
+        crate::durable::check_writable_dir(dir).map_err(|e| fail(e.to_string()))?;
         Ok(FileJournal { path: Self::path_for(dir, target) })
     }
 
     /// One journal per target path: `NAME-<hash of the resolved path>.journal.json`.
     pub fn path_for(dir: &Path, target: &Identity) -> PathBuf {
-        let hash = crate::cert::files::sha256_hex(target.resolved_path.as_bytes());
+        let hash = crate::stream::sha256_hex(target.resolved_path.as_bytes());
         dir.join(format!("{}-{}.journal.json", target.name, &hash[..12]))
     }
 

@@ -21,7 +21,7 @@ use crate::method::{PassKind, Plan};
 use crate::stream::{PassData, Seed};
 use checkpoint::{Checkpoint, JOURNAL_FORMAT, Journal};
 use events::{Event, Observer, Phase};
-use passes::{Run, lock};
+use passes::Run;
 use report::*;
 use resilient::Resilient;
 
@@ -58,6 +58,12 @@ impl Default for Options {
             workers: default_workers(),
         }
     }
+}
+
+/// A poisoned lock still holds consistent progress data: a panicking worker has
+/// already been reported by the thread scope.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Why a run stopped before its plan was done.

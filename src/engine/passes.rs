@@ -13,9 +13,9 @@ use super::events::{Event, Observer, Phase};
 use super::pipeline::{self, Stage};
 use super::report::*;
 use super::resilient::{DeviceGone, Resilient, Transfer};
-use super::{Halt, Options, sample};
+use super::{Halt, Options, lock, sample};
 use crate::device::Medium;
-use crate::stream::{PassData, Seed};
+use crate::stream::{PassData, Seed, merged};
 
 /// One target's run: the medium, its settings, and everything gathered so far.
 pub(super) struct Run<'a> {
@@ -125,7 +125,7 @@ impl Run<'_> {
         let Progress { bytes: done, bad, mut halt, .. } =
             progress.into_inner().unwrap_or_else(|e| e.into_inner());
         // A bad area can span two chunks.
-        let bad = sorted_merged(bad);
+        let bad = merged(bad);
         if halt.is_none() && done < size {
             halt = Some(Halt::Aborted);
         }
@@ -147,7 +147,7 @@ impl Run<'_> {
             content,
             bytes_total: size,
             bytes_written: done - unwritten_bytes,
-            unwritten: bad.iter().map(|r| SectorRange::from_bytes(r, sector)).collect(),
+            unwritten: SectorRange::list(&bad, sector),
             completed: halt.is_none(),
             started_at: clock.started_at.clone(),
             finished_at: now(),
@@ -232,8 +232,12 @@ impl Run<'_> {
                         // Unreadable sectors hold whatever the failed read left, and unwritten
                         // ones were never written: both are reported already.
                         let found = data.mismatches(offset, buf, sector);
-                        let explained =
-                            sorted_merged(transfer.bad.iter().chain(&unwritten).cloned().collect());
+                        // Mismatches are rare: only then is the list of explained sectors built.
+                        let explained = if found.is_empty() {
+                            Vec::new()
+                        } else {
+                            merged(transfer.bad.iter().chain(&unwritten).cloned().collect())
+                        };
                         let mut progress = lock(&progress);
                         progress.mismatched.extend(found.into_iter().flat_map(|m| subtract(m, &explained)));
                         progress.bad.extend(transfer.bad);
@@ -245,10 +249,8 @@ impl Run<'_> {
                             let below = |ranges: &[Range<u64>]| -> Vec<SectorRange> {
                                 // Clipped: what lies beyond is read again after a resume.
                                 let kept = ranges.iter().filter(|r| r.start < done_below);
-                                sorted_merged(kept.map(|r| r.start..r.end.min(done_below)).collect())
-                                    .iter()
-                                    .map(|r| SectorRange::from_bytes(r, sector as u64))
-                                    .collect()
+                                let kept = merged(kept.map(|r| r.start..r.end.min(done_below)).collect());
+                                SectorRange::list(&kept, sector as u64)
                             };
                             let current = InFlight {
                                 index: pass,
@@ -281,10 +283,7 @@ impl Run<'_> {
         if halt.is_none() && read < planned {
             halt = Some(Halt::Aborted);
         }
-        let (unreadable, mismatches) = (sorted_merged(bad), sorted_merged(mismatched));
-        let to_sectors = |ranges: &[Range<u64>]| {
-            ranges.iter().map(|r| SectorRange::from_bytes(r, sector as u64)).collect()
-        };
+        let (unreadable, mismatches) = (merged(bad), merged(mismatched));
         let result = if !mismatches.is_empty() {
             VerificationResult::Failed
         } else if !unreadable.is_empty() || read < planned {
@@ -305,8 +304,8 @@ impl Run<'_> {
             bytes_read: read,
             coverage: read as f64 / size as f64,
             sample: sample_record,
-            mismatches: to_sectors(&mismatches),
-            unreadable: to_sectors(&unreadable),
+            mismatches: SectorRange::list(&mismatches, sector as u64),
+            unreadable: SectorRange::list(&unreadable, sector as u64),
             result,
             started_at: clock.started_at.clone(),
             finished_at: now(),
@@ -389,10 +388,7 @@ impl InFlight {
             offset,
             started_at: clock.started_at.clone(),
             seconds: clock.seconds(),
-            unwritten: sorted_merged(bad.to_vec())
-                .iter()
-                .map(|r| SectorRange::from_bytes(r, sector))
-                .collect(),
+            unwritten: SectorRange::list(&merged(bad.to_vec()), sector),
             write: None,
             sample: None,
             bytes_read: 0,
@@ -404,20 +400,6 @@ impl InFlight {
 
 fn to_bytes(ranges: &[SectorRange], sector: u64, size: u64) -> Vec<Range<u64>> {
     ranges.iter().map(|r| r.bytes(sector, size)).collect()
-}
-
-pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Ranges found by parallel workers, in order and with touching ranges joined.
-fn sorted_merged(mut ranges: Vec<Range<u64>>) -> Vec<Range<u64>> {
-    ranges.sort_by_key(|r| r.start);
-    let mut merged = Vec::with_capacity(ranges.len());
-    for range in ranges {
-        crate::stream::push_merged(&mut merged, range);
-    }
-    merged
 }
 
 /// `range` minus the (sorted, merged) ranges in `holes`.

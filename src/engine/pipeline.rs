@@ -8,6 +8,7 @@ use std::ops::{ControlFlow, Range};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, mpsc};
 
+use super::lock;
 use crate::buffer::AlignedBuf;
 
 /// Splits `ranges` into pieces of at most `chunk` bytes.
@@ -114,10 +115,6 @@ pub fn run<P, Produce, Consume>(
         }
         drop(free_tx);
     });
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

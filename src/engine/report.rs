@@ -109,6 +109,15 @@ pub enum PassContent {
     Random { generator: String, seed: Seed },
 }
 
+impl std::fmt::Display for PassContent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PassContent::Fixed { pattern } => write!(f, "0x{pattern}"),
+            PassContent::Random { generator, seed } => write!(f, "{generator} seed {}", String::from(*seed)),
+        }
+    }
+}
+
 impl PassContent {
     pub fn of(data: &PassData) -> PassContent {
         match data {
@@ -145,6 +154,11 @@ impl SectorRange {
     pub fn from_bytes(range: &Range<u64>, sector: u64) -> SectorRange {
         let first = range.start / sector;
         SectorRange { first_lba: first, sectors: range.end.div_ceil(sector) - first }
+    }
+
+    /// Byte ranges as sector ranges.
+    pub fn list(ranges: &[Range<u64>], sector: u64) -> Vec<SectorRange> {
+        ranges.iter().map(|r| SectorRange::from_bytes(r, sector)).collect()
     }
 
     pub fn bytes(&self, sector: u64, size: u64) -> Range<u64> {

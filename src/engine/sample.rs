@@ -60,20 +60,8 @@ pub fn plan(size: u64, unit: u64, seed: Seed) -> Option<SamplePlan> {
         subsections: SUBSECTIONS,
         samples_per_subsection: 2,
         sample_bytes: (per_subsection * SAMPLE_PERCENT).div_ceil(100) * unit,
-        ranges: merge(ranges),
+        ranges: crate::stream::merged(ranges),
     })
-}
-
-fn merge(mut ranges: Vec<Range<u64>>) -> Vec<Range<u64>> {
-    ranges.sort_by_key(|r| r.start);
-    let mut merged: Vec<Range<u64>> = Vec::with_capacity(ranges.len());
-    for range in ranges {
-        match merged.last_mut() {
-            Some(last) if range.start <= last.end => last.end = last.end.max(range.end),
-            _ => merged.push(range),
-        }
-    }
-    merged
 }
 
 #[cfg(test)]

@@ -493,7 +493,7 @@ impl Ledger {
             .collect::<Result<Vec<_>, _>>()?;
         for (id, sha256, bytes, signature) in stored {
             certificates += 1;
-            if files::sha256_hex(&bytes) != sha256 {
+            if crate::stream::sha256_hex(&bytes) != sha256 {
                 problems.push(format!("certificate {id}: its stored bytes changed"));
             }
             let issued_at = Certificate::parse(&bytes)
