@@ -1,36 +1,93 @@
-//! Files that survive a crash whole: written beside their final name, flushed,
-//! then renamed over it, so a reader sees the old content or the new, never half.
+//! Files that survive a crash whole and cannot be turned against their writer.
+//!
+//! Every file certwipe writes (reports, certificates, signatures, PDFs, journals,
+//! keys, summaries) is first written to a temporary file with an unpredictable
+//! name, created with `O_CREAT | O_EXCL` (so a planted symlink or file is never
+//! followed or truncated), flushed, and then renamed into place. A reader sees the
+//! old content or the new, never half; certwipe runs as root, so a predictable
+//! temporary name in a shared directory would let anyone overwrite any file.
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-/// Whether files can be created in `dir`: found by creating one and removing it,
-/// since permission bits alone miss read-only mounts and ACLs.
+use tempfile::NamedTempFile;
+
+/// Whether files can be created in `dir`: found by creating one (under a random
+/// name, never following a link) and removing it, since permission bits alone miss
+/// read-only mounts and ACLs.
 pub fn check_writable_dir(dir: &Path) -> std::io::Result<()> {
-    let probe = dir.join(format!(".certwipe-probe-{}", std::process::id()));
-    std::fs::OpenOptions::new().write(true).create_new(true).open(&probe)?;
-    std::fs::remove_file(probe)
+    tempfile::Builder::new().prefix(".certwipe-probe-").tempfile_in(dir).map(drop)
 }
 
-/// Creates `path` with permissions `mode`, never replacing an existing file
-/// (certificates and keys are records), and flushes it.
+/// Creates `path` with permissions `mode`, whole or not at all, and never replaces
+/// an existing file or link (certificates and keys are records).
 pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
+    let temp = write_temporary(path, bytes, mode)?;
+    temp.persist_noclobber(path).map_err(|e| e.error)?;
+    sync_parent(path)
 }
 
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Replaces `path` (a file, or a link, which is replaced and not followed) with
+/// `bytes`, atomically.
+pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    let temp = write_temporary(path, bytes, mode)?;
+    temp.persist(path).map_err(|e| e.error)?;
+    sync_parent(path)
+}
+
+fn parent(path: &Path) -> &Path {
+    path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."))
+}
+
+/// `.NAME.XXXXXX.tmp` beside `path`: random, created exclusively, flushed.
+fn write_temporary(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<NamedTempFile> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let temp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
-    let mut file = std::fs::File::create(&temp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&temp, path)?;
-    // The rename itself is durable once the directory is.
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::File::open(dir)?.sync_all()?;
+    let mut temp =
+        tempfile::Builder::new().prefix(&format!(".{name}.")).suffix(".tmp").tempfile_in(parent(path))?;
+    temp.as_file().set_permissions(std::fs::Permissions::from_mode(mode))?;
+    temp.write_all(bytes)?;
+    temp.as_file().sync_all()?;
+    Ok(temp)
+}
+
+/// The rename itself is durable once the directory is.
+fn sync_parent(path: &Path) -> std::io::Result<()> {
+    std::fs::File::open(parent(path))?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_planted_link_is_replaced_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        let out = dir.path().join("out.json");
+        std::os::unix::fs::symlink(&victim, &out).unwrap();
+        write_atomically(&out, b"report", 0o644).unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert_eq!(std::fs::read(&out).unwrap(), b"report");
+        assert!(!std::fs::symlink_metadata(&out).unwrap().file_type().is_symlink());
     }
-    Ok(())
+
+    #[test]
+    fn a_new_file_never_replaces_a_file_or_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        let link = dir.path().join("cert.json");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        let error = write_new(&link, b"certificate", 0o644).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        write_new(&dir.path().join("new.json"), b"certificate", 0o600).unwrap();
+        let mode = std::fs::metadata(dir.path().join("new.json")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // No temporary file is left behind, whether the write succeeded or not.
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+    }
 }

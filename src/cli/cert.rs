@@ -116,7 +116,7 @@ pub fn write_pdf(cert: &Path, output: &Path, lang: Lang, font: Option<&str>) -> 
     };
     let bytes = pdf::render(certificate, &checked, &files::with_companions(cert), lang, font)
         .map_err(|e| Failure::usage(e.to_string()))?;
-    crate::durable::write_atomically(output, &bytes)
+    crate::durable::write_atomically(output, &bytes, 0o644)
         .map_err(|e| Failure::usage(format!("{}: {e}", output.display())))
 }
 
@@ -243,7 +243,7 @@ pub fn keygen(args: &KeygenArgs) -> Result<u8, Failure> {
     let private = key.to_openssh(LineEnding::LF).map_err(|e| Failure::usage(e.to_string()))?;
     write_private(&args.file, private.as_bytes())?;
     let public = key.public_key().to_openssh().map_err(|e| Failure::usage(e.to_string()))?;
-    std::fs::write(&public_path, format!("{public}\n"))
+    crate::durable::write_new(&public_path, format!("{public}\n").as_bytes(), 0o644)
         .map_err(|e| Failure::usage(format!("{}: {e}", public_path.display())))?;
     eprintln!("wrote {} (private, mode 600) and {}", args.file.display(), public_path.display());
     eprintln!("add this line to the auditors' allowed_signers file:");

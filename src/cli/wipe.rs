@@ -370,7 +370,7 @@ fn check_writable(path: &Path) -> Result<(), Failure> {
 fn write_report(path: &Path, report: &Report) -> std::io::Result<()> {
     let mut text = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
     text.push(b'\n');
-    crate::durable::write_atomically(path, &text)
+    crate::durable::write_atomically(path, &text, 0o644)
 }
 
 fn confirm(prepared: &[Prepared]) -> Result<(), Failure> {

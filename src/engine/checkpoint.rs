@@ -150,7 +150,7 @@ impl Journal for FileJournal {
     fn save(&self, checkpoint: &Checkpoint) {
         if let Ok(bytes) = serde_json::to_vec(checkpoint) {
             // A failed save costs at most a longer redo after a crash; the wipe goes on.
-            let _ = crate::durable::write_atomically(&self.path, &bytes);
+            let _ = crate::durable::write_atomically(&self.path, &bytes, 0o600);
         }
     }
 
