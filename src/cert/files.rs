@@ -64,8 +64,11 @@ fn append(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(text)
 }
 
+/// Reads a certificate or statement; one too large to be real is refused unread
+/// (the parse that follows names the limit).
 fn read(path: &Path) -> Result<Vec<u8>, CertError> {
-    std::fs::read(path).map_err(|source| CertError::Io { path: path.display().to_string(), source })
+    super::canonical::read_bounded(path)
+        .map_err(|source| CertError::Io { path: path.display().to_string(), source })
 }
 
 /// Writes a new file; never replaces one (certificates are records).
@@ -193,8 +196,8 @@ fn check_countersignature(
     let over_cert = append(stem, ".sig");
     let result = (|| {
         let statement_bytes = read(&statement_path).map_err(|e| e.to_string())?;
-        let statement: Statement =
-            serde_json::from_slice(&statement_bytes).map_err(|e| format!("statement unreadable: {e}"))?;
+        let statement: Statement = super::canonical::parse(&statement_bytes)
+            .map_err(|e| format!("statement {}: {e}", statement_path.display()))?;
         let signed_at =
             humantime::parse_rfc3339(&statement.signed_at).map_err(|e| format!("statement time: {e}"))?;
         let signers = allowed.map(|allowed| Signers { allowed, at: signed_at });
@@ -267,8 +270,7 @@ pub fn countersign(cert: &Path, signer: &Countersigner<'_>) -> Result<Vec<PathBu
         signed_at: crate::engine::report::now(),
         key_fingerprint: signer.key.fingerprint(),
     };
-    let mut statement_bytes = serde_json::to_vec_pretty(&statement).expect("a statement serializes");
-    statement_bytes.push(b'\n');
+    let statement_bytes = super::canonical::to_bytes(&statement);
     let files = [append(&stem, ".sig"), append(&stem, ".json"), append(&stem, ".json.sig")];
     let contents = [
         signer.key.sign(&bytes)?.into_bytes(),

@@ -2,6 +2,7 @@
 //! records (`records`), OpenSSH signatures (`sign`), files and countersignatures
 //! on disk (`files`), consistency rules (`check`) and the summary for people (`render`).
 
+pub mod canonical;
 pub mod check;
 pub mod files;
 pub mod model;
@@ -18,12 +19,12 @@ pub use model::Certificate;
 pub enum CertError {
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },
+    #[error("not a certwipe certificate: it has no \"format\" field")]
+    NotACertificate,
     #[error("not a readable certificate: {0}")]
-    Malformed(String),
+    Document(#[from] canonical::CanonicalError),
     #[error("unknown certificate format {0:?}; this certwipe reads certwipe.certificate/v1")]
     UnknownFormat(String),
-    #[error("the certificate does not match its schema: {0}")]
-    Schema(String),
     #[error("signing key {path}: {why}")]
     Key { path: String, why: String },
     #[error(

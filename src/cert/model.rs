@@ -110,27 +110,22 @@ impl Certificate {
         }
     }
 
-    /// The exact bytes that are written and signed: pretty JSON in the struct's
-    /// field order, UTF-8, one trailing newline.
+    /// The exact bytes that are written and signed: the canonical form
+    /// ([`canonical`](super::canonical)).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut bytes = serde_json::to_vec_pretty(self).expect("a certificate always serializes");
-        bytes.push(b'\n');
-        bytes
+        super::canonical::to_bytes(self)
     }
 
-    /// Parses a certificate strictly: unknown fields, wrong types and unknown
-    /// format versions are errors.
+    /// Parses a certificate strictly: one reading only (no duplicate keys, only the
+    /// canonical form), no unknown fields, wrong types or unknown format versions.
     pub fn parse(bytes: &[u8]) -> Result<Certificate, CertError> {
-        let value: serde_json::Value =
-            serde_json::from_slice(bytes).map_err(|e| CertError::Malformed(e.to_string()))?;
+        let value = super::canonical::parse_value(bytes)?;
         match value.get("format").and_then(|f| f.as_str()) {
             Some(CERTIFICATE_FORMAT) => {}
             Some(other) => return Err(CertError::UnknownFormat(other.to_string())),
-            None => {
-                return Err(CertError::Malformed("no \"format\" field: not a certwipe certificate".into()));
-            }
+            None => return Err(CertError::NotACertificate),
         }
-        serde_json::from_value(value).map_err(|e| CertError::Schema(e.to_string()))
+        Ok(super::canonical::parse(bytes)?)
     }
 }
 

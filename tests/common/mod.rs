@@ -236,3 +236,86 @@ pub fn station_key(dir: &Path, name: &str, principal: &str) -> (PathBuf, Vec<u8>
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     (key, out.stdout)
 }
+
+/// A scratch directory with an image, a station key made by certwipe, and its
+/// allowed_signers file.
+pub struct Station {
+    pub dir: tempfile::TempDir,
+    pub key: PathBuf,
+    pub allowed: PathBuf,
+}
+
+impl Station {
+    pub fn new() -> Station {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, line) = station_key(dir.path(), "station_ed25519", "station-1");
+        let allowed = dir.path().join("allowed_signers");
+        std::fs::write(&allowed, line).unwrap();
+        std::fs::create_dir(dir.path().join("certs")).unwrap();
+        Station { dir, key, allowed }
+    }
+
+    pub fn certs(&self) -> PathBuf {
+        self.dir.path().join("certs")
+    }
+
+    /// Wipes `target` with a signed certificate; returns the certificate's path.
+    pub fn wipe(&self, target: &Path, extra: &[&str]) -> PathBuf {
+        let certs = self.certs();
+        let mut args = vec![
+            "wipe",
+            "--yes",
+            "--cert-dir",
+            certs.to_str().unwrap(),
+            "--sign-key",
+            self.key.to_str().unwrap(),
+            "--asset",
+            "LEDGER-0042",
+            "--classification",
+            "秘密",
+            "--destination",
+            "destruction",
+            "--operator",
+            "Li Wei",
+        ];
+        args.extend_from_slice(extra);
+        args.push(target.to_str().unwrap());
+        let out = certwipe(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let name = target.file_name().unwrap().to_str().unwrap().to_string();
+        std::fs::read_dir(self.certs())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                let file = p.file_name().unwrap().to_str().unwrap();
+                file.starts_with(&name) && file.ends_with(".json") && !file.contains(".json.")
+            })
+            .expect("a certificate was written")
+    }
+
+    pub fn verify(&self, cert: &Path) -> (i32, String) {
+        let out = certwipe(&[
+            "cert",
+            "verify",
+            cert.to_str().unwrap(),
+            "--allowed-signers",
+            self.allowed.to_str().unwrap(),
+        ]);
+        (out.status.code().unwrap(), String::from_utf8_lossy(&out.stdout).into_owned() + &stderr(&out))
+    }
+}
+
+/// Stock OpenSSH: `ssh-keygen -Y verify -f allowed -I principal -n certwipe -s SIG < FILE`.
+pub fn ssh_keygen_verifies(allowed: &Path, principal: &str, signature: &Path, file: &Path) -> bool {
+    Command::new("ssh-keygen")
+        .args(["-Y", "verify", "-f"])
+        .arg(allowed)
+        .args(["-I", principal, "-n", "certwipe", "-s"])
+        .arg(signature)
+        .stdin(std::fs::File::open(file).unwrap())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
