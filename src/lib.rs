@@ -12,6 +12,7 @@ pub mod cli;
 pub mod device;
 pub mod durable;
 pub mod engine;
+pub mod exit;
 pub mod ledger;
 pub mod method;
 pub mod stream;

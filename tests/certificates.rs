@@ -98,7 +98,8 @@ fn every_single_byte_change_is_rejected_and_stock_ssh_keygen_agrees() {
     let original = std::fs::read(&cert_path).unwrap();
     let armored = std::fs::read_to_string(signature(&cert_path)).unwrap();
     let allowed = certwipe::cert::sign::AllowedSigners::load(&station.allowed).unwrap();
-    let signers = certwipe::cert::sign::Signers { allowed: &allowed, at: std::time::SystemTime::now() };
+    let signers =
+        certwipe::cert::sign::Signers { allowed: &allowed, at: std::time::SystemTime::now(), principal: None };
     for position in 0..original.len() {
         let mut changed = original.clone();
         changed[position] ^= 0x01;
@@ -146,9 +147,13 @@ fn swapped_truncated_foreign_and_wrong_namespace_signatures_are_rejected_by_both
     std::fs::remove_file(&sig).unwrap();
     ssh_keygen(&["-Y", "sign", "-f", stranger.to_str().unwrap(), "-n", "certwipe", first.to_str().unwrap()]);
     rejected_by_both("a signer missing from allowed_signers");
-    // ... which certwipe accepts as a signature when no signer list is given, and names.
+    // Without a signer list, certwipe finds the signature intact but does not call
+    // the certificate verified: anyone could have made it.
     let out = certwipe(&["cert", "verify", first.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("signature intact, signer not checked (key SHA256:"), "{said}");
+    assert!(said.contains("NOT verified"), "{said}");
 
     // The right key, the wrong namespace.
     std::fs::remove_file(&sig).unwrap();
@@ -294,7 +299,14 @@ fn audit_confirms_the_medium_and_catches_a_change_after_the_wipe() {
     let disk = image(station.dir.path(), "audit.img", 8 << 20);
     let cert = station.wipe(&disk, &[]);
     let audit = |extra: &[&str]| {
-        let mut args = vec!["audit", disk.to_str().unwrap(), "--cert", cert.to_str().unwrap()];
+        let mut args = vec![
+            "audit",
+            disk.to_str().unwrap(),
+            "--cert",
+            cert.to_str().unwrap(),
+            "--allowed-signers",
+            station.allowed.to_str().unwrap(),
+        ];
         args.extend_from_slice(extra);
         certwipe(&args)
     };
@@ -343,6 +355,8 @@ fn countersignatures_verify_with_both_tools_and_tampering_with_them_is_caught() 
         "Zhang San",
         "--title",
         "Supervisor",
+        "--allowed-signers",
+        station.allowed.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let (code, output) = station.verify(&cert);

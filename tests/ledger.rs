@@ -7,26 +7,35 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 
+/// A records office: a station key, a validator's key, both in the allowed
+/// signers, and a ledger initialised with them.
 struct Office {
     dir: tempfile::TempDir,
     key: PathBuf,
+    validator: PathBuf,
+    allowed: PathBuf,
     ledger: PathBuf,
 }
 
 impl Office {
     fn new() -> Office {
         let dir = tempfile::tempdir().unwrap();
-        let (key, _) = station_key(dir.path(), "station", "station-1");
+        let (key, station_line) = station_key(dir.path(), "station", "station-1");
+        let (validator, validator_line) = station_key(dir.path(), "validator", "wang.fang");
+        let allowed = dir.path().join("allowed_signers");
+        std::fs::write(&allowed, [station_line, validator_line].concat()).unwrap();
         std::fs::create_dir(dir.path().join("certs")).unwrap();
         let ledger = dir.path().join("ledger.sqlite");
-        Office { dir, key, ledger }
+        let office = Office { dir, key, validator, allowed, ledger };
+        office.ok(&["init", "--allowed-signers", office.allowed.to_str().unwrap()]);
+        office
     }
 
-    /// `certwipe ledger ARGS --ledger PATH`: exit code, stdout, stderr.
+    /// `certwipe ledger ARGS --ledger PATH --sign-key KEY`: exit code, stdout, stderr.
     fn ledger(&self, args: &[&str]) -> (i32, String, String) {
         let mut full = vec!["ledger"];
         full.extend_from_slice(args);
-        full.extend(["--ledger", self.ledger.to_str().unwrap()]);
+        full.extend(["--ledger", self.ledger.to_str().unwrap(), "--sign-key", self.key.to_str().unwrap()]);
         let out = certwipe(&full);
         (out.status.code().unwrap(), String::from_utf8_lossy(&out.stdout).into_owned(), stderr(&out))
     }
@@ -107,17 +116,18 @@ fn the_whole_life_of_a_classified_medium() {
         true,
     );
     // The validator countersigns later; importing again records just that.
-    let (validator, _) = station_key(office.dir.path(), "validator", "wang.fang");
     let out = certwipe(&[
         "cert",
         "countersign",
         cert.to_str().unwrap(),
         "--key",
-        validator.to_str().unwrap(),
+        office.validator.to_str().unwrap(),
         "--role",
         "validator",
         "--name",
         "Wang Fang",
+        "--allowed-signers",
+        office.allowed.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     office.ok(&["import", cert.to_str().unwrap()]);
@@ -151,6 +161,8 @@ fn the_whole_life_of_a_classified_medium() {
     let kinds: Vec<&str> =
         history["history"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["register", "certificate", "countersignature", "approval", "destruction"]);
+    assert_eq!(history["history"][1]["data"]["signer"]["principals"][0], "station-1");
+    assert_eq!(history["history"][2]["data"]["signer"]["principals"][0], "wang.fang");
     assert_eq!(history["history"][1]["data"]["status"], "erased");
 
     let csv = office.ok(&["export", "--csv"]);
@@ -170,7 +182,7 @@ fn the_whole_life_of_a_classified_medium() {
     assert_eq!(rows[0]["destruction_method"], "shred");
 
     let verified = office.ok(&["verify"]);
-    assert!(verified.contains("5 entries, 1 certificates") && verified.contains("intact"), "{verified}");
+    assert!(verified.contains("6 entries, 1 certificates, 1 countersignatures") && verified.contains("intact"), "{verified}");
     office.refused(
         &[
             "destroy",
@@ -204,6 +216,9 @@ fn classified_media_are_never_given_a_reuse_destination() {
         &["--asset", "USB-7", "--classification", "unclassified", "--destination", "external-reuse"],
         false,
     );
+    office.refused(&["import", cert.to_str().unwrap()], "can never be lowered");
+    // One that records no level and releases the medium: the ledger's level rules.
+    let cert = office.certificate("usb7b", &["--asset", "USB-7", "--destination", "external-reuse"], false);
     office.refused(&["import", cert.to_str().unwrap()], "destruction is required");
     office.ok(&["register", "PUBLIC-1", "--type", "hdd", "--classification", "非密"]);
     office.ok(&["dispose", "PUBLIC-1", "--destination", "external-reuse"]);
@@ -276,6 +291,7 @@ fn concurrent_imports_from_two_processes_lose_nothing() {
     let spawn = |batch: &[PathBuf]| {
         certwipe_command()
             .args(["ledger", "import", "--ledger", office.ledger.to_str().unwrap()])
+            .args(["--sign-key", office.key.to_str().unwrap()])
             .args(batch)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
@@ -291,7 +307,7 @@ fn concurrent_imports_from_two_processes_lose_nothing() {
         assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     }
     let verified = office.ok(&["verify"]);
-    assert!(verified.contains("16 entries, 8 certificates") && verified.contains("intact"), "{verified}");
+    assert!(verified.contains("17 entries, 8 certificates") && verified.contains("intact"), "{verified}");
 }
 
 #[test]

@@ -12,7 +12,9 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use super::model::Certificate;
-use super::sign::{self, AllowedSigners, GoodSignature, Signers, SigningKey};
+use thiserror::Error;
+
+use super::sign::{self, AllowedSigners, GoodSignature, SignatureError, Signers, SigningKey};
 use super::{CertError, check};
 
 pub const STATEMENT_FORMAT: &str = "certwipe.countersignature/v1";
@@ -93,10 +95,59 @@ pub fn write_certificate(path: &Path, cert: &Certificate, key: Option<&SigningKe
 pub struct SignatureCheck {
     /// `station` for the certificate's own signature, else the countersigner's role.
     pub role: String,
-    pub file: PathBuf,
+    /// Which file (or ledger record) holds the signature.
+    pub label: String,
     /// The countersigner's statement, when this is a countersignature.
     pub statement: Option<Statement>,
-    pub result: Result<GoodSignature, String>,
+    pub result: Result<GoodSignature, SignatureProblem>,
+}
+
+/// Why one signature file does not count.
+#[derive(Debug, Error)]
+pub enum SignatureProblem {
+    #[error("{0}: missing or unreadable")]
+    Missing(String),
+    #[error("{path}: {source}")]
+    Signature { path: String, source: SignatureError },
+    #[error("statement {path}: {source}")]
+    Statement { path: String, source: super::canonical::CanonicalError },
+    #[error("statement {path}: its time {time:?} is not an RFC 3339 time")]
+    StatementTime { path: String, time: String },
+    #[error("the statement and the countersignature were made with different keys")]
+    KeysDiffer,
+    #[error("statement format or role does not match its file name ({0})")]
+    RoleMismatch(String),
+    #[error("the statement names other certificate bytes (SHA-256 differs)")]
+    OtherBytes,
+    #[error("the statement names another certificate id")]
+    OtherCertificate,
+    #[error(
+        "signed with key {fingerprint}, which already signed this certificate as {role}: every signature on a certificate needs its own key"
+    )]
+    KeyAlreadySigned { fingerprint: String, role: String },
+    #[error(
+        "signed as principal {principal:?}, who already signed this certificate as {role}: separation of duties needs another person"
+    )]
+    PrincipalAlreadySigned { principal: String, role: String },
+}
+
+/// Whom signatures are checked against.
+#[derive(Clone, Copy)]
+pub struct Trust<'a> {
+    pub allowed: &'a AllowedSigners,
+    /// The principal the station signature must be from (`ssh-keygen -I`), if any.
+    pub station: Option<&'a str>,
+}
+
+/// What a certificate's files add up to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every signature is good, by an allowed signer, and the content is consistent.
+    Valid,
+    /// As valid, except that nobody's keys were checked against allowed signers:
+    /// the bytes are intact, but anyone could have signed them.
+    SignerNotChecked,
+    Invalid,
 }
 
 /// Everything `cert verify` found.
@@ -106,50 +157,176 @@ pub struct Checked {
     pub sha256: String,
     pub signatures: Vec<SignatureCheck>,
     pub problems: Vec<String>,
+    /// Whether signers were checked against an allowed-signers list.
+    pub signers_checked: bool,
 }
 
 impl Checked {
-    pub fn is_valid(&self) -> bool {
-        self.problems.is_empty()
+    pub fn verdict(&self) -> Verdict {
+        let intact = self.problems.is_empty()
             && !self.signatures.is_empty()
-            && self.signatures.iter().all(|s| s.result.is_ok())
+            && self.signatures.iter().all(|s| s.result.is_ok());
+        match (intact, self.signers_checked) {
+            (false, _) => Verdict::Invalid,
+            (true, true) => Verdict::Valid,
+            (true, false) => Verdict::SignerNotChecked,
+        }
+    }
+
+    pub fn is_valid(&self) -> bool {
+        self.verdict() == Verdict::Valid
+    }
+
+    /// Every reason the certificate does not verify, one sentence each.
+    pub fn reasons(&self) -> Vec<String> {
+        let mut why = self.problems.clone();
+        why.extend(self.signatures.iter().filter_map(|s| s.result.as_ref().err().map(|e| e.to_string())));
+        if why.is_empty() && !self.signers_checked {
+            why.push("the signer was not checked: no allowed signers were given".to_string());
+        }
+        why
+    }
+
+    /// The station signature, when it checked out.
+    pub fn station(&self) -> Option<&GoodSignature> {
+        self.signatures.iter().find(|s| s.role == STATION).and_then(|s| s.result.as_ref().ok())
     }
 }
 
-/// Checks a certificate file, its signature, every countersignature beside it, and
-/// its internal consistency. `Err` only when the file cannot be read at all.
-pub fn check_files(path: &Path, allowed: Option<&AllowedSigners>) -> Result<Checked, CertError> {
-    let bytes = read(path)?;
-    let mut problems = Vec::new();
-    let certificate = match Certificate::parse(&bytes) {
-        Ok(cert) => {
-            problems.extend(check::inconsistencies(&cert));
-            Some(cert)
-        }
-        Err(error) => {
-            problems.push(error.to_string());
-            None
-        }
-    };
-    let mut signatures = Vec::new();
-    let sig_path = signature_path(path);
-    let issued_at = certificate.as_ref().and_then(|c| humantime::parse_rfc3339(&c.issued_at).ok());
-    let station = allowed.map(|allowed| Signers { allowed, at: issued_at.unwrap_or_else(SystemTime::now) });
-    match std::fs::read_to_string(&sig_path) {
-        Ok(armored) => signatures.push(SignatureCheck {
-            role: "station".into(),
-            result: sign::verify(&bytes, &armored, station),
-            file: sig_path,
-            statement: None,
-        }),
-        Err(_) => problems.push(format!("no signature {}: the certificate is unsigned", sig_path.display())),
+/// The role name of the certificate's own signature.
+pub const STATION: &str = "station";
+
+/// A document's part: where it comes from (a file, a ledger record) and its
+/// bytes, or `None` when it is missing or unreadable.
+#[derive(Clone, Debug)]
+pub struct Part {
+    pub label: String,
+    pub bytes: Option<Vec<u8>>,
+}
+
+impl Part {
+    fn read(path: &Path) -> Part {
+        Part { label: path.display().to_string(), bytes: super::canonical::read_bounded(path).ok() }
     }
-    let sha256 = crate::stream::sha256_hex(&bytes);
-    for (role, stem) in countersignature_stems(path) {
-        let check = check_countersignature(&bytes, &sha256, certificate.as_ref(), &role, &stem, allowed);
-        signatures.push(check);
+
+    fn get(&self) -> Result<&[u8], SignatureProblem> {
+        self.bytes.as_deref().ok_or_else(|| SignatureProblem::Missing(self.label.clone()))
     }
-    Ok(Checked { certificate, sha256, signatures, problems })
+
+    fn text(&self) -> Result<String, SignatureProblem> {
+        Ok(String::from_utf8_lossy(self.get()?).into_owned())
+    }
+}
+
+/// One countersignature: the signed statement and the two signatures over the
+/// statement and over the certificate.
+#[derive(Clone, Debug)]
+pub struct CounterParts {
+    pub role: String,
+    pub statement: Part,
+    pub statement_signature: Part,
+    pub certificate_signature: Part,
+}
+
+/// A certificate with every signature that belongs to it, as bytes: read from
+/// the files beside each other, or from the ledger. Both are checked the same way.
+#[derive(Clone, Debug)]
+pub struct Bundle {
+    pub certificate: Vec<u8>,
+    pub signature: Part,
+    pub countersignatures: Vec<CounterParts>,
+}
+
+impl Bundle {
+    /// `CERT.json`, `CERT.json.sig` and every countersignature beside them.
+    /// `Err` only when the certificate itself cannot be read.
+    pub fn from_files(path: &Path) -> Result<Bundle, CertError> {
+        let certificate = read(path)?;
+        let countersignatures = countersignature_stems(path)
+            .into_iter()
+            .map(|(role, stem)| CounterParts {
+                role,
+                statement: Part::read(&append(&stem, ".json")),
+                statement_signature: Part::read(&append(&stem, ".json.sig")),
+                certificate_signature: Part::read(&append(&stem, ".sig")),
+            })
+            .collect();
+        Ok(Bundle { certificate, signature: Part::read(&signature_path(path)), countersignatures })
+    }
+
+    /// Checks the signature, every countersignature and the certificate's internal
+    /// consistency. Without `trust`, signatures are checked for integrity only.
+    pub fn check(&self, trust: Option<Trust<'_>>) -> Checked {
+        let bytes = &self.certificate;
+        let mut problems = Vec::new();
+        let certificate = match Certificate::parse(bytes) {
+            Ok(cert) => {
+                problems.extend(check::inconsistencies(&cert));
+                Some(cert)
+            }
+            Err(error) => {
+                problems.push(error.to_string());
+                None
+            }
+        };
+        let mut signatures = Vec::new();
+        let issued_at = certificate.as_ref().and_then(|c| humantime::parse_rfc3339(&c.issued_at).ok());
+        let station = trust.map(|trust| Signers {
+            allowed: trust.allowed,
+            at: issued_at.unwrap_or_else(SystemTime::now),
+            principal: trust.station,
+        });
+        match self.signature.text() {
+            Ok(armored) => signatures.push(SignatureCheck {
+                role: STATION.into(),
+                result: sign::verify(bytes, &armored, station).map_err(|source| {
+                    SignatureProblem::Signature { path: self.signature.label.clone(), source }
+                }),
+                label: self.signature.label.clone(),
+                statement: None,
+            }),
+            Err(_) => {
+                problems.push(format!("no signature {}: the certificate is unsigned", self.signature.label))
+            }
+        }
+        let sha256 = crate::stream::sha256_hex(bytes);
+        for parts in &self.countersignatures {
+            let allowed = trust.map(|t| t.allowed);
+            signatures.push(check_countersignature(bytes, &sha256, certificate.as_ref(), parts, allowed));
+        }
+        separate_duties(&mut signatures);
+        Checked { certificate, sha256, signatures, problems, signers_checked: trust.is_some() }
+    }
+}
+
+/// Checks a certificate file and everything beside it (see [`Bundle::check`]).
+pub fn check_files(path: &Path, trust: Option<Trust<'_>>) -> Result<Checked, CertError> {
+    Ok(Bundle::from_files(path)?.check(trust))
+}
+
+/// No key and no principal may sign one certificate twice: the station cannot
+/// witness or approve its own work, and one person holds one role. The first
+/// signature (the station's) keeps its place; a later one that repeats a key or
+/// a principal fails.
+fn separate_duties(signatures: &mut [SignatureCheck]) {
+    let mut seen: Vec<(String, String, Vec<String>)> = Vec::new();
+    for signature in signatures.iter_mut() {
+        let Ok(good) = &signature.result else { continue };
+        let clash = seen.iter().find_map(|(role, fingerprint, principals)| {
+            if *fingerprint == good.fingerprint {
+                return Some(SignatureProblem::KeyAlreadySigned {
+                    fingerprint: fingerprint.clone(),
+                    role: role.clone(),
+                });
+            }
+            super::allowed_signers::shared_principal(principals, good.principals())
+                .map(|principal| SignatureProblem::PrincipalAlreadySigned { principal, role: role.clone() })
+        });
+        match clash {
+            Some(problem) => signature.result = Err(problem),
+            None => seen.push((signature.role.clone(), good.fingerprint.clone(), good.principals().to_vec())),
+        }
+    }
 }
 
 /// The certificate and every signature file that belongs to it, as they exist.
@@ -188,49 +365,46 @@ fn check_countersignature(
     cert_bytes: &[u8],
     cert_sha256: &str,
     cert: Option<&Certificate>,
-    role: &str,
-    stem: &Path,
+    parts: &CounterParts,
     allowed: Option<&AllowedSigners>,
 ) -> SignatureCheck {
-    let statement_path = append(stem, ".json");
-    let over_cert = append(stem, ".sig");
+    let role = parts.role.as_str();
     let result = (|| {
-        let statement_bytes = read(&statement_path).map_err(|e| e.to_string())?;
-        let statement: Statement = super::canonical::parse(&statement_bytes)
-            .map_err(|e| format!("statement {}: {e}", statement_path.display()))?;
+        let statement_bytes = parts.statement.get()?;
+        let statement: Statement = super::canonical::parse(statement_bytes)
+            .map_err(|source| SignatureProblem::Statement { path: parts.statement.label.clone(), source })?;
         let signed_at =
-            humantime::parse_rfc3339(&statement.signed_at).map_err(|e| format!("statement time: {e}"))?;
-        let signers = allowed.map(|allowed| Signers { allowed, at: signed_at });
-        let statement_sig = std::fs::read_to_string(append(&statement_path, ".sig"))
-            .map_err(|e| format!("statement signature missing: {e}"))?;
-        let on_statement = sign::verify(&statement_bytes, &statement_sig, signers)
-            .map_err(|e| format!("statement {}: {e}", statement_path.display()))?;
-        let cert_sig =
-            std::fs::read_to_string(&over_cert).map_err(|e| format!("{}: {e}", over_cert.display()))?;
-        let on_cert = sign::verify(cert_bytes, &cert_sig, signers)
-            .map_err(|e| format!("{}: {e}", over_cert.display()))?;
+            humantime::parse_rfc3339(&statement.signed_at).map_err(|_| SignatureProblem::StatementTime {
+                path: parts.statement.label.clone(),
+                time: statement.signed_at.clone(),
+            })?;
+        let signers = allowed.map(|allowed| Signers { allowed, at: signed_at, principal: None });
+        let verify = |bytes: &[u8], part: &Part| {
+            sign::verify(bytes, &part.text()?, signers)
+                .map_err(|source| SignatureProblem::Signature { path: part.label.clone(), source })
+        };
+        let on_statement = verify(statement_bytes, &parts.statement_signature)?;
+        let on_cert = verify(cert_bytes, &parts.certificate_signature)?;
         if on_cert.public_key != on_statement.public_key {
-            return Err("the statement and the countersignature were made with different keys".to_string());
+            return Err(SignatureProblem::KeysDiffer);
         }
         if statement.format != STATEMENT_FORMAT || statement.role.as_str() != role {
-            return Err(format!("statement format or role does not match its file name ({role})"));
+            return Err(SignatureProblem::RoleMismatch(role.to_string()));
         }
         if statement.certificate_sha256 != cert_sha256 {
-            return Err("the statement names other certificate bytes (SHA-256 differs)".to_string());
+            return Err(SignatureProblem::OtherBytes);
         }
         if cert.is_some_and(|c| c.certificate_id != statement.certificate_id) {
-            return Err("the statement names another certificate id".to_string());
+            return Err(SignatureProblem::OtherCertificate);
         }
         Ok((statement, on_cert))
     })();
+    let label = parts.certificate_signature.label.clone();
     match result {
-        Ok((statement, good)) => SignatureCheck {
-            role: role.into(),
-            file: over_cert,
-            statement: Some(statement),
-            result: Ok(good),
-        },
-        Err(why) => SignatureCheck { role: role.into(), file: over_cert, statement: None, result: Err(why) },
+        Ok((statement, good)) => {
+            SignatureCheck { role: role.into(), label, statement: Some(statement), result: Ok(good) }
+        }
+        Err(why) => SignatureCheck { role: role.into(), label, statement: None, result: Err(why) },
     }
 }
 
@@ -246,12 +420,47 @@ pub struct Countersigner<'a> {
 /// Adds a countersignature beside `cert`; returns the files written. Refuses a
 /// certificate whose own signature or content does not check out: nobody should
 /// put their name under a certificate that fails verification.
-pub fn countersign(cert: &Path, signer: &Countersigner<'_>) -> Result<Vec<PathBuf>, CertError> {
-    let checked = check_files(cert, None)?;
+pub fn countersign(
+    cert: &Path,
+    signer: &Countersigner<'_>,
+    trust: Trust<'_>,
+) -> Result<Vec<PathBuf>, CertError> {
+    let checked = check_files(cert, Some(trust))?;
     if !checked.is_valid() {
-        let mut why: Vec<String> = checked.problems.clone();
-        why.extend(checked.signatures.iter().filter_map(|s| s.result.as_ref().err().cloned()));
-        return Err(CertError::Invalid(why.join("; ")));
+        return Err(CertError::Invalid(checked.reasons().join("; ")));
+    }
+    // The countersignature must itself verify: a listed key, and no key or
+    // principal already on the certificate.
+    let public = signer.key.public_key();
+    let fingerprint = signer.key.fingerprint();
+    let principals = trust
+        .allowed
+        .authorize(&public, None, sign::NAMESPACE, SystemTime::now())
+        .map_err(|why| {
+            CertError::Countersign(SignatureProblem::Signature {
+                path: "your key".into(),
+                source: SignatureError::NotAllowed {
+                    fingerprint: fingerprint.clone(),
+                    at: crate::engine::report::now(),
+                    why,
+                },
+            })
+        })?
+        .principals;
+    for existing in &checked.signatures {
+        let Ok(good) = &existing.result else { continue };
+        if good.fingerprint == fingerprint {
+            return Err(CertError::Countersign(SignatureProblem::KeyAlreadySigned {
+                fingerprint,
+                role: existing.role.clone(),
+            }));
+        }
+        if let Some(principal) = super::allowed_signers::shared_principal(good.principals(), &principals) {
+            return Err(CertError::Countersign(SignatureProblem::PrincipalAlreadySigned {
+                principal,
+                role: existing.role.clone(),
+            }));
+        }
     }
     let bytes = read(cert)?;
     let certificate = checked.certificate.expect("a valid check has a certificate");

@@ -2,8 +2,10 @@
 //! records (`records`), OpenSSH signatures (`sign`), files and countersignatures
 //! on disk (`files`), consistency rules (`check`) and the summary for people (`render`).
 
+pub mod allowed_signers;
 pub mod canonical;
 pub mod check;
+pub mod display;
 pub mod files;
 pub mod model;
 pub mod pdf;
@@ -41,6 +43,19 @@ pub enum CertError {
     AllowedSigners(String),
     #[error("the certificate does not verify: {0}")]
     Invalid(String),
+    #[error("this countersignature would not verify: {0}")]
+    Countersign(files::SignatureProblem),
     #[error(transparent)]
     Records(#[from] records::RecordsError),
+}
+
+impl crate::exit::ExitStatus for CertError {
+    /// A certificate that does not verify is a finding; everything else stops a
+    /// command before it writes anything.
+    fn exit_status(&self) -> u8 {
+        match self {
+            CertError::Invalid(_) => crate::exit::FAILED,
+            _ => crate::exit::USAGE,
+        }
+    }
 }

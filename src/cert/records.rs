@@ -2,7 +2,7 @@
 //! medium, its ledger number and classification, where it goes next. Values come
 //! from a station profile (TOML) and per-run flags, flags winning.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -140,6 +140,10 @@ pub struct Profile {
     #[serde(default)]
     pub operator: Person,
     pub notes: Option<String>,
+    /// The OpenSSH allowed_signers file that certificates are verified against.
+    pub allowed_signers: Option<PathBuf>,
+    /// The station's signing key (OpenSSH Ed25519), for certificates and ledger entries.
+    pub sign_key: Option<PathBuf>,
 }
 
 /// The default profile, used when it exists and no `--profile` is given.
@@ -161,6 +165,41 @@ pub enum RecordsError {
         "a {level} medium cannot go to {destination:?}: classified media are never reused outside their level or released; the destination must be destruction (or the manufacturer, for supervised repair)"
     )]
     DestinationForbidden { level: &'static str, destination: Destination },
+    #[error(
+        "{field} contains the control character U+{code:04X} (at character {position}); records are single lines of visible text"
+    )]
+    HiddenCharacter { field: &'static str, code: u32, position: usize },
+    #[error("{field} is {chars} characters long; at most {max} are allowed")]
+    TooLong { field: &'static str, chars: usize, max: usize },
+    #[error("{field} is empty")]
+    Empty { field: &'static str },
+}
+
+/// Longest ledger numbers, asset numbers, serials and dates.
+pub const MAX_NUMBER_CHARS: usize = 64;
+/// Longest names, titles, organisations, places.
+pub const MAX_NAME_CHARS: usize = 200;
+/// Longest notes.
+pub const MAX_NOTES_CHARS: usize = 2000;
+
+/// A record field must be visible text on one line, of bounded length: a name
+/// with terminal escapes or a newline can forge lines of a printout.
+pub fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), RecordsError> {
+    if value.trim().is_empty() {
+        return Err(RecordsError::Empty { field });
+    }
+    if let Some((position, c)) = value.chars().enumerate().find(|(_, c)| super::display::is_hidden(*c)) {
+        return Err(RecordsError::HiddenCharacter { field, code: c as u32, position: position + 1 });
+    }
+    let chars = value.chars().count();
+    if chars > max {
+        return Err(RecordsError::TooLong { field, chars, max });
+    }
+    Ok(())
+}
+
+pub fn check_optional(field: &'static str, value: &Option<String>, max: usize) -> Result<(), RecordsError> {
+    value.as_deref().map_or(Ok(()), |v| check_text(field, v, max))
 }
 
 impl Profile {
@@ -169,6 +208,15 @@ impl Profile {
         let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
         toml::from_str(&text).map_err(|e| error(e.to_string()))
     }
+
+    /// The profile given, else the default one if it exists, else an empty one.
+    pub fn find(path: Option<&Path>) -> Result<Profile, RecordsError> {
+        match path {
+            Some(path) => Profile::load(path),
+            None if Path::new(DEFAULT_PROFILE).exists() => Profile::load(Path::new(DEFAULT_PROFILE)),
+            None => Ok(Profile::default()),
+        }
+    }
 }
 
 impl Records {
@@ -176,6 +224,7 @@ impl Records {
     /// and a controlled medium never leaves control except to be destroyed or repaired.
     /// A missing "after" classification is the "before" one.
     pub fn enforce_rules(&mut self) -> Result<(), RecordsError> {
+        self.check_fields()?;
         if self.classification_after.is_none() {
             self.classification_after = self.classification_before;
         }
@@ -191,6 +240,29 @@ impl Records {
             return Err(RecordsError::DestinationForbidden { level: level.english(), destination });
         }
         Ok(())
+    }
+}
+
+impl Records {
+    /// Every free-text field, as [`check_text`] wants it.
+    pub fn check_fields(&self) -> Result<(), RecordsError> {
+        check_optional("organisation", &self.organisation, MAX_NAME_CHARS)?;
+        check_optional("site", &self.site, MAX_NAME_CHARS)?;
+        check_optional("asset number", &self.asset_number, MAX_NUMBER_CHARS)?;
+        check_optional("media source", &self.media_source, MAX_NAME_CHARS)?;
+        check_optional("backup location", &self.backup_location, MAX_NAME_CHARS)?;
+        self.operator.check()?;
+        check_optional("notes", &self.notes, MAX_NOTES_CHARS)
+    }
+}
+
+impl Person {
+    /// The operator's fields (the only person a certificate's records name).
+    pub fn check(&self) -> Result<(), RecordsError> {
+        check_optional("operator name", &self.name, MAX_NAME_CHARS)?;
+        check_optional("operator title", &self.title, MAX_NAME_CHARS)?;
+        check_optional("operator id", &self.id, MAX_NUMBER_CHARS)?;
+        check_optional("operator contact", &self.contact, MAX_NAME_CHARS)
     }
 }
 

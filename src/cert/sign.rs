@@ -6,8 +6,11 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use ssh_key::{Algorithm, HashAlg, LineEnding, PrivateKey, PublicKey, SshSig};
+use thiserror::Error;
 
 use super::CertError;
+pub use super::allowed_signers::AllowedSigners;
+use super::allowed_signers::{Authorized, NotAllowed};
 
 /// The SSHSIG namespace of every certwipe signature: a signature made for another
 /// purpose (git commits, files) can never pass as a certificate signature.
@@ -65,6 +68,10 @@ impl SigningKey {
         signature.to_pem(LineEnding::LF).map_err(|e| CertError::Sign(e.to_string()))
     }
 
+    pub fn public_key(&self) -> PublicKey {
+        self.key.public_key().clone()
+    }
+
     pub fn fingerprint(&self) -> String {
         self.key.public_key().fingerprint(HashAlg::Sha256).to_string()
     }
@@ -77,8 +84,15 @@ pub struct GoodSignature {
     pub fingerprint: String,
     /// The signer's public key, OpenSSH format.
     pub public_key: String,
-    /// Principals that the allowed-signers file grants this key (empty without one).
-    pub principals: Vec<String>,
+    /// Who the allowed-signers file says signed; `None` when no file was given,
+    /// so the signature is intact but nobody vouched for the key.
+    pub signer: Option<Authorized>,
+}
+
+impl GoodSignature {
+    pub fn principals(&self) -> &[String] {
+        self.signer.as_ref().map_or(&[], |s| &s.principals)
+    }
 }
 
 /// Who may sign, and when the signature claims to have been made (the
@@ -88,164 +102,54 @@ pub struct GoodSignature {
 pub struct Signers<'a> {
     pub allowed: &'a AllowedSigners,
     pub at: SystemTime,
+    /// The principal the signer must be (`ssh-keygen -Y verify -I`); any the
+    /// file grants when `None`.
+    pub principal: Option<&'a str>,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum SignatureError {
+    #[error("not a valid SSHSIG signature ({0})")]
+    Unreadable(String),
+    #[error("signature namespace is {0:?}, not {NAMESPACE:?}")]
+    Namespace(String),
+    #[error("signature algorithm is {0}, not ssh-ed25519")]
+    Algorithm(String),
+    #[error("signature does not match the file's bytes")]
+    Mismatch,
+    #[error("signer {fingerprint} at {at}: {why}")]
+    NotAllowed { fingerprint: String, at: String, why: NotAllowed },
 }
 
 /// Checks an armored SSHSIG over `bytes`: namespace, algorithm, the signature
 /// itself, and, when given, that the key is an allowed signer for `certwipe`.
-pub fn verify(bytes: &[u8], armored: &str, signers: Option<Signers<'_>>) -> Result<GoodSignature, String> {
-    let signature = SshSig::from_pem(armored).map_err(|e| format!("not a valid SSHSIG signature ({e})"))?;
+pub fn verify(
+    bytes: &[u8],
+    armored: &str,
+    signers: Option<Signers<'_>>,
+) -> Result<GoodSignature, SignatureError> {
+    let signature = SshSig::from_pem(armored).map_err(|e| SignatureError::Unreadable(e.to_string()))?;
     if signature.namespace() != NAMESPACE {
-        return Err(format!("signature namespace is {:?}, not {NAMESPACE:?}", signature.namespace()));
+        return Err(SignatureError::Namespace(signature.namespace().to_string()));
     }
     if signature.algorithm() != Algorithm::Ed25519 {
-        return Err(format!("signature algorithm is {}, not ssh-ed25519", signature.algorithm()));
+        return Err(SignatureError::Algorithm(signature.algorithm().to_string()));
     }
     let public = PublicKey::from(signature.public_key().clone());
-    public
-        .verify(NAMESPACE, bytes, &signature)
-        .map_err(|_| "signature does not match the file's bytes".to_string())?;
+    public.verify(NAMESPACE, bytes, &signature).map_err(|_| SignatureError::Mismatch)?;
     let fingerprint = public.fingerprint(HashAlg::Sha256).to_string();
-    let principals = match signers {
-        Some(signers) => {
-            let principals = signers.allowed.principals_for(&public, signers.at);
-            if principals.is_empty() {
-                return Err(format!(
-                    "signer {fingerprint} is not in the allowed-signers file for namespace {NAMESPACE:?} at {}",
-                    humantime::format_rfc3339_seconds(signers.at)
-                ));
-            }
-            principals
-        }
-        None => Vec::new(),
-    };
-    Ok(GoodSignature { fingerprint, public_key: public.to_openssh().unwrap_or_default(), principals })
-}
-
-/// An OpenSSH allowed-signers file (`ssh-keygen(1)`, ALLOWED SIGNERS): lines of
-/// `principals [options] keytype base64-key [comment]`. The `namespaces` option is
-/// honoured; `cert-authority` lines are skipped (certwipe signs with plain keys).
-#[derive(Debug, Default)]
-pub struct AllowedSigners {
-    entries: Vec<AllowedSigner>,
-}
-
-#[derive(Debug)]
-struct AllowedSigner {
-    principals: Vec<String>,
-    namespaces: Option<Vec<String>>,
-    valid_after: Option<SystemTime>,
-    valid_before: Option<SystemTime>,
-    key: PublicKey,
-}
-
-impl AllowedSigners {
-    pub fn load(path: &Path) -> Result<AllowedSigners, CertError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| CertError::AllowedSigners(format!("{}: {e}", path.display())))?;
-        Self::parse(&text).map_err(|e| CertError::AllowedSigners(format!("{}: {e}", path.display())))
-    }
-
-    pub fn parse(text: &str) -> Result<AllowedSigners, String> {
-        let mut entries = Vec::new();
-        for (number, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let fields = split_fields(line);
-            let bad = |why: &str| format!("line {}: {why}", number + 1);
-            let principals = fields.first().ok_or_else(|| bad("no principals"))?;
-            let mut rest = &fields[1..];
-            let mut options = "";
-            if rest
-                .first()
-                .is_some_and(|f| !f.starts_with("ssh-") && !f.starts_with("ecdsa-") && !f.starts_with("sk-"))
-            {
-                options = &rest[0];
-                rest = &rest[1..];
-            }
-            let options = split_options(options);
-            if options.iter().any(|o| o == "cert-authority") {
-                continue;
-            }
-            let key_text = rest.iter().take(2).cloned().collect::<Vec<_>>().join(" ");
-            let key =
-                PublicKey::from_openssh(&key_text).map_err(|e| bad(&format!("unreadable key ({e})")))?;
-            let option = |name: &str| {
-                options.iter().find_map(|o| o.strip_prefix(name).map(|v| v.trim_matches('"').to_string()))
-            };
-            let namespaces =
-                option("namespaces=").map(|v| v.split(',').map(|n| n.trim().to_string()).collect());
-            let time = |name: &str| -> Result<Option<SystemTime>, String> {
-                option(name).map(|v| parse_time(&v).ok_or_else(|| bad(&format!("bad {name}{v}")))).transpose()
-            };
-            entries.push(AllowedSigner {
-                principals: principals.trim_matches('"').split(',').map(str::to_string).collect(),
-                namespaces,
-                valid_after: time("valid-after=")?,
-                valid_before: time("valid-before=")?,
-                key,
-            });
-        }
-        Ok(AllowedSigners { entries })
-    }
-
-    /// Principals allowed to sign with `key` in the `certwipe` namespace at time `at`.
-    pub fn principals_for(&self, key: &PublicKey, at: SystemTime) -> Vec<String> {
-        self.entries
-            .iter()
-            .filter(|e| e.key.key_data() == key.key_data())
-            .filter(|e| e.valid_after.is_none_or(|t| at >= t) && e.valid_before.is_none_or(|t| at < t))
-            .filter(|e| e.namespaces.as_ref().is_none_or(|ns| ns.iter().any(|n| n == NAMESPACE || n == "*")))
-            .flat_map(|e| e.principals.iter().cloned())
-            .collect()
-    }
-}
-
-/// `YYYYMMDD[HHMM[SS]]`, as ssh-keygen writes validity times; UTC (ssh-keygen reads
-/// times without a `Z` as local time; certwipe stations run in UTC).
-fn parse_time(text: &str) -> Option<SystemTime> {
-    let digits = text.trim_end_matches(['Z', 'z']);
-    if !digits.chars().all(|c| c.is_ascii_digit()) || ![8, 12, 14].contains(&digits.len()) {
-        return None;
-    }
-    let part = |range: std::ops::Range<usize>| digits.get(range).unwrap_or("00").to_string();
-    let stamp = format!(
-        "{}-{}-{}T{}:{}:{}Z",
-        part(0..4),
-        part(4..6),
-        part(6..8),
-        part(8..10),
-        part(10..12),
-        part(12..14)
-    );
-    humantime::parse_rfc3339(&stamp).ok()
-}
-
-/// Splits on whitespace outside double quotes.
-fn split_fields(line: &str) -> Vec<String> {
-    split_outside_quotes(line, char::is_whitespace).into_iter().filter(|f| !f.is_empty()).collect()
-}
-
-/// Splits an options field on commas outside double quotes.
-fn split_options(field: &str) -> Vec<String> {
-    if field.is_empty() { Vec::new() } else { split_outside_quotes(field, |c| c == ',') }
-}
-
-fn split_outside_quotes(text: &str, separator: impl Fn(char) -> bool) -> Vec<String> {
-    let (mut parts, mut current, mut quoted) = (Vec::new(), String::new(), false);
-    for c in text.chars() {
-        if c == '"' {
-            quoted = !quoted;
-        }
-        if separator(c) && !quoted {
-            parts.push(std::mem::take(&mut current));
-        } else {
-            current.push(c);
-        }
-    }
-    parts.push(current);
-    parts
+    let signer = signers
+        .map(|signers| {
+            signers.allowed.authorize(&public, signers.principal, NAMESPACE, signers.at).map_err(|why| {
+                SignatureError::NotAllowed {
+                    fingerprint: fingerprint.clone(),
+                    at: humantime::format_rfc3339_seconds(signers.at).to_string(),
+                    why,
+                }
+            })
+        })
+        .transpose()?;
+    Ok(GoodSignature { fingerprint, public_key: public.to_openssh().unwrap_or_default(), signer })
 }
 
 /// The `allowed_signers` line for a public key.
@@ -285,29 +189,5 @@ mod tests {
         assert_eq!(good.fingerprint, signer.fingerprint());
         assert!(verify(b"certificate bytez", &armored, None).is_err());
         assert!(verify(b"certificate bytes", &armored[..armored.len() - 40], None).is_err());
-    }
-
-    #[test]
-    fn allowed_signers_honour_keys_and_namespaces() {
-        let (mine, other) = (key(), key());
-        let line = allowed_signers_line("station-1", mine.public_key());
-        let allowed = AllowedSigners::parse(&format!("# comment\n{line}\n")).unwrap();
-        assert_eq!(allowed.principals_for(mine.public_key(), SystemTime::now()), ["station-1"]);
-        assert!(allowed.principals_for(other.public_key(), SystemTime::now()).is_empty());
-        let key_text = mine.public_key().to_openssh().unwrap();
-        let git_only = AllowedSigners::parse(&format!("a@b,c@d namespaces=\"git,file\" {key_text}")).unwrap();
-        assert!(git_only.principals_for(mine.public_key(), SystemTime::now()).is_empty());
-        let any = AllowedSigners::parse(&format!("a@b,c@d {key_text}")).unwrap();
-        assert_eq!(any.principals_for(mine.public_key(), SystemTime::now()), ["a@b", "c@d"]);
-        assert!(AllowedSigners::parse("someone ssh-ed25519 notbase64").is_err());
-        let retired = AllowedSigners::parse(&format!(
-            "old valid-after=\"20250101\",valid-before=\"20260101Z\" {key_text}"
-        ))
-        .unwrap();
-        let at = |text: &str| humantime::parse_rfc3339(text).unwrap();
-        assert_eq!(retired.principals_for(mine.public_key(), at("2025-06-01T00:00:00Z")), ["old"]);
-        assert!(retired.principals_for(mine.public_key(), at("2026-06-01T00:00:00Z")).is_empty());
-        assert!(retired.principals_for(mine.public_key(), at("2024-12-31T23:59:59Z")).is_empty());
-        assert!(AllowedSigners::parse(&format!("x valid-before=\"tomorrow\" {key_text}")).is_err());
     }
 }

@@ -8,9 +8,9 @@ use indicatif::HumanBytes;
 use serde_json::json;
 
 use super::output::Ui;
+use super::trust::TrustArgs;
 use super::{EXIT_FAILED, EXIT_OK, Failure, print_json, signals};
-use crate::cert::files;
-use crate::cert::sign::AllowedSigners;
+use crate::cert::files::{self, Trust};
 use crate::device::{self, Access, Medium, SystemUse};
 use crate::engine::report::VerificationResult;
 use crate::engine::{self, Options};
@@ -28,20 +28,22 @@ pub struct AuditArgs {
     /// Read a NIST 800-88 §4.7 sample (>= 10 %) instead of everything.
     #[arg(long)]
     sample: bool,
-    /// Require the certificate's signers to be listed here.
-    #[arg(long, value_name = "FILE")]
-    allowed_signers: Option<PathBuf>,
+    #[command(flatten)]
+    trust: TrustArgs,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: &AuditArgs) -> Result<u8, Failure> {
-    let allowed = args.allowed_signers.as_deref().map(AllowedSigners::load).transpose()?;
-    let checked = files::check_files(&args.cert, allowed.as_ref())?;
+    let allowed = args.trust.load()?.ok_or_else(|| {
+        Failure::usage(
+            "an audit checks the medium against a verified certificate: give --allowed-signers FILE (or allowed_signers in the station profile)",
+        )
+    })?;
+    let checked = files::check_files(&args.cert, Some(Trust { allowed: &allowed, station: None }))?;
     if !checked.is_valid() {
-        let mut why = checked.problems.clone();
-        why.extend(checked.signatures.iter().filter_map(|s| s.result.as_ref().err().cloned()));
+        let why = checked.reasons();
         return Err(Failure {
             code: EXIT_FAILED,
             message: format!(

@@ -7,11 +7,12 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 use ssh_key::{Algorithm, LineEnding, PrivateKey};
 
+use super::trust::TrustArgs;
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, Failure, print_json};
-use crate::cert::files::{self, Checked, Countersigner, Role};
+use crate::cert::files::{self, Checked, Countersigner, Role, Trust, Verdict};
 use crate::cert::pdf::{self, Lang};
-use crate::cert::sign::{self, AllowedSigners, PASSPHRASE_ENV, SigningKey};
-use crate::cert::{CertError, render};
+use crate::cert::sign::{self, PASSPHRASE_ENV, SigningKey};
+use crate::cert::{display, render};
 use crate::engine::report::Status;
 
 #[derive(Subcommand, Debug)]
@@ -40,14 +41,19 @@ pub struct PdfArgs {
     /// Font file with Chinese glyphs, FILE[:INDEX] for a collection [default: Noto Sans CJK SC].
     #[arg(long, value_name = "FILE")]
     font: Option<String>,
+    #[command(flatten)]
+    trust: TrustArgs,
 }
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
     cert: PathBuf,
-    /// OpenSSH allowed_signers file: every signer must be listed in it (namespace certwipe).
-    #[arg(long, value_name = "FILE")]
-    allowed_signers: Option<PathBuf>,
+    #[command(flatten)]
+    trust: TrustArgs,
+    /// Require the station signature to be by this principal, as `ssh-keygen -Y
+    /// verify -I PRINCIPAL` does [default: any principal the allowed signers grant the key]
+    #[arg(long, value_name = "NAME")]
+    principal: Option<String>,
     /// Also fail unless the certificate's status is `erased` (for scripts that
     /// accept a medium only when it was erased).
     #[arg(long)]
@@ -60,8 +66,8 @@ pub struct VerifyArgs {
 #[derive(Args, Debug)]
 pub struct ShowArgs {
     cert: PathBuf,
-    #[arg(long, value_name = "FILE")]
-    allowed_signers: Option<PathBuf>,
+    #[command(flatten)]
+    trust: TrustArgs,
 }
 
 #[derive(Args, Debug)]
@@ -79,6 +85,8 @@ pub struct CountersignArgs {
     title: Option<String>,
     #[arg(long)]
     organisation: Option<String>,
+    #[command(flatten)]
+    trust: TrustArgs,
 }
 
 #[derive(Args, Debug)]
@@ -101,7 +109,9 @@ pub fn run(command: &CertCommand) -> Result<u8, Failure> {
         CertCommand::Countersign(args) => countersign(args),
         CertCommand::Pdf(args) => {
             let output = args.output.clone().unwrap_or_else(|| args.cert.with_extension("pdf"));
-            write_pdf(&args.cert, &output, args.lang, args.font.as_deref())?;
+            let allowed = args.trust.load()?;
+            let trust = allowed.as_ref().map(|allowed| Trust { allowed, station: None });
+            write_pdf(&args.cert, &output, args.lang, args.font.as_deref(), trust)?;
             println!("{}", output.display());
             Ok(EXIT_OK)
         }
@@ -109,8 +119,14 @@ pub fn run(command: &CertCommand) -> Result<u8, Failure> {
 }
 
 /// Renders a certificate file (with its signature files attached) to `output`.
-pub fn write_pdf(cert: &Path, output: &Path, lang: Lang, font: Option<&str>) -> Result<(), Failure> {
-    let checked = files::check_files(cert, None)?;
+pub fn write_pdf(
+    cert: &Path,
+    output: &Path,
+    lang: Lang,
+    font: Option<&str>,
+    trust: Option<Trust<'_>>,
+) -> Result<(), Failure> {
+    let checked = files::check_files(cert, trust)?;
     let Some(certificate) = &checked.certificate else {
         return Err(Failure::usage(format!("{}: {}", cert.display(), checked.problems.join("; "))));
     };
@@ -120,75 +136,87 @@ pub fn write_pdf(cert: &Path, output: &Path, lang: Lang, font: Option<&str>) -> 
         .map_err(|e| Failure::usage(format!("{}: {e}", output.display())))
 }
 
-fn allowed(path: Option<&Path>) -> Result<Option<AllowedSigners>, Failure> {
-    Ok(path.map(AllowedSigners::load).transpose()?)
-}
-
 pub fn load_key(path: &Path) -> Result<SigningKey, Failure> {
     Ok(SigningKey::load(path, || sign::passphrase_from_env_or_tty(path))?)
 }
 
 fn verify(args: &VerifyArgs) -> Result<u8, Failure> {
-    let allowed = allowed(args.allowed_signers.as_deref())?;
-    let mut checked = files::check_files(&args.cert, allowed.as_ref())?;
+    let allowed = args.trust.load()?;
+    if args.principal.is_some() && allowed.is_none() {
+        return Err(Failure::usage(
+            "--principal is checked against allowed signers: give --allowed-signers FILE",
+        ));
+    }
+    let trust = allowed.as_ref().map(|allowed| Trust { allowed, station: args.principal.as_deref() });
+    let mut checked = files::check_files(&args.cert, trust)?;
     let status = checked.certificate.as_ref().map(|c| c.sanitization.status);
     if args.require_erased && status.is_some_and(|s| s != Status::Erased) {
         let status = status.map(Status::as_str).unwrap_or_default();
         checked.problems.push(format!("status is {status}, not erased (--require-erased)"));
     }
-    let valid = checked.is_valid();
+    let verdict = checked.verdict();
     if args.json {
         print_json(&json!({
             "certificate": args.cert,
-            "valid": valid,
+            "valid": verdict == Verdict::Valid,
+            "verdict": match verdict {
+                Verdict::Valid => "valid",
+                Verdict::SignerNotChecked => "signer-not-checked",
+                Verdict::Invalid => "invalid",
+            },
             "status": status,
             "sha256": checked.sha256,
             "signatures": checked.signatures.iter().map(|s| json!({
                 "role": s.role,
-                "file": s.file,
+                "file": s.label,
                 "name": s.statement.as_ref().map(|st| st.name.clone()),
                 "ok": s.result.is_ok(),
+                "signer_checked": s.result.as_ref().is_ok_and(|g| g.signer.is_some()),
                 "fingerprint": s.result.as_ref().ok().map(|g| g.fingerprint.clone()),
-                "principals": s.result.as_ref().ok().map(|g| g.principals.clone()),
-                "error": s.result.as_ref().err(),
+                "principals": s.result.as_ref().ok().map(|g| g.principals().to_vec()),
+                "error": s.result.as_ref().err().map(|e| e.to_string()),
             })).collect::<Vec<_>>(),
             "problems": checked.problems,
         }))?;
     } else {
         print_check(&args.cert, &checked);
     }
-    Ok(if valid { EXIT_OK } else { EXIT_FAILED })
+    Ok(if verdict == Verdict::Valid { EXIT_OK } else { EXIT_FAILED })
 }
 
 fn print_check(path: &Path, checked: &Checked) {
     for signature in &checked.signatures {
+        let role = &signature.role;
         match &signature.result {
-            Ok(good) if good.principals.is_empty() => {
-                println!("{}: good signature, key {}", signature.role, good.fingerprint)
+            Ok(good) if good.signer.is_none() => {
+                println!("{role}: signature intact, signer not checked (key {})", good.fingerprint)
             }
             Ok(good) => println!(
-                "{}: good signature by {} (key {})",
-                signature.role,
-                good.principals.join(", "),
+                "{role}: good signature by {} (key {})",
+                display::escape(&good.principals().join(", ")),
                 good.fingerprint
             ),
-            Err(why) => println!("{}: BAD signature ({}): {why}", signature.role, signature.file.display()),
+            Err(why) => println!("{role}: BAD signature: {}", display::escape(&why.to_string())),
         }
     }
     for problem in &checked.problems {
-        println!("problem: {problem}");
+        println!("problem: {}", display::escape(problem));
     }
     let status = checked.certificate.as_ref().map(|c| c.sanitization.status.as_str()).unwrap_or("unknown");
-    if checked.is_valid() {
-        println!("{}: valid (status {status})", path.display());
-    } else {
-        println!("{}: NOT valid", path.display());
+    match checked.verdict() {
+        Verdict::Valid => println!("{}: valid (status {status})", path.display()),
+        Verdict::SignerNotChecked => println!(
+            "{}: NOT verified: the signatures are intact, but no allowed signers were given, so anyone could have made them; give --allowed-signers FILE (or allowed_signers in the station profile)",
+            path.display()
+        ),
+        Verdict::Invalid => println!("{}: NOT valid", path.display()),
     }
 }
 
 fn show(args: &ShowArgs) -> Result<u8, Failure> {
-    let allowed = allowed(args.allowed_signers.as_deref())?;
-    let checked = files::check_files(&args.cert, allowed.as_ref())?;
+    let allowed = args.trust.load()?;
+    let trust = allowed.as_ref().map(|allowed| Trust { allowed, station: None });
+    let checked = files::check_files(&args.cert, trust)?;
     let Some(cert) = &checked.certificate else {
         return Err(Failure::usage(format!("{}: {}", args.cert.display(), checked.problems.join("; "))));
     };
@@ -197,6 +225,11 @@ fn show(args: &ShowArgs) -> Result<u8, Failure> {
 }
 
 fn countersign(args: &CountersignArgs) -> Result<u8, Failure> {
+    let allowed = args.trust.load()?.ok_or_else(|| {
+        Failure::usage(
+            "countersigning needs the allowed signers, to check the certificate's signer and that your key is listed: give --allowed-signers FILE (or allowed_signers in the station profile)",
+        )
+    })?;
     let key = load_key(&args.key)?;
     let signer = Countersigner {
         key: &key,
@@ -205,12 +238,13 @@ fn countersign(args: &CountersignArgs) -> Result<u8, Failure> {
         title: args.title.clone(),
         organisation: args.organisation.clone(),
     };
-    let written = files::countersign(&args.cert, &signer).map_err(|e| match e {
-        CertError::Invalid(why) => Failure {
-            code: EXIT_FAILED,
-            message: format!("{}: refusing to countersign: {why}", args.cert.display()),
-        },
-        other => other.into(),
+    let trust = Trust { allowed: &allowed, station: None };
+    let written = files::countersign(&args.cert, &signer, trust).map_err(|e| {
+        let failure = Failure::from(e);
+        Failure {
+            message: format!("{}: refusing to countersign: {}", args.cert.display(), failure.message),
+            ..failure
+        }
     })?;
     for file in written {
         println!("{}", file.display());

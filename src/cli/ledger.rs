@@ -5,17 +5,42 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
+use super::trust::load_allowed_signers;
 use super::{EXIT_FAILED, EXIT_OK, Failure, print_json};
-use crate::cert::files::Role;
-use crate::cert::records::{Classification, Destination};
-use crate::cert::sign::AllowedSigners;
-use crate::ledger::{self, DestructionMethod, Ledger, Medium};
+use crate::cert::display::escape;
+use crate::cert::files::{Bundle, Role};
+use crate::cert::records::{Classification, Destination, Profile};
+use crate::cert::sign::SigningKey;
+use crate::ledger::{self, Destruction, DestructionMethod, KeptHead, Ledger, Medium};
+
+pub const AFTER_HELP: &str = "\
+Every change to the ledger is an entry in a hash chain, signed by the station
+key that wrote it (--sign-key, or sign_key in the station profile). Start a
+ledger with `certwipe ledger init --allowed-signers FILE --sign-key KEY`: only
+keys that file allows may write, and certificates are imported only when their
+signers are in it. Keep the signed head (`ledger head -o FILE`) somewhere the
+database is not, and check against it with `ledger verify --head FILE`.";
+
+#[derive(Args, Debug)]
+pub struct LedgerArgs {
+    #[command(subcommand)]
+    command: LedgerCommand,
+    /// Station key that signs the entries this command writes [default: sign_key in the station profile]
+    #[arg(long, global = true, value_name = "KEY")]
+    sign_key: Option<PathBuf>,
+    /// Station profile (TOML) [default: /etc/certwipe/profile.toml if present]
+    #[arg(long, global = true, value_name = "FILE")]
+    profile: Option<PathBuf>,
+}
 
 #[derive(Subcommand, Debug)]
 pub enum LedgerCommand {
+    /// Set (or change) the allowed signers of the stations that may write to the ledger.
+    Init(InitArgs),
     /// Register a medium under a unique ledger number.
     Register(RegisterArgs),
-    /// Verify certificates and add them to their media's history (once each).
+    /// Verify certificates against the ledger's allowed signers and add them to
+    /// their media's history (once each; again only for new countersignatures).
     Import(ImportArgs),
     /// Record an approval, validation or witness made outside certwipe.
     Approve(ApproveArgs),
@@ -29,8 +54,18 @@ pub enum LedgerCommand {
     Show(ShowArgs),
     /// The rows a disposal form needs, as CSV or JSON.
     Export(ExportArgs),
-    /// Check that no entry was altered, removed or reordered, and re-verify every certificate.
+    /// Check every entry's hash and signature, the media, every certificate and
+    /// countersignature, and (with --head) that no newer entry was cut off.
     Verify(VerifyArgs),
+    /// Print the newest entry, signed, to keep outside the ledger for `verify --head`.
+    Head(HeadArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// OpenSSH allowed_signers file listing every station key that may write.
+    #[arg(long, value_name = "FILE")]
+    allowed_signers: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -55,8 +90,6 @@ pub struct RegisterArgs {
 pub struct ImportArgs {
     #[arg(required = true)]
     certs: Vec<PathBuf>,
-    #[arg(long, value_name = "FILE")]
-    allowed_signers: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -124,142 +157,210 @@ pub struct ExportArgs {
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
+    /// Check signers against this allowed_signers file, kept outside the ledger,
+    /// instead of the ledger's own list [default: allowed_signers in the station profile]
     #[arg(long, value_name = "FILE")]
     allowed_signers: Option<PathBuf>,
+    /// A head kept earlier (`ledger head -o FILE`): the ledger must still hold it.
+    #[arg(long, value_name = "FILE")]
+    head: Option<PathBuf>,
     #[arg(long)]
     json: bool,
 }
 
-pub fn run(command: &LedgerCommand, path: Option<&Path>) -> Result<u8, Failure> {
+#[derive(Args, Debug)]
+pub struct HeadArgs {
+    /// Write the head to FILE and its signature to FILE.sig (else print it).
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+pub fn run(args: &LedgerArgs, path: Option<&Path>) -> Result<u8, Failure> {
     let path = path.map(Path::to_path_buf).unwrap_or_else(ledger::default_path);
     let mut ledger = Ledger::open(&path)?;
-    match command {
-        LedgerCommand::Register(args) => {
-            let classification: Classification = args
-                .classification
-                .parse()
-                .map_err(|e: crate::cert::records::RecordsError| Failure::usage(e.to_string()))?;
-            ledger.register(&Medium {
-                number: args.number.clone(),
-                media_type: args.media_type.clone(),
-                classification,
-                holder: args.holder.clone(),
-                serial: args.serial.clone(),
-                notes: args.notes.clone(),
+    let profile = || -> Result<Profile, Failure> { Ok(Profile::find(args.profile.as_deref())?) };
+    let key = || -> Result<SigningKey, Failure> {
+        let path = match &args.sign_key {
+            Some(path) => path.clone(),
+            None => profile()?.sign_key.ok_or_else(|| {
+                Failure::usage(
+                    "ledger entries are signed: give --sign-key KEY (or sign_key in the station profile)",
+                )
+            })?,
+        };
+        super::cert::load_key(&path)
+    };
+    match &args.command {
+        LedgerCommand::Init(init) => {
+            let text = std::fs::read(&init.allowed_signers).map_err(|e| {
+                Failure::usage(format!("allowed signers {}: {e}", init.allowed_signers.display()))
             })?;
-            println!("registered {}", args.number);
+            let id = ledger.configure(&text, &key()?)?;
+            println!(
+                "ledger {id} at {} allows the signers in {}",
+                ledger.location(),
+                init.allowed_signers.display()
+            );
         }
-        LedgerCommand::Import(args) => {
-            return import(&mut ledger, &args.certs, args.allowed_signers.as_deref());
+        LedgerCommand::Register(a) => {
+            let classification: Classification = a.classification.parse()?;
+            let medium = Medium {
+                number: a.number.clone(),
+                media_type: a.media_type.clone(),
+                classification,
+                holder: a.holder.clone(),
+                serial: a.serial.clone(),
+                notes: a.notes.clone(),
+            };
+            ledger.register(&medium, &key()?)?;
+            println!("registered {}", a.number);
         }
-        LedgerCommand::Approve(args) => {
-            ledger.approve(
-                &args.number,
-                args.role,
-                &args.name,
-                args.title.as_deref(),
-                args.note.as_deref(),
-            )?;
-            println!("recorded {} {} for {}", args.role.as_str(), args.name, args.number);
+        LedgerCommand::Import(a) => return import(&mut ledger, &a.certs, &key()?),
+        LedgerCommand::Approve(a) => {
+            ledger.approve(&a.number, a.role, &a.name, a.title.as_deref(), a.note.as_deref(), &key()?)?;
+            println!("recorded {} {} for {}", a.role.as_str(), a.name, a.number);
         }
-        LedgerCommand::Dispose(args) => {
-            ledger.dispose(&args.number, args.destination, args.note.as_deref())?;
-            println!("recorded destination {:?} for {}", args.destination, args.number);
+        LedgerCommand::Dispose(a) => {
+            ledger.dispose(&a.number, a.destination, a.note.as_deref(), &key()?)?;
+            println!("recorded destination {:?} for {}", a.destination, a.number);
         }
-        LedgerCommand::Destroy(args) => {
-            ledger.destroy(
-                &args.number,
-                args.method,
-                &args.date,
-                &args.place,
-                &args.destroyer,
-                &args.witness,
-                args.note.as_deref(),
-            )?;
-            println!("recorded destruction of {}", args.number);
+        LedgerCommand::Destroy(a) => {
+            let record = Destruction {
+                method: a.method,
+                date: a.date.clone(),
+                place: a.place.clone(),
+                destroyer: a.destroyer.clone(),
+                witness: a.witness.clone(),
+                note: a.note.clone(),
+            };
+            ledger.destroy(&a.number, &record, &key()?)?;
+            println!("recorded destruction of {}", a.number);
         }
-        LedgerCommand::List(args) => {
-            let media = ledger.media()?;
-            if args.json {
-                print_json(&media)?;
-            } else {
-                for m in media {
-                    println!(
-                        "{:<16} {:<12} {:<14} {:<20} {}",
-                        m.number,
-                        m.media_type,
-                        format!("{} {}", m.classification.english(), m.classification.chinese()),
-                        m.holder.as_deref().unwrap_or("-"),
-                        m.serial.as_deref().unwrap_or("-")
-                    );
-                }
-            }
-        }
-        LedgerCommand::Show(args) => {
-            let medium = ledger.medium(&args.number)?;
-            let history = ledger.history(&args.number)?;
-            if args.json {
-                print_json(&json!({"medium": medium, "history": history}))?;
-            } else {
-                println!(
-                    "{} — {}, {} ({}), holder {}, serial {}",
-                    medium.number,
-                    medium.media_type,
-                    medium.classification.english(),
-                    medium.classification.chinese(),
-                    medium.holder.as_deref().unwrap_or("-"),
-                    medium.serial.as_deref().unwrap_or("-")
-                );
-                for entry in history {
-                    println!("  #{:<4} {} {:<16} {}", entry.seq, entry.at, entry.kind, entry.data);
-                }
-            }
-        }
-        LedgerCommand::Export(args) => {
+        LedgerCommand::List(a) => list(&mut ledger, a.json)?,
+        LedgerCommand::Show(a) => show(&mut ledger, &a.number, a.json)?,
+        LedgerCommand::Export(a) => {
             let rows = ledger.export_rows()?;
-            if args.csv {
+            if a.csv {
                 print!("{}", to_csv(&rows));
             } else {
                 print_json(&rows)?;
             }
         }
-        LedgerCommand::Verify(args) => {
-            let allowed = args.allowed_signers.as_deref().map(AllowedSigners::load).transpose()?;
-            let verification = ledger.verify(allowed.as_ref())?;
-            if args.json {
-                print_json(&verification)?;
-            } else {
-                for problem in &verification.problems {
-                    println!("problem: {problem}");
+        LedgerCommand::Verify(a) => return verify(&mut ledger, a, &profile()?),
+        LedgerCommand::Head(a) => {
+            let (bytes, signature) = ledger.head(&key()?)?;
+            match &a.output {
+                Some(file) => {
+                    let write = |path: &Path, bytes: &[u8]| {
+                        crate::durable::write_atomically(path, bytes, 0o644)
+                            .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))
+                    };
+                    write(file, &bytes)?;
+                    write(&crate::cert::files::signature_path(file), signature.as_bytes())?;
+                    println!("{}", file.display());
                 }
-                println!(
-                    "{} entries, {} certificates; head {}: {}",
-                    verification.entries,
-                    verification.certificates,
-                    verification.head,
-                    if verification.problems.is_empty() { "intact" } else { "NOT intact" }
-                );
+                None => print!("{}{signature}", String::from_utf8_lossy(&bytes)),
             }
-            return Ok(if verification.problems.is_empty() { EXIT_OK } else { EXIT_FAILED });
         }
     }
     Ok(EXIT_OK)
 }
 
 /// Imports each certificate; one that fails is reported and the others go on.
-pub fn import(ledger: &mut Ledger, certs: &[PathBuf], allowed: Option<&Path>) -> Result<u8, Failure> {
-    let allowed = allowed.map(AllowedSigners::load).transpose()?;
+pub fn import(ledger: &mut Ledger, certs: &[PathBuf], key: &SigningKey) -> Result<u8, Failure> {
     let mut code = EXIT_OK;
     for cert in certs {
-        match ledger.import(cert, allowed.as_ref()) {
-            Ok(number) => println!("imported {} into {number}", cert.display()),
-            Err(error) => {
-                eprintln!("certwipe: {error}");
+        let label = cert.display().to_string();
+        let result = Bundle::from_files(cert)
+            .map_err(Failure::from)
+            .and_then(|bundle| Ok(ledger.import(&bundle, &label, key)?));
+        match result {
+            Ok(imported) => println!("{}", describe_import(&label, &imported)),
+            Err(failure) => {
+                eprintln!("certwipe: {}", failure.message);
                 code = EXIT_FAILED;
             }
         }
     }
     Ok(code)
+}
+
+pub fn describe_import(label: &str, imported: &ledger::Imported) -> String {
+    let mut line = format!("imported {label} into {}", escape(&imported.number));
+    if imported.countersignatures > 0 {
+        line += &format!(" ({} countersignature(s))", imported.countersignatures);
+    }
+    if let Some(level) = imported.raised_to {
+        line += &format!("; its classification is now {} ({})", level.english(), level.chinese());
+    }
+    line
+}
+
+fn list(ledger: &mut Ledger, json: bool) -> Result<(), Failure> {
+    let media = ledger.media()?;
+    if json {
+        return print_json(&media);
+    }
+    for m in media {
+        println!(
+            "{:<16} {:<12} {:<14} {:<20} {}",
+            escape(&m.number),
+            escape(&m.media_type),
+            format!("{} {}", m.classification.english(), m.classification.chinese()),
+            escape(m.holder.as_deref().unwrap_or("-")),
+            escape(m.serial.as_deref().unwrap_or("-"))
+        );
+    }
+    Ok(())
+}
+
+fn show(ledger: &mut Ledger, number: &str, json: bool) -> Result<(), Failure> {
+    let medium = ledger.medium(number)?;
+    let history = ledger.history(number)?;
+    if json {
+        return print_json(&json!({"medium": medium, "history": history}));
+    }
+    println!(
+        "{} — {}, {} ({}), holder {}, serial {}",
+        escape(&medium.number),
+        escape(&medium.media_type),
+        medium.classification.english(),
+        medium.classification.chinese(),
+        escape(medium.holder.as_deref().unwrap_or("-")),
+        escape(medium.serial.as_deref().unwrap_or("-"))
+    );
+    for entry in history {
+        println!("  #{:<4} {} {:<16} {}", entry.seq, entry.at, entry.kind, escape(&entry.data.to_string()));
+    }
+    Ok(())
+}
+
+fn verify(ledger: &mut Ledger, args: &VerifyArgs, profile: &Profile) -> Result<u8, Failure> {
+    let anchor = args.allowed_signers.clone().or_else(|| profile.allowed_signers.clone());
+    let anchor = anchor.as_deref().map(load_allowed_signers).transpose()?;
+    let kept = args.head.as_deref().map(KeptHead::load).transpose()?;
+    let verification = ledger.verify(anchor.as_ref(), kept.as_ref())?;
+    let intact = verification.problems.is_empty();
+    if args.json {
+        print_json(&verification)?;
+    } else {
+        for problem in &verification.problems {
+            println!("problem: {}", escape(problem));
+        }
+        println!("signers checked against {}", verification.signers_checked_against);
+        if let Some(kept) = &kept {
+            println!("kept head {} (entry {})", kept.path.display(), kept.head.seq);
+        }
+        println!(
+            "{} entries, {} certificates, {} countersignatures; head {}: {}",
+            verification.entries,
+            verification.certificates,
+            verification.countersignatures,
+            verification.head,
+            if intact { "intact" } else { "NOT intact" }
+        );
+    }
+    Ok(if intact { EXIT_OK } else { EXIT_FAILED })
 }
 
 fn to_csv(rows: &[serde_json::Value]) -> String {

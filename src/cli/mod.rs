@@ -9,6 +9,7 @@ mod methods;
 mod output;
 mod records_args;
 mod signals;
+mod trust;
 mod wipe;
 
 use std::path::PathBuf;
@@ -16,12 +17,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Exit status: every target erased as asked.
-pub const EXIT_OK: u8 = 0;
-/// Exit status: some target failed, is incomplete, or was aborted.
-pub const EXIT_FAILED: u8 = 1;
-/// Exit status: bad usage, or a target was refused; nothing was written.
-pub const EXIT_USAGE: u8 = 2;
+use crate::exit::ExitStatus;
+pub use crate::exit::{FAILED as EXIT_FAILED, OK as EXIT_OK, USAGE as EXIT_USAGE};
 
 const AFTER_HELP: &str = "\
 Exit status:
@@ -70,8 +67,8 @@ enum Command {
     /// Re-read a medium and confirm it still holds what its certificate says was written last.
     Audit(audit::AuditArgs),
     /// The media ledger (台帐): register media, import certificates, record approvals and destruction.
-    #[command(subcommand)]
-    Ledger(ledger::LedgerCommand),
+    #[command(after_help = ledger::AFTER_HELP)]
+    Ledger(ledger::LedgerArgs),
 }
 
 /// An error the CLI reports: a message and the exit status it maps to.
@@ -87,24 +84,12 @@ impl Failure {
     }
 }
 
-/// Library errors that stop a command before anything was written: bad usage,
-/// a refused target, an unusable key or file. Their messages say what to do.
-macro_rules! usage_errors {
-    ($($error:ty),* $(,)?) => {$(
-        impl From<$error> for Failure {
-            fn from(error: $error) -> Failure {
-                Failure::usage(error.to_string())
-            }
-        }
-    )*};
+/// A library error becomes a failure with the exit status the error itself chose.
+impl<E: ExitStatus + std::fmt::Display> From<E> for Failure {
+    fn from(error: E) -> Failure {
+        Failure { code: error.exit_status(), message: error.to_string() }
+    }
 }
-
-usage_errors!(
-    crate::method::MethodError,
-    crate::device::DeviceError,
-    crate::cert::CertError,
-    crate::ledger::LedgerError,
-);
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -1,13 +1,11 @@
 //! The record-keeping flags of `wipe`, merged over a station profile.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 
 use super::Failure;
-use crate::cert::records::{
-    BackedUp, Classification, DEFAULT_PROFILE, Destination, Person, Profile, Records,
-};
+use crate::cert::records::{BackedUp, Classification, Destination, Person, Profile, Records};
 
 #[derive(Args, Debug, Default)]
 #[command(next_help_heading = "Certificate records")]
@@ -95,11 +93,6 @@ impl RecordArgs {
     }
 
     fn profile(&self) -> Result<Profile, Failure> {
-        let path = match &self.profile {
-            Some(path) => path.as_path(),
-            None if Path::new(DEFAULT_PROFILE).exists() => Path::new(DEFAULT_PROFILE),
-            None => return Ok(Profile::default()),
-        };
-        Profile::load(path).map_err(|e| Failure::usage(e.to_string()))
+        Ok(Profile::find(self.profile.as_deref())?)
     }
 }

@@ -122,11 +122,9 @@ pub fn run(args: &WipeArgs, ledger: Option<&Path>) -> Result<u8, Failure> {
     let targets = inspect_all(&args.targets, &system)?;
     let report_paths = report_paths(args.report.as_deref(), &targets)?;
     let certificates = CertificatePlan::prepare(args, targets.len())?;
-    if ledger.is_some() && certificates.is_none() {
-        return Err(Failure::usage("--ledger imports certificates: give --cert-dir (and --sign-key) too"));
-    }
-    // Opened now, so a bad ledger path is found before anything is written.
-    let mut ledger = ledger.map(crate::ledger::Ledger::open).transpose()?;
+    // Opened and checked now, so that every reason a certificate could not be filed
+    // is found before anything is written.
+    let mut ledger = ledger.map(|path| filing_ledger(path, certificates.as_ref(), &targets)).transpose()?;
     let state_dir = args.state_dir.clone().unwrap_or_else(checkpoint::default_state_dir);
     // A certificate records the digest of the final content whenever it is read back in full.
     let options = Options { verify: args.verify, digest: certificates.is_some(), ..Options::default() };
@@ -231,13 +229,21 @@ pub fn run(args: &WipeArgs, ledger: Option<&Path>) -> Result<u8, Failure> {
         };
         let saved = match &certificates {
             Some(plan) => match plan.write(index, report) {
-                Ok(cert_path) => match ledger.as_mut().map(|l| l.import(&cert_path, None)) {
-                    Some(Err(error)) => {
+                Ok(cert_path) => match ledger.as_mut().map(|l| file_in_ledger(l, &cert_path, plan)) {
+                    Some(Err(failure)) => {
                         code = EXIT_FAILED;
-                        format!("{saved} (certificate: {}; NOT imported: {error})", cert_path.display())
+                        format!(
+                            "{saved} (certificate: {}; NOT filed in the ledger: {})",
+                            cert_path.display(),
+                            failure.message
+                        )
                     }
-                    Some(Ok(number)) => {
-                        format!("{saved} (certificate: {}, in ledger as {number})", cert_path.display())
+                    Some(Ok(imported)) => {
+                        format!(
+                            "{saved} (certificate: {}, in ledger as {})",
+                            cert_path.display(),
+                            imported.number
+                        )
                     }
                     None => format!("{saved} (certificate: {})", cert_path.display()),
                 },
@@ -303,12 +309,53 @@ impl CertificatePlan {
         let path = self.dir.join(format!("{}-{}.json", report.target.name, cert.certificate_id));
         crate::cert::files::write_certificate(&path, &cert, self.key.as_ref())?;
         if self.pdf
-            && let Err(failure) = super::cert::write_pdf(&path, &path.with_extension("pdf"), Lang::Both, None)
+            && let Err(failure) =
+                super::cert::write_pdf(&path, &path.with_extension("pdf"), Lang::Both, None, None)
         {
             eprintln!("certwipe: {}: the PDF was not written: {}", path.display(), failure.message);
         }
         Ok(path)
     }
+}
+
+/// The ledger `wipe --ledger` files into, checked before anything is written: it
+/// files signed certificates only, the station key must be one of its allowed
+/// signers, and every medium must be registered (by asset number or serial).
+fn filing_ledger(
+    path: &Path,
+    certificates: Option<&CertificatePlan>,
+    targets: &[Inspected],
+) -> Result<crate::ledger::Ledger, Failure> {
+    let key = certificates.and_then(|c| c.key.as_ref()).ok_or_else(|| {
+        Failure::usage(
+            "--ledger files signed certificates: give --cert-dir and --sign-key too (not --unsigned)",
+        )
+    })?;
+    let mut ledger = crate::ledger::Ledger::open(path)?;
+    ledger.check_writer(key)?;
+    let records = certificates.map(|c| c.records.as_slice()).unwrap_or_default();
+    for (target, records) in targets.iter().zip(records) {
+        let (asset, serial) = (records.asset_number.as_deref(), target.identity.serial.as_deref());
+        if ledger.find_medium(asset, serial)?.is_none() {
+            return Err(Failure::usage(format!(
+                "{}: no medium in the ledger has asset number {} or serial {}; register it first (certwipe ledger register) — nothing was written",
+                target.identity.path,
+                asset.unwrap_or("(none given)"),
+                serial.unwrap_or("(unknown)")
+            )));
+        }
+    }
+    Ok(ledger)
+}
+
+fn file_in_ledger(
+    ledger: &mut crate::ledger::Ledger,
+    cert: &Path,
+    plan: &CertificatePlan,
+) -> Result<crate::ledger::Imported, Failure> {
+    let key = plan.key.as_ref().expect("filing_ledger required a key");
+    let bundle = crate::cert::files::Bundle::from_files(cert)?;
+    Ok(ledger.import(&bundle, &cert.display().to_string(), key)?)
 }
 
 /// Inspects every target and refuses the whole run if any is unsafe, so a typo in a

@@ -1,33 +1,53 @@
 //! The media ledger (台帐): every medium by its ledger number, with its whole
-//! history — registration, signed certificates, approvals and countersignatures,
-//! disposal decisions, physical destruction. An embedded SQLite database.
+//! history — registration, signed certificates, countersignatures, approvals,
+//! disposal decisions, physical destruction.
 //!
-//! History is an append-only list of entries, each hashed together with the hash
-//! of the one before (a hash chain), so an entry that is altered, removed or
-//! moved is found by `verify`. The chain's head hash, which `verify` prints, goes
-//! on the paper register: that also catches the newest entries being cut off.
+//! History is an append-only chain of entries, each hashed with the one before
+//! and signed by the station that wrote it ([`chain`]). A ledger is first
+//! configured with the allowed signers of its stations (`ledger init`); every
+//! write is signed by a listed station key, every import checks certificates
+//! against that list, and `verify` checks every entry, certificate and
+//! countersignature again. The rules of the users' regulations hold here too: a
+//! classified medium is never reused or released, and its classification only
+//! ever rises, to the highest any of its certificates records.
+//!
+//! The rules live here; the rows live in a [`store::Store`]: SQLite (a path).
+
+pub mod chain;
+mod sqlite;
+pub mod store;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::SystemTime;
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use thiserror::Error;
 
-use crate::cert::Certificate;
-use crate::cert::files::{self, Role};
-use crate::cert::records::{Classification, Destination};
-use crate::cert::sign::AllowedSigners;
-
-const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+use crate::cert::files::{Bundle, CounterParts, Part, Trust};
+use crate::cert::files::{Role, Statement};
+use crate::cert::records::{self, Classification, Destination, RecordsError};
+use crate::cert::sign::{self, AllowedSigners, GoodSignature, NAMESPACE, Signers, SigningKey};
+use crate::cert::{CertError, Certificate};
+use chain::Head;
+use store::{CertificateRow, CountersignatureRow, EntryRow, Store, Tx};
 
 #[derive(Debug, Error)]
 pub enum LedgerError {
-    #[error("ledger {path}: {why}")]
-    Open { path: String, why: String },
+    #[error("ledger {location}: {why}")]
+    Open { location: String, why: String },
     #[error("ledger: {0}")]
     Database(#[from] rusqlite::Error),
+    #[error(
+        "ledger {0} has no allowed signers yet, so nothing written to it could be verified: run `certwipe ledger init --allowed-signers FILE --sign-key KEY` first"
+    )]
+    NotConfigured(String),
+    #[error(
+        "the signing key {fingerprint} may not write to this ledger: {why}; add it to the ledger's allowed signers (ledger init)"
+    )]
+    KeyNotAllowed { fingerprint: String, why: String },
+    #[error("the ledger's allowed signers cannot change: {0}")]
+    Reconfigure(String),
     #[error("ledger number {0:?} is already registered; ledger numbers are unique")]
     Duplicate(String),
     #[error("no medium with ledger number {0:?}; register it first (certwipe ledger register)")]
@@ -44,6 +64,23 @@ pub enum LedgerError {
     Downgrade { number: String, level: &'static str, to: &'static str },
     #[error("medium {0} was already destroyed")]
     AlreadyDestroyed(String),
+    #[error("the kept head {path}: {why}")]
+    Head { path: String, why: String },
+    #[error(transparent)]
+    Records(#[from] RecordsError),
+    #[error(transparent)]
+    Sign(#[from] CertError),
+}
+
+impl crate::exit::ExitStatus for LedgerError {
+    /// Refusals write nothing (each change is one transaction); a database that
+    /// fails is not the operator's usage error.
+    fn exit_status(&self) -> u8 {
+        match self {
+            LedgerError::Database(_) | LedgerError::Certificate { .. } => crate::exit::FAILED,
+            _ => crate::exit::USAGE,
+        }
+    }
 }
 
 /// How a medium was physically destroyed.
@@ -70,7 +107,18 @@ pub struct Medium {
     pub notes: Option<String>,
 }
 
-/// One entry of a medium's history.
+impl Medium {
+    /// Refuses control characters and over-long values, as for every record.
+    pub fn check(&self) -> Result<(), RecordsError> {
+        records::check_text("ledger number", &self.number, records::MAX_NUMBER_CHARS)?;
+        records::check_text("media type", &self.media_type, records::MAX_NAME_CHARS)?;
+        records::check_optional("holder", &self.holder, records::MAX_NAME_CHARS)?;
+        records::check_optional("serial", &self.serial, records::MAX_NUMBER_CHARS)?;
+        records::check_optional("notes", &self.notes, records::MAX_NOTES_CHARS)
+    }
+}
+
+/// One entry of a medium's history, as shown.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Entry {
     pub seq: i64,
@@ -81,8 +129,22 @@ pub struct Entry {
     pub hash: String,
 }
 
-pub struct Ledger {
-    db: Connection,
+impl From<EntryRow> for Entry {
+    fn from(row: EntryRow) -> Entry {
+        let data = serde_json::from_str(&row.data).unwrap_or(Value::String(row.data));
+        Entry { seq: row.seq, number: row.number, kind: row.kind, at: row.at, data, hash: row.hash }
+    }
+}
+
+/// What an import did.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Imported {
+    pub number: String,
+    /// Countersignatures recorded by this import.
+    pub countersignatures: usize,
+    /// The classification the medium was raised to, if the certificate recorded a
+    /// higher one than the ledger held.
+    pub raised_to: Option<Classification>,
 }
 
 /// What `verify` found.
@@ -90,167 +152,239 @@ pub struct Ledger {
 pub struct Verification {
     pub entries: usize,
     pub certificates: usize,
+    pub countersignatures: usize,
     pub head: String,
+    /// Whose list the signers were checked against.
+    pub signers_checked_against: String,
     pub problems: Vec<String>,
 }
 
+/// A head kept outside the ledger, with its signature.
+pub struct KeptHead {
+    pub path: PathBuf,
+    pub head: Head,
+    pub signature: String,
+}
+
+impl KeptHead {
+    /// Reads `FILE` and `FILE.sig` as `ledger head -o FILE` wrote them.
+    pub fn load(path: &Path) -> Result<KeptHead, LedgerError> {
+        let fail = |why: String| LedgerError::Head { path: path.display().to_string(), why };
+        let bytes = crate::cert::canonical::read_bounded(path).map_err(|e| fail(e.to_string()))?;
+        let head: Head = crate::cert::canonical::parse(&bytes).map_err(|e| fail(e.to_string()))?;
+        let sig_path = crate::cert::files::signature_path(path);
+        let signature = std::fs::read_to_string(&sig_path)
+            .map_err(|e| fail(format!("its signature {}: {e}", sig_path.display())))?;
+        Ok(KeptHead { path: path.to_path_buf(), head, signature })
+    }
+}
+
+pub struct Ledger {
+    store: Box<dyn Store>,
+}
+
+/// Configuration keys.
+const LEDGER_ID: &str = "ledger_id";
+const ALLOWED_SIGNERS: &str = "allowed_signers";
+
+/// `ledger.sqlite` in the state directory (`/var/lib/certwipe` for root).
+pub fn default_path() -> PathBuf {
+    crate::engine::checkpoint::default_state_dir().join("ledger.sqlite")
+}
+
 impl Ledger {
-    pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
-        let fail = |why: String| LedgerError::Open { path: path.display().to_string(), why };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
-        }
-        let db = Connection::open(path).map_err(|e| fail(e.to_string()))?;
-        // Two certwipe processes may write at once: wait for the other's transaction.
-        db.busy_timeout(Duration::from_secs(30))?;
-        db.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA foreign_keys = ON;
-             CREATE TABLE IF NOT EXISTS media (
-                 number TEXT PRIMARY KEY,
-                 media_type TEXT NOT NULL,
-                 classification TEXT NOT NULL,
-                 holder TEXT, serial TEXT, notes TEXT);
-             CREATE TABLE IF NOT EXISTS entries (
-                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                 number TEXT NOT NULL REFERENCES media(number),
-                 kind TEXT NOT NULL,
-                 at TEXT NOT NULL,
-                 data TEXT NOT NULL,
-                 prev_hash TEXT NOT NULL,
-                 hash TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS certificates (
-                 certificate_id TEXT PRIMARY KEY,
-                 number TEXT NOT NULL REFERENCES media(number),
-                 sha256 TEXT NOT NULL,
-                 json BLOB NOT NULL,
-                 signature TEXT NOT NULL);",
-        )
-        .map_err(|e| fail(e.to_string()))?;
-        Ok(Ledger { db })
+    /// Opens (creating if needed) the ledger at `location`: a file path (SQLite).
+    pub fn open(location: &Path) -> Result<Ledger, LedgerError> {
+        Ok(Ledger { store: Box::new(sqlite::SqliteStore::open(location)?) })
     }
 
-    pub fn register(&mut self, medium: &Medium) -> Result<(), LedgerError> {
-        let tx = self.db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let exists: bool = tx
-            .query_row("SELECT 1 FROM media WHERE number = ?1", [&medium.number], |_| Ok(true))
-            .optional()?
-            .is_some();
-        if exists {
-            return Err(LedgerError::Duplicate(medium.number.clone()));
-        }
-        tx.execute(
-            "INSERT INTO media (number, media_type, classification, holder, serial, notes) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                medium.number,
-                medium.media_type,
-                medium.classification.english(),
-                medium.holder,
-                medium.serial,
-                medium.notes
-            ],
-        )?;
-        append(&tx, &medium.number, "register", serde_json::to_value(medium).expect("serializes"))?;
-        tx.commit()?;
-        Ok(())
+    pub fn location(&self) -> String {
+        self.store.location()
     }
 
-    pub fn medium(&self, number: &str) -> Result<Medium, LedgerError> {
-        self.db
-            .query_row(
-                "SELECT number, media_type, classification, holder, serial, notes FROM media WHERE number = ?1",
-                [number],
-                row_to_medium,
-            )
-            .optional()?
-            .ok_or_else(|| LedgerError::UnknownNumber(number.to_string()))
+    /// Sets (or changes) the allowed signers of the ledger's stations. The first
+    /// configuration names the ledger; a change must be signed by a key the
+    /// current list allows, and must keep every key that signed entries so far.
+    pub fn configure(&mut self, allowed_signers: &[u8], key: &SigningKey) -> Result<String, LedgerError> {
+        let text = String::from_utf8(allowed_signers.to_vec())
+            .map_err(|_| LedgerError::Reconfigure("the allowed signers file is not UTF-8 text".into()))?;
+        let new_list = AllowedSigners::parse(text.as_bytes());
+        authorize(&new_list, key)?;
+        let mut ledger_id = String::new();
+        self.store.write(&mut |tx| {
+            let id = match tx.config(LEDGER_ID)? {
+                Some(id) => {
+                    let current =
+                        AllowedSigners::parse(tx.config(ALLOWED_SIGNERS)?.unwrap_or_default().as_bytes());
+                    authorize(&current, key)?;
+                    check_still_signed(tx, &id, &new_list)?;
+                    id
+                }
+                None => uuid::Uuid::new_v4().to_string(),
+            };
+            tx.set_config(LEDGER_ID, &id)?;
+            tx.set_config(ALLOWED_SIGNERS, &text)?;
+            let data = json!({"ledger_id": id, "allowed_signers": text});
+            append(tx, &id, key, "", "configure", &data)?;
+            ledger_id = id;
+            Ok(())
+        })?;
+        Ok(ledger_id)
     }
 
-    pub fn media(&self) -> Result<Vec<Medium>, LedgerError> {
-        let mut statement = self.db.prepare(
-            "SELECT number, media_type, classification, holder, serial, notes FROM media ORDER BY number",
-        )?;
-        let media = statement.query_map([], row_to_medium)?.collect::<Result<Vec<_>, _>>()?;
+    /// The allowed signers the ledger was configured with, if any.
+    pub fn allowed_signers(&mut self) -> Result<Option<AllowedSigners>, LedgerError> {
+        let mut text = None;
+        self.store.read(&mut |tx| {
+            text = tx.config(ALLOWED_SIGNERS)?;
+            Ok(())
+        })?;
+        Ok(text.map(|t| AllowedSigners::parse(t.as_bytes())))
+    }
+
+    /// Runs `work` as one signed write: the ledger must be configured and `key`
+    /// one of its allowed signers.
+    fn write<T>(
+        &mut self,
+        key: &SigningKey,
+        mut work: impl FnMut(&mut dyn Tx, &Writer<'_>) -> Result<T, LedgerError>,
+    ) -> Result<T, LedgerError> {
+        let location = self.store.location();
+        let mut out = None;
+        self.store.write(&mut |tx| {
+            let (id, allowed) = match (tx.config(LEDGER_ID)?, tx.config(ALLOWED_SIGNERS)?) {
+                (Some(id), Some(allowed)) => (id, AllowedSigners::parse(allowed.as_bytes())),
+                _ => return Err(LedgerError::NotConfigured(location.clone())),
+            };
+            authorize(&allowed, key)?;
+            out = Some(work(tx, &Writer { ledger_id: &id, key, allowed: &allowed })?);
+            Ok(())
+        })?;
+        Ok(out.expect("a committed write produced its result"))
+    }
+
+    /// Checks, before any work, that `key` could write here.
+    pub fn check_writer(&mut self, key: &SigningKey) -> Result<(), LedgerError> {
+        let location = self.store.location();
+        let allowed = self.allowed_signers()?.ok_or(LedgerError::NotConfigured(location))?;
+        authorize(&allowed, key)
+    }
+
+    pub fn register(&mut self, medium: &Medium, key: &SigningKey) -> Result<(), LedgerError> {
+        medium.check()?;
+        self.write(key, |tx, writer| {
+            if tx.medium(&medium.number)?.is_some() {
+                return Err(LedgerError::Duplicate(medium.number.clone()));
+            }
+            tx.insert_medium(medium)?;
+            writer.append(tx, &medium.number, "register", &serde_json::to_value(medium).expect("serializes"))
+        })
+    }
+
+    pub fn medium(&mut self, number: &str) -> Result<Medium, LedgerError> {
+        let mut found = None;
+        self.store.read(&mut |tx| {
+            found = tx.medium(number)?;
+            Ok(())
+        })?;
+        found.ok_or_else(|| LedgerError::UnknownNumber(number.to_string()))
+    }
+
+    pub fn media(&mut self) -> Result<Vec<Medium>, LedgerError> {
+        let mut media = Vec::new();
+        self.store.read(&mut |tx| {
+            media = tx.media()?;
+            Ok(())
+        })?;
         Ok(media)
     }
 
-    /// Imports a certificate after verifying it, linked to its medium by ledger
-    /// number (the certificate's asset number) or else by serial, with the
-    /// countersignatures beside it. Importing it again only records countersignatures
-    /// added since. Returns the number.
-    pub fn import(&mut self, path: &Path, allowed: Option<&AllowedSigners>) -> Result<String, LedgerError> {
-        let shown = path.display().to_string();
-        let bad = |why: String| LedgerError::Certificate { path: shown.clone(), why };
-        let checked = files::check_files(path, allowed).map_err(|e| bad(e.to_string()))?;
-        if !checked.is_valid() {
-            let mut why = checked.problems.clone();
-            why.extend(checked.signatures.iter().filter_map(|s| s.result.as_ref().err().cloned()));
-            return Err(bad(format!("does not verify: {}", why.join("; "))));
-        }
-        let cert = checked.certificate.clone().expect("a valid check parsed the certificate");
-        let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-        let signature =
-            std::fs::read_to_string(files::signature_path(path)).map_err(|e| bad(e.to_string()))?;
-        let tx = self.db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let number = find_medium(&tx, &cert).ok_or_else(|| {
-            bad(format!(
-                "no ledger entry matches its asset number ({}) or serial ({}); register the medium first",
-                cert.records.asset_number.as_deref().unwrap_or("none"),
-                cert.medium.serial.as_deref().unwrap_or("none")
-            ))
+    /// The medium a certificate is for, by its asset number, else its serial.
+    pub fn find_medium(
+        &mut self,
+        asset: Option<&str>,
+        serial: Option<&str>,
+    ) -> Result<Option<Medium>, LedgerError> {
+        let mut found = None;
+        self.store.read(&mut |tx| {
+            found = find_medium(tx, asset, serial)?;
+            Ok(())
         })?;
-        let imported: bool = tx
-            .query_row("SELECT 1 FROM certificates WHERE certificate_id = ?1", [&cert.certificate_id], |_| {
-                Ok(true)
-            })
-            .optional()?
-            .is_some();
-        let statements: Vec<&files::Statement> =
-            checked.signatures.iter().filter_map(|s| s.statement.as_ref()).collect();
-        if imported {
-            // Countersignatures made since the import are recorded; the certificate is not imported again.
-            let recorded: Vec<String> = {
-                let mut query =
-                    tx.prepare("SELECT data FROM entries WHERE kind = 'countersignature' AND number = ?1")?;
-                query.query_map([&number], |row| row.get(0))?.collect::<Result<_, _>>()?
+        Ok(found)
+    }
+
+    /// Imports a certificate (with its countersignatures) after verifying it
+    /// against the ledger's allowed signers, filed under its medium (asset number,
+    /// else serial). Importing it again records only countersignatures added since.
+    pub fn import(
+        &mut self,
+        bundle: &Bundle,
+        label: &str,
+        key: &SigningKey,
+    ) -> Result<Imported, LedgerError> {
+        let bad = |why: String| LedgerError::Certificate { path: label.to_string(), why };
+        self.write(key, |tx, writer| {
+            let checked = bundle.check(Some(Trust { allowed: writer.allowed, station: None }));
+            if !checked.is_valid() {
+                return Err(bad(format!("does not verify: {}", checked.reasons().join("; "))));
+            }
+            let cert = checked.certificate.as_ref().expect("a valid check parsed the certificate");
+            let Some(medium) = find_medium(tx, cert.records.asset_number.as_deref(), cert.medium.serial.as_deref())? else {
+                return Err(bad(format!(
+                    "no ledger entry matches its asset number ({}) or serial ({}); register the medium first",
+                    cert.records.asset_number.as_deref().unwrap_or("none"),
+                    cert.medium.serial.as_deref().unwrap_or("none")
+                )));
             };
-            let new: Vec<Value> = statements
-                .iter()
-                .map(|st| serde_json::to_value(st).expect("serializes"))
-                .filter(|value| !recorded.contains(&value.to_string()))
+            let number = medium.number.clone();
+            let countersigned = checked.signatures.iter().filter(|s| s.statement.is_some());
+            let new_counters: Vec<(&CounterParts, &GoodSignature)> = countersigned
+                .zip(&bundle.countersignatures)
+                .filter_map(|(check, parts)| check.result.as_ref().ok().map(|good| (parts, good)))
                 .collect();
-            if new.is_empty() {
-                return Err(LedgerError::AlreadyImported(cert.certificate_id));
+            if tx.certificate(&cert.certificate_id)?.is_some() {
+                let known = tx.countersignatures(Some(&cert.certificate_id))?;
+                let fresh: Vec<_> = new_counters
+                    .into_iter()
+                    .filter(|(parts, _)| !known.iter().any(|k| Some(&k.statement) == parts.statement.bytes.as_ref()))
+                    .collect();
+                if fresh.is_empty() {
+                    return Err(LedgerError::AlreadyImported(cert.certificate_id.clone()));
+                }
+                let count = fresh.len();
+                record_countersignatures(tx, writer, &number, &cert.certificate_id, &fresh)?;
+                return Ok(Imported { number, countersignatures: count, raised_to: None });
             }
-            for value in new {
-                append(&tx, &number, "countersignature", value)?;
+            if let (Some(registered), Some(certified)) = (&medium.serial, &cert.medium.serial)
+                && registered != certified
+            {
+                return Err(bad(format!(
+                    "medium {number} is registered with serial {registered}, but the certificate is for serial {certified}; check the asset number"
+                )));
             }
-            tx.commit()?;
-            return Ok(number);
-        }
-        let medium = tx.query_row(
-            "SELECT number, media_type, classification, holder, serial, notes FROM media WHERE number = ?1",
-            [&number],
-            row_to_medium,
-        )?;
-        if let (Some(registered), Some(certified)) = (&medium.serial, &cert.medium.serial)
-            && registered != certified
-        {
-            return Err(bad(format!(
-                "medium {number} is registered with serial {registered}, but the certificate is for serial {certified}; check the asset number"
-            )));
-        }
-        check_rules(&medium, cert.records.destination, cert.records.classification_after)?;
-        tx.execute(
-            "INSERT INTO certificates (certificate_id, number, sha256, json, signature) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![cert.certificate_id, number, checked.sha256, bytes, signature],
-        )?;
-        append(&tx, &number, "certificate", certificate_summary(&cert, &checked.sha256))?;
-        for statement in statements {
-            append(&tx, &number, "countersignature", serde_json::to_value(statement).expect("serializes"))?;
-        }
-        tx.commit()?;
-        Ok(number)
+            let level = raised_level(&medium, cert)?;
+            check_rules(&medium, cert.records.destination, Some(level))?;
+            let station = checked.station().expect("a valid certificate has a station signature");
+            tx.insert_certificate(&CertificateRow {
+                certificate_id: cert.certificate_id.clone(),
+                number: number.clone(),
+                sha256: checked.sha256.clone(),
+                json: bundle.certificate.clone(),
+                signature: bundle.signature.bytes.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default(),
+            })?;
+            let mut summary = certificate_summary(cert, &checked.sha256);
+            summary["signer"] = signer_value(station);
+            writer.append(tx, &number, "certificate", &summary)?;
+            let raised_to = (level > medium.classification).then_some(level);
+            if let Some(to) = raised_to {
+                tx.set_classification(&number, to)?;
+                let data = json!({"from": medium.classification, "to": to, "certificate_id": cert.certificate_id});
+                writer.append(tx, &number, "reclassify", &data)?;
+            }
+            let count = new_counters.len();
+            record_countersignatures(tx, writer, &number, &cert.certificate_id, &new_counters)?;
+            Ok(Imported { number, countersignatures: count, raised_to })
+        })
     }
 
     /// Records an approval (审批), a witness or a validation made on paper or in person.
@@ -261,13 +395,13 @@ impl Ledger {
         name: &str,
         title: Option<&str>,
         note: Option<&str>,
+        key: &SigningKey,
     ) -> Result<(), LedgerError> {
-        self.append_checked(
-            number,
-            "approval",
-            json!({"role": role, "name": name, "title": title, "note": note}),
-            |_| Ok(()),
-        )
+        records::check_text("name", name, records::MAX_NAME_CHARS)?;
+        records::check_optional("title", &title.map(str::to_string), records::MAX_NAME_CHARS)?;
+        records::check_optional("note", &note.map(str::to_string), records::MAX_NOTES_CHARS)?;
+        let data = json!({"role": role, "name": name, "title": title, "note": note});
+        self.append_checked(number, "approval", data, key, |_, _| Ok(()))
     }
 
     /// Decides where the medium goes; classified media can only be destroyed or repaired.
@@ -276,31 +410,30 @@ impl Ledger {
         number: &str,
         destination: Destination,
         note: Option<&str>,
+        key: &SigningKey,
     ) -> Result<(), LedgerError> {
-        self.append_checked(number, "disposal", json!({"destination": destination, "note": note}), |medium| {
+        records::check_optional("note", &note.map(str::to_string), records::MAX_NOTES_CHARS)?;
+        let data = json!({"destination": destination, "note": note});
+        self.append_checked(number, "disposal", data, key, |_, medium| {
             check_rules(medium, Some(destination), None)
         })
     }
 
     /// Records physical destruction (消磁, 粉碎, ...), with destroyer and witness (监销).
-    #[allow(clippy::too_many_arguments)]
     pub fn destroy(
         &mut self,
         number: &str,
-        method: DestructionMethod,
-        date: &str,
-        place: &str,
-        destroyer: &str,
-        witness: &str,
-        note: Option<&str>,
+        record: &Destruction,
+        key: &SigningKey,
     ) -> Result<(), LedgerError> {
-        let data = json!({"method": method, "date": date, "place": place, "destroyer": destroyer, "witness": witness, "note": note});
-        let number_owned = number.to_string();
-        let destroyed = self.history(number)?.iter().any(|e| e.kind == "destruction");
-        if destroyed {
-            return Err(LedgerError::AlreadyDestroyed(number_owned));
-        }
-        self.append_checked(number, "destruction", data, |_| Ok(()))
+        record.check()?;
+        let data = serde_json::to_value(record).expect("serializes");
+        self.append_checked(number, "destruction", data, key, |tx, medium| {
+            if tx.entries(Some(&medium.number))?.iter().any(|e| e.kind == "destruction") {
+                return Err(LedgerError::AlreadyDestroyed(medium.number.clone()));
+            }
+            Ok(())
+        })
     }
 
     fn append_checked(
@@ -308,239 +441,216 @@ impl Ledger {
         number: &str,
         kind: &str,
         data: Value,
-        rule: impl FnOnce(&Medium) -> Result<(), LedgerError>,
+        key: &SigningKey,
+        rule: impl Fn(&mut dyn Tx, &Medium) -> Result<(), LedgerError>,
     ) -> Result<(), LedgerError> {
-        let tx = self.db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let medium = tx
-            .query_row(
-                "SELECT number, media_type, classification, holder, serial, notes FROM media WHERE number = ?1",
-                [number],
-                row_to_medium,
-            )
-            .optional()?
-            .ok_or_else(|| LedgerError::UnknownNumber(number.to_string()))?;
-        rule(&medium)?;
-        append(&tx, number, kind, data)?;
-        tx.commit()?;
-        Ok(())
+        self.write(key, |tx, writer| {
+            let medium = tx.medium(number)?.ok_or_else(|| LedgerError::UnknownNumber(number.to_string()))?;
+            rule(tx, &medium)?;
+            writer.append(tx, number, kind, &data)
+        })
     }
 
-    pub fn history(&self, number: &str) -> Result<Vec<Entry>, LedgerError> {
+    pub fn history(&mut self, number: &str) -> Result<Vec<Entry>, LedgerError> {
         self.medium(number)?;
-        self.entries(Some(number))
+        let mut entries = Vec::new();
+        self.store.read(&mut |tx| {
+            entries = tx.entries(Some(number))?;
+            Ok(())
+        })?;
+        Ok(entries.into_iter().map(Entry::from).collect())
     }
 
-    fn entries(&self, number: Option<&str>) -> Result<Vec<Entry>, LedgerError> {
-        let mut statement =
-            self.db.prepare("SELECT seq, number, kind, at, data, hash FROM entries WHERE ?1 IS NULL OR number = ?1 ORDER BY seq")?;
-        let entries = statement
-            .query_map([number], |row| {
-                let data: String = row.get(4)?;
-                Ok(Entry {
-                    seq: row.get(0)?,
-                    number: row.get(1)?,
-                    kind: row.get(2)?,
-                    at: row.get(3)?,
-                    data: serde_json::from_str(&data).unwrap_or(Value::String(data)),
-                    hash: row.get(5)?,
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(entries)
+    /// A certificate as filed, with its countersignatures, ready to be checked.
+    pub fn bundle(&mut self, certificate_id: &str) -> Result<Option<Bundle>, LedgerError> {
+        let mut found = None;
+        self.store.read(&mut |tx| {
+            if let Some(row) = tx.certificate(certificate_id)? {
+                found = Some(bundle_of(&row, &tx.countersignatures(Some(certificate_id))?));
+            }
+            Ok(())
+        })?;
+        Ok(found)
+    }
+
+    /// The newest entry, signed by `key`, to be kept outside the ledger.
+    pub fn head(&mut self, key: &SigningKey) -> Result<(Vec<u8>, String), LedgerError> {
+        let mut head = None;
+        self.store
+            .read(&mut |tx| {
+                let id = tx.config(LEDGER_ID)?.ok_or_else(|| LedgerError::NotConfigured(String::new()))?;
+                let (seq, hash) = tx.last_entry()?.unwrap_or((0, chain::GENESIS.to_string()));
+                head = Some(Head {
+                    format: chain::HEAD_FORMAT.into(),
+                    ledger_id: id,
+                    seq,
+                    hash,
+                    at: crate::engine::report::now(),
+                });
+                Ok(())
+            })
+            .map_err(|e| match e {
+                LedgerError::NotConfigured(_) => LedgerError::NotConfigured(self.store.location()),
+                other => other,
+            })?;
+        let bytes = crate::cert::canonical::to_bytes(&head.expect("read sets the head"));
+        let signature = key.sign(&bytes)?;
+        Ok((bytes, signature))
     }
 
     /// The rows a disposal form needs: one per medium, with its latest certificate,
     /// approvals, disposal and destruction.
-    pub fn export_rows(&self) -> Result<Vec<Value>, LedgerError> {
+    pub fn export_rows(&mut self) -> Result<Vec<Value>, LedgerError> {
         let mut rows = Vec::new();
-        for medium in self.media()? {
-            let history = self.entries(Some(&medium.number))?;
-            let latest = |kind: &str| history.iter().rev().find(|e| e.kind == kind).map(|e| e.data.clone());
-            let certificate = latest("certificate").unwrap_or(Value::Null);
-            let destruction = latest("destruction").unwrap_or(Value::Null);
-            let approvals: Vec<String> = history
-                .iter()
-                .filter(|e| e.kind == "approval" || e.kind == "countersignature")
-                .map(|e| {
-                    format!(
-                        "{} {}",
-                        e.data["role"].as_str().unwrap_or(""),
-                        e.data["name"].as_str().unwrap_or("")
-                    )
-                })
-                .collect();
-            rows.push(json!({
-                "ledger_number": medium.number,
-                "media_type": medium.media_type,
-                "classification": medium.classification.english(),
-                "classification_zh": medium.classification.chinese(),
-                "holder": medium.holder,
-                "serial": medium.serial,
-                "model": certificate["model"],
-                "certificate_id": certificate["certificate_id"],
-                "sanitized_at": certificate["finished_at"],
-                "status": certificate["status"],
-                "category": certificate["category"],
-                "method": certificate["method"],
-                "operator": certificate["operator"],
-                "destination": latest("disposal").map(|d| d["destination"].clone()).unwrap_or(certificate["destination"].clone()),
-                "approvals": approvals.join("; "),
-                "destroyed_on": destruction["date"],
-                "destruction_method": destruction["method"],
-                "destruction_place": destruction["place"],
-                "destroyer": destruction["destroyer"],
-                "witness": destruction["witness"],
-            }));
-        }
+        self.store.read(&mut |tx| {
+            rows.clear();
+            for medium in tx.media()? {
+                let history: Vec<Entry> =
+                    tx.entries(Some(&medium.number))?.into_iter().map(Entry::from).collect();
+                rows.push(export_row(&medium, &history));
+            }
+            Ok(())
+        })?;
         Ok(rows)
     }
 
-    /// Re-checks the hash chain, that no entry was removed or reordered, that the
-    /// media table matches the registrations, and every stored certificate.
-    pub fn verify(&self, allowed: Option<&AllowedSigners>) -> Result<Verification, LedgerError> {
-        let mut problems = Vec::new();
-        let mut statement = self
-            .db
-            .prepare("SELECT seq, number, kind, at, data, prev_hash, hash FROM entries ORDER BY seq")?;
-        let rows = statement
-            .query_map([], |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, String>(3)?,
-                    row.get::<_, String>(4)?,
-                    row.get::<_, String>(5)?,
-                    row.get::<_, String>(6)?,
-                ))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut previous = GENESIS.to_string();
-        let mut registered = std::collections::BTreeMap::new();
-        for (position, (seq, number, kind, at, data, prev_hash, hash)) in rows.iter().enumerate() {
-            if *seq != position as i64 + 1 {
-                problems.push(format!(
-                    "entry {seq} is at position {}: an entry was removed or inserted",
-                    position + 1
-                ));
-            }
-            if *prev_hash != previous {
-                problems.push(format!("entry {seq} does not follow the entry before it: the chain is broken (removed or reordered entries)"));
-            }
-            if *hash != entry_hash(prev_hash, *seq, number, kind, at, data) {
-                problems.push(format!(
-                    "entry {seq} ({kind} of {number}) was altered: its hash does not match its content"
-                ));
-            }
-            if kind == "register" {
-                registered.insert(number.clone(), data.clone());
-            }
-            previous = hash.clone();
-        }
-        let media = self.media()?;
-        for medium in &media {
-            let recorded =
-                registered.get(&medium.number).and_then(|d| serde_json::from_str::<Medium>(d).ok());
-            if recorded.as_ref() != Some(medium) {
-                problems.push(format!(
-                    "medium {} differs from its registration entry: the media table was altered",
-                    medium.number
-                ));
-            }
-        }
-        for number in registered.keys().filter(|n| !media.iter().any(|m| &m.number == *n)) {
-            problems.push(format!(
-                "medium {number} is registered in the history but missing from the media table"
-            ));
-        }
-        // Every certificate the history names is stored, under the same medium and bytes.
-        let chained: std::collections::BTreeMap<String, (String, String)> = rows
-            .iter()
-            .filter(|row| row.2 == "certificate")
-            .filter_map(|(_, number, _, _, data, _, _)| {
-                let data: Value = serde_json::from_str(data).ok()?;
-                let id = data["certificate_id"].as_str()?.to_string();
-                Some((id, (number.clone(), data["sha256"].as_str()?.to_string())))
-            })
-            .collect();
-        let mut statement = self.db.prepare("SELECT certificate_id, number, sha256 FROM certificates")?;
-        let stored: std::collections::BTreeMap<String, (String, String)> = statement
-            .query_map([], |row| {
-                Ok((row.get::<_, String>(0)?, (row.get::<_, String>(1)?, row.get::<_, String>(2)?)))
-            })?
-            .collect::<Result<_, _>>()?;
-        for (id, entry) in &chained {
-            match stored.get(id) {
-                None => problems.push(format!("certificate {id} is in the history but missing from the certificate store")),
-                Some(row) if row != entry => problems.push(format!(
-                    "certificate {id} is stored under another medium or with other bytes than its history entry says"
-                )),
-                Some(_) => {}
-            }
-        }
-        for id in stored.keys().filter(|id| !chained.contains_key(*id)) {
-            problems.push(format!("certificate {id} is stored but has no history entry"));
-        }
-        let mut certificates = 0;
-        let mut statement =
-            self.db.prepare("SELECT certificate_id, sha256, json, signature FROM certificates")?;
-        let stored = statement
-            .query_map([], |row| {
-                // Read as bytes whatever the column holds now: a tampered row may be TEXT.
-                let json = row.get_ref(2)?.as_bytes().map(<[u8]>::to_vec).unwrap_or_default();
-                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, json, row.get::<_, String>(3)?))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        for (id, sha256, bytes, signature) in stored {
-            certificates += 1;
-            if crate::stream::sha256_hex(&bytes) != sha256 {
-                problems.push(format!("certificate {id}: its stored bytes changed"));
-            }
-            let issued_at = Certificate::parse(&bytes)
-                .ok()
-                .and_then(|c| humantime::parse_rfc3339(&c.issued_at).ok())
-                .unwrap_or_else(std::time::SystemTime::now);
-            let signers = allowed.map(|allowed| crate::cert::sign::Signers { allowed, at: issued_at });
-            if let Err(why) = crate::cert::sign::verify(&bytes, &signature, signers) {
-                problems.push(format!("certificate {id}: {why}"));
-            }
-            match Certificate::parse(&bytes) {
-                Ok(cert) => problems.extend(
-                    crate::cert::check::inconsistencies(&cert)
-                        .into_iter()
-                        .map(|p| format!("certificate {id}: {p}")),
-                ),
-                Err(error) => problems.push(format!("certificate {id}: {error}")),
-            }
-        }
-        Ok(Verification { entries: rows.len(), certificates, head: previous, problems })
+    /// Re-checks everything: the chain (order, hashes, every entry's signature),
+    /// the media and configuration against their entries, every certificate and
+    /// countersignature, the classifications, and, when given, a kept head.
+    /// Signers are checked against `anchor` when given (an allowed-signers file
+    /// kept outside the ledger), else against the ledger's own list.
+    pub fn verify(
+        &mut self,
+        anchor: Option<&AllowedSigners>,
+        kept: Option<&KeptHead>,
+    ) -> Result<Verification, LedgerError> {
+        let mut out = None;
+        self.store.read(&mut |tx| {
+            out = Some(verify::run(tx, anchor, kept)?);
+            Ok(())
+        })?;
+        Ok(out.expect("read sets the verification"))
     }
 }
 
-/// `ledger.sqlite` in the state directory (`/var/lib/certwipe` for root).
-pub fn default_path() -> PathBuf {
-    crate::engine::checkpoint::default_state_dir().join("ledger.sqlite")
+mod verify;
+
+/// A physical destruction, as recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Destruction {
+    pub method: DestructionMethod,
+    pub date: String,
+    pub place: String,
+    pub destroyer: String,
+    pub witness: String,
+    pub note: Option<String>,
 }
 
-fn row_to_medium(row: &rusqlite::Row<'_>) -> rusqlite::Result<Medium> {
-    let classification: String = row.get(2)?;
-    Ok(Medium {
-        number: row.get(0)?,
-        media_type: row.get(1)?,
-        classification: classification.parse().unwrap_or(Classification::TopSecret),
-        holder: row.get(3)?,
-        serial: row.get(4)?,
-        notes: row.get(5)?,
-    })
+impl Destruction {
+    fn check(&self) -> Result<(), RecordsError> {
+        records::check_text("date", &self.date, records::MAX_NUMBER_CHARS)?;
+        records::check_text("place", &self.place, records::MAX_NAME_CHARS)?;
+        records::check_text("destroyer", &self.destroyer, records::MAX_NAME_CHARS)?;
+        records::check_text("witness", &self.witness, records::MAX_NAME_CHARS)?;
+        records::check_optional("note", &self.note, records::MAX_NOTES_CHARS)
+    }
 }
 
-/// The no-downgrade rule, against the ledger's own classification of the medium.
+/// What a signed write needs: the ledger it signs for and the station's key.
+struct Writer<'a> {
+    ledger_id: &'a str,
+    key: &'a SigningKey,
+    allowed: &'a AllowedSigners,
+}
+
+impl Writer<'_> {
+    fn append(&self, tx: &mut dyn Tx, number: &str, kind: &str, data: &Value) -> Result<(), LedgerError> {
+        append(tx, self.ledger_id, self.key, number, kind, data)
+    }
+}
+
+fn append(
+    tx: &mut dyn Tx,
+    ledger_id: &str,
+    key: &SigningKey,
+    number: &str,
+    kind: &str,
+    data: &Value,
+) -> Result<(), LedgerError> {
+    let entry = chain::next_entry(ledger_id, tx.last_entry()?, number, kind, data, key)?;
+    tx.insert_entry(&entry)
+}
+
+/// Whether `key` is an allowed signer of the ledger now.
+fn authorize(allowed: &AllowedSigners, key: &SigningKey) -> Result<(), LedgerError> {
+    allowed
+        .authorize(&key.public_key(), None, NAMESPACE, SystemTime::now())
+        .map(drop)
+        .map_err(|why| LedgerError::KeyNotAllowed { fingerprint: key.fingerprint(), why: why.to_string() })
+}
+
+/// A new allowed-signers list must still vouch for every entry signed so far.
+fn check_still_signed(tx: &mut dyn Tx, ledger_id: &str, list: &AllowedSigners) -> Result<(), LedgerError> {
+    for entry in tx.entries(None)? {
+        let Some(signature) = &entry.signature else { continue };
+        let at = humantime::parse_rfc3339(&entry.at).unwrap_or_else(|_| SystemTime::now());
+        let message = chain::entry_message(ledger_id, entry.seq, &entry.prev_hash, &entry.hash);
+        if let Err(why) =
+            sign::verify(&message, signature, Some(Signers { allowed: list, at, principal: None }))
+        {
+            return Err(LedgerError::Reconfigure(format!(
+                "entry {} would no longer verify ({why}); keep its signer in the list (retire a key with valid-before=\"…\")",
+                entry.seq
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn find_medium(
+    tx: &mut dyn Tx,
+    asset: Option<&str>,
+    serial: Option<&str>,
+) -> Result<Option<Medium>, LedgerError> {
+    if let Some(asset) = asset
+        && let Some(medium) = tx.medium(asset)?
+    {
+        return Ok(Some(medium));
+    }
+    match serial {
+        Some(serial) => tx.medium_by_serial(serial),
+        None => Ok(None),
+    }
+}
+
+/// The medium's level after this certificate: the highest of the ledger's and
+/// the certificate's. A certificate that records a lower level than the ledger
+/// holds is refused: it would be a record of a downgrade.
+fn raised_level(medium: &Medium, cert: &Certificate) -> Result<Classification, LedgerError> {
+    let records = &cert.records;
+    for level in [records.classification_before, records.classification_after].into_iter().flatten() {
+        if level < medium.classification {
+            return Err(LedgerError::Downgrade {
+                number: medium.number.clone(),
+                level: medium.classification.english(),
+                to: level.english(),
+            });
+        }
+    }
+    Ok(records
+        .classification_before
+        .max(records.classification_after)
+        .unwrap_or(medium.classification)
+        .max(medium.classification))
+}
+
+/// The no-downgrade and no-release rules, against the medium's level.
 fn check_rules(
     medium: &Medium,
     destination: Option<Destination>,
-    after: Option<Classification>,
+    level: Option<Classification>,
 ) -> Result<(), LedgerError> {
-    let level = medium.classification;
+    let level = level.unwrap_or(medium.classification).max(medium.classification);
     if let Some(destination) = destination
         && !destination.allowed_for(level)
     {
@@ -550,24 +660,68 @@ fn check_rules(
             chinese: level.chinese(),
         });
     }
-    if let Some(after) = after
-        && after < level
-    {
-        return Err(LedgerError::Downgrade {
-            number: medium.number.clone(),
-            level: level.english(),
-            to: after.english(),
-        });
+    Ok(())
+}
+
+fn record_countersignatures(
+    tx: &mut dyn Tx,
+    writer: &Writer<'_>,
+    number: &str,
+    certificate_id: &str,
+    counters: &[(&CounterParts, &GoodSignature)],
+) -> Result<(), LedgerError> {
+    let text = |part: &Part| {
+        part.bytes.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default()
+    };
+    for (parts, good) in counters {
+        let statement = parts.statement.bytes.clone().unwrap_or_default();
+        tx.insert_countersignature(&CountersignatureRow {
+            certificate_id: certificate_id.to_string(),
+            role: parts.role.clone(),
+            statement: statement.clone(),
+            statement_signature: text(&parts.statement_signature),
+            certificate_signature: text(&parts.certificate_signature),
+        })?;
+        let parsed: Statement =
+            crate::cert::canonical::parse(&statement).expect("a verified statement parses");
+        let mut data = serde_json::to_value(parsed).expect("serializes");
+        data["signer"] = signer_value(good);
+        writer.append(tx, number, "countersignature", &data)?;
     }
     Ok(())
 }
 
-fn find_medium(tx: &rusqlite::Transaction<'_>, cert: &Certificate) -> Option<String> {
-    let by = |column: &str, value: &Option<String>| -> Option<String> {
-        let value = value.as_ref()?;
-        tx.query_row(&format!("SELECT number FROM media WHERE {column} = ?1"), [value], |row| row.get(0)).ok()
-    };
-    by("number", &cert.records.asset_number).or_else(|| by("serial", &cert.medium.serial))
+fn signer_value(good: &GoodSignature) -> Value {
+    json!({"principals": good.principals(), "fingerprint": good.fingerprint})
+}
+
+/// A filed certificate and its countersignatures, as a bundle to check.
+fn bundle_of(row: &CertificateRow, counters: &[CountersignatureRow]) -> Bundle {
+    let part = |label: String, text: &str| Part { label, bytes: Some(text.as_bytes().to_vec()) };
+    let id = &row.certificate_id;
+    Bundle {
+        certificate: row.json.clone(),
+        signature: part(format!("ledger: certificate {id}, station signature"), &row.signature),
+        countersignatures: counters
+            .iter()
+            .enumerate()
+            .map(|(n, c)| CounterParts {
+                role: c.role.clone(),
+                statement: Part {
+                    label: format!("ledger: certificate {id}, {} statement {}", c.role, n + 1),
+                    bytes: Some(c.statement.clone()),
+                },
+                statement_signature: part(
+                    format!("ledger: certificate {id}, {} statement signature {}", c.role, n + 1),
+                    &c.statement_signature,
+                ),
+                certificate_signature: part(
+                    format!("ledger: certificate {id}, {} signature {}", c.role, n + 1),
+                    &c.certificate_signature,
+                ),
+            })
+            .collect(),
+    }
 }
 
 fn certificate_summary(cert: &Certificate, sha256: &str) -> Value {
@@ -583,37 +737,42 @@ fn certificate_summary(cert: &Certificate, sha256: &str) -> Value {
         "finished_at": s.finished_at,
         "operator": cert.records.operator.name,
         "destination": cert.records.destination,
+        "classification_before": cert.records.classification_before,
+        "classification_after": cert.records.classification_after,
     })
 }
 
-/// Appends an entry, chained to the newest one. Runs inside an IMMEDIATE
-/// transaction, so concurrent writers queue instead of forking the chain.
-fn append(tx: &rusqlite::Transaction<'_>, number: &str, kind: &str, data: Value) -> Result<(), LedgerError> {
-    let (last_seq, prev_hash): (i64, String) = tx
-        .query_row("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1", [], |row| {
-            Ok((row.get(0)?, row.get(1)?))
+fn export_row(medium: &Medium, history: &[Entry]) -> Value {
+    let latest = |kind: &str| history.iter().rev().find(|e| e.kind == kind).map(|e| e.data.clone());
+    let certificate = latest("certificate").unwrap_or(Value::Null);
+    let destruction = latest("destruction").unwrap_or(Value::Null);
+    let approvals: Vec<String> = history
+        .iter()
+        .filter(|e| e.kind == "approval" || e.kind == "countersignature")
+        .map(|e| {
+            format!("{} {}", e.data["role"].as_str().unwrap_or(""), e.data["name"].as_str().unwrap_or(""))
         })
-        .optional()?
-        .unwrap_or((0, GENESIS.to_string()));
-    let seq = last_seq + 1;
-    let at = crate::engine::report::now();
-    let data = data.to_string();
-    let hash = entry_hash(&prev_hash, seq, number, kind, &at, &data);
-    tx.execute(
-        "INSERT INTO entries (seq, number, kind, at, data, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![seq, number, kind, at, data, prev_hash, hash],
-    )?;
-    Ok(())
-}
-
-/// SHA-256 over the previous hash and the entry's fields, each length-prefixed so
-/// no two different entries hash the same.
-fn entry_hash(prev_hash: &str, seq: i64, number: &str, kind: &str, at: &str, data: &str) -> String {
-    use sha2::Digest;
-    let mut hasher = sha2::Sha256::new();
-    for field in [prev_hash, &seq.to_string(), number, kind, at, data] {
-        hasher.update((field.len() as u64).to_le_bytes());
-        hasher.update(field.as_bytes());
-    }
-    crate::stream::hex_encode(&hasher.finalize())
+        .collect();
+    json!({
+        "ledger_number": medium.number,
+        "media_type": medium.media_type,
+        "classification": medium.classification.english(),
+        "classification_zh": medium.classification.chinese(),
+        "holder": medium.holder,
+        "serial": medium.serial,
+        "model": certificate["model"],
+        "certificate_id": certificate["certificate_id"],
+        "sanitized_at": certificate["finished_at"],
+        "status": certificate["status"],
+        "category": certificate["category"],
+        "method": certificate["method"],
+        "operator": certificate["operator"],
+        "destination": latest("disposal").map(|d| d["destination"].clone()).unwrap_or(certificate["destination"].clone()),
+        "approvals": approvals.join("; "),
+        "destroyed_on": destruction["date"],
+        "destruction_method": destruction["method"],
+        "destruction_place": destruction["place"],
+        "destroyer": destruction["destroyer"],
+        "witness": destruction["witness"],
+    })
 }

@@ -1,0 +1,50 @@
+//! Whom signatures are checked against: `--allowed-signers`, or the station
+//! profile's `allowed_signers`. Without either, a signature can only be found
+//! intact, never verified, and every command says so.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use super::Failure;
+use crate::cert::records::Profile;
+use crate::cert::sign::AllowedSigners;
+
+#[derive(Args, Debug, Default)]
+pub struct TrustArgs {
+    /// OpenSSH allowed_signers file: who may sign certificates (namespace certwipe)
+    /// [default: allowed_signers in the station profile]
+    #[arg(long, value_name = "FILE")]
+    pub allowed_signers: Option<PathBuf>,
+    /// Station profile (TOML) [default: /etc/certwipe/profile.toml if present]
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+}
+
+impl TrustArgs {
+    /// The allowed signers, if any were named; unreadable ones are an error, and
+    /// lines OpenSSH would skip are pointed out.
+    pub fn load(&self) -> Result<Option<AllowedSigners>, Failure> {
+        let path = match &self.allowed_signers {
+            Some(path) => Some(path.clone()),
+            None => Profile::find(self.profile.as_deref())?.allowed_signers,
+        };
+        path.map(|path| load_allowed_signers(&path)).transpose()
+    }
+}
+
+pub fn load_allowed_signers(path: &Path) -> Result<AllowedSigners, Failure> {
+    let allowed = AllowedSigners::load(path).map_err(|e| {
+        Failure::usage(format!(
+            "allowed signers {}: {e}; give a readable --allowed-signers FILE",
+            path.display()
+        ))
+    })?;
+    for problem in allowed.problems() {
+        eprintln!(
+            "certwipe: warning: allowed signers {}: {problem} (the line allows nobody)",
+            path.display()
+        );
+    }
+    Ok(allowed)
+}

@@ -1,0 +1,75 @@
+//! The ledger's history as a signed hash chain. Each entry is hashed together
+//! with the hash of the one before, so an entry altered, removed or moved breaks
+//! the chain; and each entry is signed by the station that wrote it (SSHSIG over
+//! the ledger's id, the entry's sequence number, the previous hash and its own
+//! hash), so rebuilding the chain with recomputed hashes needs a station key the
+//! allowed signers list. Cutting off the newest entries leaves a shorter chain
+//! that is still whole: a signed head (`ledger head`), kept elsewhere, catches it.
+
+use serde::{Deserialize, Serialize};
+
+use super::store::EntryRow;
+use crate::cert::sign::SigningKey;
+
+/// The hash before the first entry.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+pub const HEAD_FORMAT: &str = "certwipe.ledger-head/v1";
+
+/// SHA-256 over the previous hash and the entry's fields, each length-prefixed so
+/// no two different entries hash the same.
+pub fn entry_hash(prev_hash: &str, seq: i64, number: &str, kind: &str, at: &str, data: &str) -> String {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    for field in [prev_hash, &seq.to_string(), number, kind, at, data] {
+        hasher.update((field.len() as u64).to_le_bytes());
+        hasher.update(field.as_bytes());
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// The bytes a station signs for an entry: plain text, so that anyone can check
+/// it with `ssh-keygen -Y verify`, and unlike any certificate (which is JSON).
+pub fn entry_message(ledger_id: &str, seq: i64, prev_hash: &str, hash: &str) -> Vec<u8> {
+    format!("certwipe.ledger-entry/v1\nledger {ledger_id}\nseq {seq}\nprev {prev_hash}\nhash {hash}\n")
+        .into_bytes()
+}
+
+/// Builds the next entry after `last` (or the first one) and signs it.
+pub fn next_entry(
+    ledger_id: &str,
+    last: Option<(i64, String)>,
+    number: &str,
+    kind: &str,
+    data: &serde_json::Value,
+    key: &SigningKey,
+) -> Result<EntryRow, crate::cert::CertError> {
+    let (last_seq, prev_hash) = last.unwrap_or((0, GENESIS.to_string()));
+    let seq = last_seq + 1;
+    let at = crate::engine::report::now();
+    let data = data.to_string();
+    let hash = entry_hash(&prev_hash, seq, number, kind, &at, &data);
+    let signature = key.sign(&entry_message(ledger_id, seq, &prev_hash, &hash))?;
+    Ok(EntryRow {
+        seq,
+        number: number.to_string(),
+        kind: kind.to_string(),
+        at,
+        data,
+        prev_hash,
+        hash,
+        signature: Some(signature),
+    })
+}
+
+/// The newest entry of a ledger, signed, to be kept somewhere the ledger's
+/// database is not (printed, mailed, another server): `verify --head` compares.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Head {
+    pub format: String,
+    pub ledger_id: String,
+    pub seq: i64,
+    pub hash: String,
+    pub at: String,
+}
