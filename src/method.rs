@@ -198,6 +198,9 @@ impl std::fmt::Display for PassKind {
 pub const MAX_PATTERN_BYTES: usize = 64;
 /// Repetitions beyond this are no longer a sanitization method but a mistake.
 pub const MAX_ROUNDS: u32 = 100;
+/// Passes in all (rounds included): Gutmann's 35 seven times over still fits,
+/// and a certificate stays small enough to read and print.
+pub const MAX_PASSES: usize = 256;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum MethodError {
@@ -211,6 +214,8 @@ pub enum MethodError {
     BadPass(String),
     #[error("--rounds must be between 1 and {MAX_ROUNDS}, got {0}")]
     BadRounds(u64),
+    #[error("{0} passes in all is more than the {MAX_PASSES} certwipe runs; use fewer passes or rounds")]
+    TooManyPasses(u64),
 }
 
 pub fn find(id: &str) -> Result<&'static Method, MethodError> {
@@ -222,6 +227,10 @@ pub fn find(id: &str) -> Result<&'static Method, MethodError> {
 pub fn parse_passes(list: &str) -> Result<Vec<PassKind>, MethodError> {
     if list.trim().is_empty() {
         return Err(MethodError::EmptyPassList);
+    }
+    let count = list.split(',').count();
+    if count > MAX_PASSES {
+        return Err(MethodError::TooManyPasses(count as u64));
     }
     list.split(',').map(parse_pass).collect()
 }
@@ -272,6 +281,10 @@ impl Plan {
             .ok()
             .filter(|r| (1..=MAX_ROUNDS).contains(r))
             .ok_or(MethodError::BadRounds(rounds))?;
+        let total = one_round.len() as u64 * u64::from(rounds);
+        if total > MAX_PASSES as u64 {
+            return Err(MethodError::TooManyPasses(total));
+        }
         let passes = (0..rounds).flat_map(|_| one_round.iter().cloned()).collect();
         Ok(Plan {
             method: id.to_string(),
@@ -371,6 +384,10 @@ mod tests {
         assert_eq!(Plan::from_method(find("zero").unwrap(), 0), Err(MethodError::BadRounds(0)));
         assert!(Plan::custom(vec![PassKind::Random], 101).is_err());
         assert!(Plan::custom(vec![PassKind::Random], u64::MAX).is_err());
+        assert!(Plan::from_method(find("gutmann").unwrap(), 7).is_ok());
+        assert_eq!(Plan::from_method(find("gutmann").unwrap(), 8), Err(MethodError::TooManyPasses(280)));
+        let many = vec!["0x00"; MAX_PASSES + 1].join(",");
+        assert_eq!(parse_passes(&many), Err(MethodError::TooManyPasses(MAX_PASSES as u64 + 1)));
     }
 
     #[test]

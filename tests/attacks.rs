@@ -96,3 +96,645 @@ fn a_certificate_with_two_readings_is_refused() {
         assert_ne!(shown.status.code(), Some(0), "cert show displayed a certificate with two readings");
     }
 }
+
+/// `ssh-keygen -Y verify` at the certificate's own issue time, as certwipe checks it.
+fn ssh_keygen_accepts(allowed: &Path, principal: &str, cert: &Path) -> bool {
+    let text = std::fs::read_to_string(cert).unwrap();
+    let issued: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let time = humantime::parse_rfc3339(issued["issued_at"].as_str().unwrap()).unwrap();
+    let stamp = humantime::format_rfc3339_seconds(time).to_string().replace(['-', ':', 'T'], "");
+    Command::new("ssh-keygen")
+        .args(["-Y", "verify", "-f"])
+        .arg(allowed)
+        .args(["-I", principal, "-n", "certwipe", "-s"])
+        .arg(certwipe::cert::files::signature_path(cert))
+        .arg(format!("-Overify-time={stamp}"))
+        .stdin(std::fs::File::open(cert).unwrap())
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+#[test]
+fn allowed_signers_lines_mean_to_certwipe_what_they_mean_to_ssh_keygen() {
+    let station = Station::new();
+    let cert = signed_certificate(&station, "signers.img");
+    let public = std::fs::read_to_string(format!("{}.pub", station.key.display())).unwrap();
+    let key = public.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+    let blob = key.split_whitespace().nth(1).unwrap().to_string();
+    let other = station.dir.path().join("other");
+    let made = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&other).status();
+    assert!(made.unwrap().success());
+    let other_public = std::fs::read_to_string(format!("{}.pub", other.display())).unwrap();
+    let other_key = other_public.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+    let lines = [
+        "station-1 <KEY>",
+        "station-1 namespaces=\"certwipe\" <KEY>",
+        "station-1 NAMESPACES=\"certwipe\" <KEY>",
+        "station-1 NAMESPACES=\"other\" <KEY>",
+        "station-1 CERT-AUTHORITY <KEY>",
+        "station-1 cert-authority <KEY>",
+        "station-1 foo=\"bar\" <KEY>",
+        "station-1 namespaces=\"certwipe\",namespaces=\"other\" <KEY>",
+        "station-1,!station-1 <KEY>",
+        "\"\" <KEY>",
+        "* <KEY>",
+        "station-? <KEY>",
+        "station-1,station-2 <KEY>",
+        "\"station-1,station-2\" <KEY>",
+        "!other,station-1 <KEY>",
+        "*,!station-1 <KEY>",
+        "Station-1 <KEY>",
+        "station-1 namespaces=\"cert*\" <KEY>",
+        "station-1 namespaces=\"!certwipe,*\" <KEY>",
+        "station-1 namespaces=\"\" <KEY>",
+        "station-1 namespaces=certwipe <KEY>",
+        "station-1 namespaces=\"git,certwipe\" <KEY>",
+        "station-1 namespaces=\"git, certwipe\" <KEY>",
+        "station-1 valid-after=\"20000101\" <KEY>",
+        "station-1 valid-before=\"20000101\" <KEY>",
+        "station-1 valid-after=\"29991231Z\" <KEY>",
+        "station-1 valid-after=\"2000-01-01\" <KEY>",
+        "station-1 valid-after=\"20300101\",valid-before=\"20200101\" <KEY>",
+        "station-1 valid-after=\"20000101\",valid-before=\"29990101Z\" <KEY>",
+        "station-1 namespaces=\"certwipe\",valid-before=\"20000101\" <KEY>",
+        "station-1 <OTHER>",
+        "station-1 ssh-rsa <BLOB>",
+        "station-1 SSH-ED25519 <BLOB>",
+        "station-1 <BLOB>",
+        "  station-1\t<KEY> trailing comment",
+        "station-1 namespaces=\"certwipe\", <KEY>",
+        "station-1 ,namespaces=\"certwipe\" <KEY>",
+        "station-1 cert-authorityX <KEY>",
+        "# station-1 <KEY>",
+        "station-1 foo=\"bar\" <KEY>\nstation-1 <KEY>",
+        "station-1 valid-before=\"20000101\" <KEY>\nstation-1 <KEY>",
+        "\"station-1 <KEY>",
+        "station-1 <KEY>\r",
+        "station-1",
+    ];
+    let allowed = station.dir.path().join("allowed-variant");
+    let mut accepted = 0;
+    for line in lines {
+        let text = line.replace("<KEY>", &key).replace("<OTHER>", &other_key).replace("<BLOB>", &blob) + "\n";
+        std::fs::write(&allowed, &text).unwrap();
+        let ours = certwipe(&[
+            "cert",
+            "verify",
+            cert.to_str().unwrap(),
+            "--allowed-signers",
+            allowed.to_str().unwrap(),
+            "--principal",
+            "station-1",
+        ]);
+        let theirs = ssh_keygen_accepts(&allowed, "station-1", &cert);
+        assert_eq!(ours.status.code() == Some(0), theirs, "{line:?}: certwipe and ssh-keygen disagree");
+        accepted += usize::from(theirs);
+    }
+    assert!(
+        accepted >= 10 && accepted <= lines.len() - 20,
+        "the table should hold both kinds ({accepted} accepted)"
+    );
+    // Without --principal, a line that grants no name grants nothing, and the name
+    // shown is one ssh-keygen accepts.
+    let cases = [
+        ("station-1,!station-1 <KEY>", None),
+        ("\"\" <KEY>", None),
+        ("a,b,!c <KEY>", Some("good signature by a, b")),
+    ];
+    for (line, shown) in cases {
+        std::fs::write(&allowed, line.replace("<KEY>", &key) + "\n").unwrap();
+        let out = certwipe(&[
+            "cert",
+            "verify",
+            cert.to_str().unwrap(),
+            "--allowed-signers",
+            allowed.to_str().unwrap(),
+        ]);
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code() == Some(0), shown.is_some(), "{line}: {said}");
+        if let Some(shown) = shown {
+            assert!(said.contains(shown), "{said}");
+            assert!(ssh_keygen_accepts(&allowed, "a", &cert) && ssh_keygen_accepts(&allowed, "b", &cert));
+        } else {
+            assert!(!said.contains("good signature by"), "{said}");
+        }
+    }
+}
+
+/// Countersigns `cert` by hand (statement and both signatures made with stock
+/// ssh-keygen), bypassing certwipe's own refusal, as a forger would.
+fn forge_countersignature(cert: &Path, key: &Path, role: &str, name: &str, n: u32) {
+    use certwipe::cert::files::{Role, STATEMENT_FORMAT, Statement};
+    let bytes = std::fs::read(cert).unwrap();
+    let parsed: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let statement = Statement {
+        format: STATEMENT_FORMAT.into(),
+        certificate_id: parsed["certificate_id"].as_str().unwrap().into(),
+        certificate_sha256: certwipe::stream::sha256_hex(&bytes),
+        role: match role {
+            "witness" => Role::Witness,
+            "approver" => Role::Approver,
+            _ => Role::Validator,
+        },
+        name: name.into(),
+        title: None,
+        organisation: None,
+        signed_at: certwipe::engine::report::now(),
+        key_fingerprint: String::new(),
+    };
+    let stem = format!("{}.{role}-{n}", cert.display());
+    std::fs::write(format!("{stem}.json"), certwipe::cert::canonical::to_bytes(&statement)).unwrap();
+    for (file, signature) in [
+        (format!("{stem}.json"), format!("{stem}.json.sig")),
+        (cert.display().to_string(), format!("{stem}.sig")),
+    ] {
+        // Signing standard input leaves the file's own .sig alone.
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-Y", "sign", "-n", "certwipe", "-f"])
+            .arg(key)
+            .stdin(std::fs::File::open(&file).unwrap())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        std::fs::write(signature, out.stdout).unwrap();
+    }
+}
+
+fn countersign(station: &Station, cert: &Path, key: &Path, role: &str, name: &str) -> std::process::Output {
+    certwipe(&[
+        "cert",
+        "countersign",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--role",
+        role,
+        "--name",
+        name,
+        "--allowed-signers",
+        station.allowed.to_str().unwrap(),
+    ])
+}
+
+#[test]
+fn nobody_countersigns_twice_and_the_station_never_vouches_for_itself() {
+    let station = Station::new();
+    let cert = signed_certificate(&station, "duties.img");
+    // The station's own key as witness and as approver.
+    for role in ["witness", "approver"] {
+        let out = countersign(&station, &cert, &station.key, role, "Station");
+        assert_eq!(out.status.code(), Some(2), "the station countersigned its own certificate");
+        assert!(stderr(&out).contains("already signed this certificate as station"), "{}", stderr(&out));
+        forge_countersignature(&cert, &station.key, role, "Station", 1);
+        let (code, output) = station.verify(&cert);
+        assert_eq!(code, 1, "{output}");
+        assert!(output.contains("already signed this certificate as station"), "{output}");
+        for suffix in [".json", ".json.sig", ".sig"] {
+            std::fs::remove_file(format!("{}.{role}-1{suffix}", cert.display())).unwrap();
+        }
+    }
+    // Another key for the same principal as the station.
+    let (twin, twin_line) = station_key(station.dir.path(), "twin", "station-1");
+    let (witness, witness_line) = station_key(station.dir.path(), "witness", "zhang.san");
+    let mut allowed = std::fs::read(&station.allowed).unwrap();
+    allowed.extend(twin_line);
+    allowed.extend(witness_line);
+    std::fs::write(&station.allowed, allowed).unwrap();
+    let out = countersign(&station, &cert, &twin, "witness", "Twin");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("principal \"station-1\""), "{}", stderr(&out));
+    forge_countersignature(&cert, &twin, "witness", "Twin", 1);
+    let (code, output) = station.verify(&cert);
+    assert_eq!(code, 1);
+    assert!(output.contains("separation of duties"), "{output}");
+    for suffix in [".json", ".json.sig", ".sig"] {
+        std::fs::remove_file(format!("{}.witness-1{suffix}", cert.display())).unwrap();
+    }
+    // One person, two roles.
+    let out = countersign(&station, &cert, &witness, "witness", "Zhang San");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(station.verify(&cert).0, 0);
+    let out = countersign(&station, &cert, &witness, "approver", "Zhang San");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("already signed this certificate as witness"), "{}", stderr(&out));
+    forge_countersignature(&cert, &witness, "approver", "Zhang San", 1);
+    let (code, output) = station.verify(&cert);
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("approver: BAD signature") && output.contains("as witness"), "{output}");
+}
+
+#[test]
+fn a_certificate_forged_with_any_key_is_never_reported_verified() {
+    let station = Station::new();
+    let cert = signed_certificate(&station, "forged.img");
+    let forger = station.dir.path().join("forger");
+    assert!(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&forger)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let text = std::fs::read_to_string(&cert).unwrap();
+    std::fs::write(&cert, text.replace("\"Li Wei\"", "\"Forger\"")).unwrap();
+    resign(
+        &Station { dir: tempfile::tempdir().unwrap(), key: forger.clone(), allowed: station.allowed.clone() },
+        &cert,
+    );
+    // No allowed signers: intact, but not verified.
+    let out = certwipe(&["cert", "verify", cert.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("signature intact, signer not checked (key SHA256:"), "{said}");
+    assert!(!said.contains(": valid"), "{said}");
+    let out = certwipe(&["cert", "verify", "--json", cert.to_str().unwrap()]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (json["valid"].as_bool(), json["verdict"].as_str()),
+        (Some(false), Some("signer-not-checked"))
+    );
+    // With them: refused.
+    assert_eq!(station.verify(&cert).0, 1);
+    // A ledger without allowed signers files nothing; one with them refuses the forgery.
+    let ledger = station.dir.path().join("ledger.sqlite");
+    let ledger_cmd = |args: &[&str]| {
+        let mut all =
+            vec!["ledger", "--ledger", ledger.to_str().unwrap(), "--sign-key", station.key.to_str().unwrap()];
+        all.extend_from_slice(args);
+        certwipe(&all)
+    };
+    let out = ledger_cmd(&["register", "LEDGER-0042", "--type", "hdd", "--classification", "confidential"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("has no allowed signers yet"), "{}", stderr(&out));
+    let out = ledger_cmd(&["import", cert.to_str().unwrap()]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("has no allowed signers yet"), "{}", stderr(&out));
+    assert_eq!(
+        ledger_cmd(&["init", "--allowed-signers", station.allowed.to_str().unwrap()]).status.code(),
+        Some(0)
+    );
+    assert_eq!(
+        ledger_cmd(&["register", "LEDGER-0042", "--type", "hdd", "--classification", "confidential"])
+            .status
+            .code(),
+        Some(0)
+    );
+    let out = ledger_cmd(&["import", cert.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not listed in the allowed-signers file"), "{}", stderr(&out));
+    // A forger's key cannot write to the ledger either.
+    let out = certwipe(&[
+        "ledger",
+        "--ledger",
+        ledger.to_str().unwrap(),
+        "--sign-key",
+        forger.to_str().unwrap(),
+        "approve",
+        "LEDGER-0042",
+        "--role",
+        "approver",
+        "--name",
+        "Forger",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("may not write to this ledger"), "{}", stderr(&out));
+}
+
+/// A copy of the office's ledger (write-ahead log folded in) changed by `sql`.
+fn tampered_copy(office: &Office, name: &str, sql: &str) -> std::path::PathBuf {
+    rusqlite::Connection::open(&office.ledger)
+        .unwrap()
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .unwrap();
+    let copy = office.dir.path().join(name);
+    std::fs::copy(&office.ledger, &copy).unwrap();
+    rusqlite::Connection::open(&copy).unwrap().execute_batch(sql).unwrap();
+    copy
+}
+
+fn verify_ledger(path: &Path, extra: &[&str]) -> (i32, String) {
+    let mut args = vec!["ledger", "verify", "--ledger", path.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let out = certwipe(&args);
+    (out.status.code().unwrap(), String::from_utf8_lossy(&out.stdout).into_owned() + &stderr(&out))
+}
+
+#[test]
+fn a_medium_keeps_the_highest_level_any_certificate_records() {
+    let office = Office::new();
+    office.ok(&["register", "MJ-1", "--type", "hdd", "--classification", "secret"]);
+    let records = ["--asset", "MJ-1", "--classification", "secret", "--destination", "destruction"];
+    let higher =
+        office.certificate("up", &[&records[..], &["--classification-after", "top-secret"]].concat(), false);
+    let said = office.ok(&["import", higher.to_str().unwrap()]);
+    assert!(said.contains("classification is now top-secret"), "{said}");
+    let shown = office.ok(&["show", "MJ-1"]);
+    assert!(shown.contains("top-secret (绝密)") && shown.contains("reclassify"), "{shown}");
+    // A later certificate at the old level would downgrade it: refused.
+    let lower = office.certificate("again", &records, false);
+    office.refused(&["import", lower.to_str().unwrap()], "can never be lowered");
+    assert!(office.ok(&["verify"]).contains("intact"));
+    // Lowering it in the database behind the ledger's back is caught, and nothing
+    // is written on top of it.
+    let copy = tampered_copy(
+        &office,
+        "lowered.sqlite",
+        "UPDATE media SET classification = 'secret' WHERE number = 'MJ-1';",
+    );
+    let (code, said) = verify_ledger(&copy, &[]);
+    assert_eq!(code, 1);
+    assert!(said.contains("held at secret but its entries say top-secret"), "{said}");
+    let out = certwipe(&[
+        "ledger",
+        "--ledger",
+        copy.to_str().unwrap(),
+        "--sign-key",
+        office.key.to_str().unwrap(),
+        "import",
+        lower.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("does not verify"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_ledger_rewritten_without_a_station_key_is_caught_and_not_written_on() {
+    let office = Office::new();
+    office.ok(&["register", "MJ-2", "--type", "hdd", "--classification", "secret"]);
+    office.ok(&["approve", "MJ-2", "--role", "witness", "--name", "Zhang San"]);
+    // Downgrade the registration, fix the media table, recompute every hash.
+    let copy =
+        tampered_copy(&office, "rewritten.sqlite", "UPDATE media SET classification = 'unclassified';");
+    {
+        let db = rusqlite::Connection::open(&copy).unwrap();
+        let rows: Vec<(i64, String, String, String, String)> = db
+            .prepare("SELECT seq, number, kind, at, data FROM entries ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let mut prev = certwipe::ledger::chain::GENESIS.to_string();
+        for (seq, number, kind, at, data) in rows {
+            let data = data.replace("\"secret\"", "\"unclassified\"");
+            let hash = certwipe::ledger::chain::entry_hash(&prev, seq, &number, &kind, &at, &data);
+            db.execute(
+                "UPDATE entries SET data = ?1, prev_hash = ?2, hash = ?3 WHERE seq = ?4",
+                rusqlite::params![data, prev, hash, seq],
+            )
+            .unwrap();
+            prev = hash;
+        }
+    }
+    let (code, said) = verify_ledger(&copy, &[]);
+    assert_eq!(code, 1, "a rewritten chain passed: {said}");
+    assert!(said.contains("its signature does not verify"), "{said}");
+    let dispose = |path: &Path| {
+        certwipe(&[
+            "ledger",
+            "--ledger",
+            path.to_str().unwrap(),
+            "--sign-key",
+            office.key.to_str().unwrap(),
+            "dispose",
+            "MJ-2",
+            "--destination",
+            "recycling",
+        ])
+    };
+    let out = dispose(&copy);
+    assert_eq!(out.status.code(), Some(1), "a downgraded medium was released");
+    assert!(stderr(&out).contains("record of medium MJ-2 does not verify"), "{}", stderr(&out));
+    // Stripping the signatures instead.
+    let stripped = tampered_copy(&office, "stripped.sqlite", "UPDATE entries SET signature = NULL;");
+    let (code, said) = verify_ledger(&stripped, &[]);
+    assert_eq!(code, 1);
+    assert!(said.contains("is not signed"), "{said}");
+    assert_ne!(dispose(&stripped).status.code(), Some(0));
+}
+
+#[test]
+fn cutting_off_the_newest_entries_is_caught_by_a_kept_head() {
+    let office = Office::new();
+    office.ok(&["register", "MJ-3", "--type", "hdd", "--classification", "secret"]);
+    let cert = office.certificate(
+        "cut",
+        &["--asset", "MJ-3", "--classification", "secret", "--destination", "destruction"],
+        true,
+    );
+    let kept = office.dir.path().join("head.json");
+    office.ok(&["head", "-o", kept.to_str().unwrap()]);
+    // The kept head is checkable with stock ssh-keygen too.
+    let status = Command::new("ssh-keygen")
+        .args(["-Y", "verify", "-n", "certwipe", "-I", "station-1", "-f"])
+        .arg(&office.allowed)
+        .arg("-s")
+        .arg(certwipe::cert::files::signature_path(&kept))
+        .stdin(std::fs::File::open(&kept).unwrap())
+        .output()
+        .unwrap();
+    assert!(status.status.success());
+    assert!(verify_ledger(&office.ledger, &["--head", kept.to_str().unwrap()]).1.contains("intact"));
+    let last = "(SELECT max(seq) FROM entries)";
+    let cut = tampered_copy(
+        &office,
+        "cut.sqlite",
+        &format!("DELETE FROM entries WHERE seq = {last}; DELETE FROM certificates;"),
+    );
+    let (code, said) = verify_ledger(&cut, &["--head", kept.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(said.contains("newer entries were cut off"), "{said}");
+    // The countersignatures a ledger keeps are checked again too.
+    let out = certwipe(&[
+        "cert",
+        "countersign",
+        cert.to_str().unwrap(),
+        "--key",
+        office.validator.to_str().unwrap(),
+        "--role",
+        "validator",
+        "--name",
+        "Wang Fang",
+        "--allowed-signers",
+        office.allowed.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    office.ok(&["import", cert.to_str().unwrap()]);
+    let forged = tampered_copy(
+        &office,
+        "statement.sqlite",
+        "UPDATE countersignatures SET statement = replace(statement, 'Wang Fang', 'Wang Fake');",
+    );
+    let (code, said) = verify_ledger(&forged, &[]);
+    assert_eq!(code, 1);
+    assert!(said.contains("validator statement"), "{said}");
+}
+
+const FORGED_LINE: &str = "\u{1b}]0;certwipe\u{7}\u{1b}[2J\nResult: ERASED by Chief";
+
+/// Rewrites `cert` with `change` applied to its JSON (kept canonical) and re-signs it.
+fn rewrite(station: &Station, cert: &Path, change: impl FnOnce(&mut serde_json::Value)) {
+    let mut value: serde_json::Value = serde_json::from_slice(&std::fs::read(cert).unwrap()).unwrap();
+    change(&mut value);
+    std::fs::write(cert, certwipe::cert::canonical::to_bytes(&value)).unwrap();
+    resign(station, cert);
+}
+
+#[test]
+fn control_characters_never_enter_a_record_and_never_reach_a_screen_raw() {
+    let station = Station::new();
+    let disk = station.dir.path().join("escape.img");
+    make_file(&disk, 1 << 20);
+    plant_markers(&disk);
+    let before = std::fs::read(&disk).unwrap();
+    let certs = station.certs();
+    let out = certwipe(&[
+        "wipe",
+        "--yes",
+        "--cert-dir",
+        certs.to_str().unwrap(),
+        "--sign-key",
+        station.key.to_str().unwrap(),
+        "--operator",
+        FORGED_LINE,
+        disk.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("control character U+001B"), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&disk).unwrap(), before, "a refused wipe wrote to the medium");
+    // A certificate made elsewhere with such a name: shown escaped, and not valid.
+    let cert = signed_certificate(&station, "shown.img");
+    rewrite(&station, &cert, |v| v["records"]["operator"]["name"] = FORGED_LINE.into());
+    let (code, said) = station.verify(&cert);
+    assert_eq!(code, 1);
+    assert!(said.contains("operator name holds control characters"), "{said}");
+    let shown = certwipe(&["cert", "show", cert.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(!text.contains('\u{1b}') && !text.contains('\u{7}'), "raw escapes reached the terminal");
+    assert!(!text.lines().any(|l| l.starts_with("Result: ERASED by Chief")), "{text}");
+    assert!(text.contains("\\u{001b}[2J\\u{000a}Result: ERASED by Chief"), "{text}");
+    let countersigned = certwipe(&[
+        "cert",
+        "countersign",
+        cert.to_str().unwrap(),
+        "--key",
+        station.key.to_str().unwrap(),
+        "--role",
+        "witness",
+        "--name",
+        "Zhang\nSan",
+        "--allowed-signers",
+        station.allowed.to_str().unwrap(),
+    ]);
+    assert_eq!(countersigned.status.code(), Some(2));
+    assert!(stderr(&countersigned).contains("control character U+000A"), "{}", stderr(&countersigned));
+    let office = Office::new();
+    for args in [
+        &["register", "X\u{1b}[2J", "--type", "hdd", "--classification", "secret"][..],
+        &["register", "X-1", "--type", "hdd", "--classification", "secret", "--holder", "Dept\r3"],
+        &["register", "X-2", "--type", "hdd", "--classification", "secret", "--serial", &"9".repeat(65)],
+    ] {
+        let (code, _, err) = office.ledger(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+    }
+    office.ok(&["register", "X-3", "--type", "hdd", "--classification", "secret"]);
+    let (code, _, err) = office.ledger(&[
+        "destroy",
+        "X-3",
+        "--method",
+        "shred",
+        "--date",
+        "2026-11-30",
+        "--place",
+        "Room\u{202e}5",
+        "--destroyer",
+        "a",
+        "--witness",
+        "b",
+    ]);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn absurd_sizes_are_refused_before_they_cost_time_or_memory() {
+    let station = Station::new();
+    let disk = station.dir.path().join("limits.img");
+    make_file(&disk, 1 << 20);
+    let many = vec!["0x00"; 10_000].join(",");
+    let started = std::time::Instant::now();
+    let out = certwipe(&["wipe", "--yes", "--passes", &many, disk.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("10000 passes in all is more than the 256"), "{}", stderr(&out));
+    let out = certwipe(&["wipe", "--yes", "--method", "gutmann", "--rounds", "8", disk.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    // A 200 MB certificate (sparse) is refused unread.
+    let cert = signed_certificate(&station, "huge.img");
+    std::fs::OpenOptions::new().write(true).open(&cert).unwrap().set_len(200 << 20).unwrap();
+    let (code, said) = station.verify(&cert);
+    assert_eq!(code, 1);
+    assert!(said.contains("refused unread"), "{said}");
+    let out = certwipe(&["cert", "pdf", cert.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "refusing took {:?}", started.elapsed());
+}
+
+#[test]
+fn the_pdf_keeps_long_values_on_the_page_and_shows_missing_glyphs_as_code_points() {
+    if Command::new("pdftotext").arg("-v").output().is_err()
+        || !Path::new("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc").exists()
+    {
+        assert!(std::env::var_os("CI").is_none(), "CI installs poppler-utils and fonts-noto-cjk");
+        eprintln!("skipping: pdftotext or the CJK font is missing");
+        return;
+    }
+    let station = Station::new();
+    let cert = signed_certificate(&station, "pdf.img");
+    let long = "L".repeat(10_000);
+    rewrite(&station, &cert, |v| {
+        v["records"]["asset_number"] = long.clone().into();
+        v["records"]["notes"] = "مرحبا 😀 ok".into();
+    });
+    let pdf = station.dir.path().join("long.pdf");
+    let out = certwipe(&["cert", "pdf", cert.to_str().unwrap(), "-o", pdf.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("U+0645") && stderr(&out).contains("U+1F600"), "{}", stderr(&out));
+    let text = Command::new("pdftotext").arg(&pdf).arg("-").output().unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("<U+1F600>") && text.contains("<U+0645>"), "{text}");
+    let bbox = Command::new("pdftotext").arg("-bbox").arg(&pdf).arg("-").output().unwrap();
+    let bbox = String::from_utf8_lossy(&bbox.stdout);
+    let mut words = 0;
+    for line in bbox.lines().filter(|l| l.trim_start().starts_with("<word")) {
+        let x_max: f32 = line.split("xMax=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
+        assert!(x_max <= 595.0, "text runs off the page: {line}");
+        words += 1;
+    }
+    assert!(words > 100, "{bbox}");
+}
+
+#[test]
+fn a_certificate_that_cannot_be_filed_is_refused_before_the_wipe_whatever_the_reason() {
+    let office = Office::new();
+    let disk = office.dir.path().join("unfiled.img");
+    make_file(&disk, 1 << 20);
+    plant_markers(&disk);
+    let before = std::fs::read(&disk).unwrap();
+    let certs = office.dir.path().join("certs");
+    let ledger = office.ledger.to_str().unwrap();
+    let cases: [(&[&str], &str); 2] = [
+        (&["--unsigned", "--asset", "NOPE"], "files signed certificates"),
+        (&["--sign-key", office.key.to_str().unwrap(), "--asset", "NOPE"], "register it first"),
+    ];
+    for (extra, expected) in cases {
+        let mut args = vec!["wipe", "--yes", "--cert-dir", certs.to_str().unwrap(), "--ledger", ledger];
+        args.extend_from_slice(extra);
+        args.push(disk.to_str().unwrap());
+        let out = certwipe(&args);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(expected), "{}", stderr(&out));
+        assert_eq!(std::fs::read(&disk).unwrap(), before);
+    }
+}

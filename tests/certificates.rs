@@ -98,8 +98,11 @@ fn every_single_byte_change_is_rejected_and_stock_ssh_keygen_agrees() {
     let original = std::fs::read(&cert_path).unwrap();
     let armored = std::fs::read_to_string(signature(&cert_path)).unwrap();
     let allowed = certwipe::cert::sign::AllowedSigners::load(&station.allowed).unwrap();
-    let signers =
-        certwipe::cert::sign::Signers { allowed: &allowed, at: std::time::SystemTime::now(), principal: None };
+    let signers = certwipe::cert::sign::Signers {
+        allowed: &allowed,
+        at: std::time::SystemTime::now(),
+        principal: None,
+    };
     for position in 0..original.len() {
         let mut changed = original.clone();
         changed[position] ^= 0x01;
@@ -364,8 +367,18 @@ fn countersignatures_verify_with_both_tools_and_tampering_with_them_is_caught() 
     assert!(output.contains("witness: good signature by zhang.san"), "{output}");
     let countersig = PathBuf::from(format!("{}.witness-1.sig", cert.display()));
     assert!(ssh_keygen_verifies(&station.allowed, "zhang.san", &countersig, &cert));
-    let shown = certwipe(&["cert", "show", cert.to_str().unwrap()]);
-    assert!(String::from_utf8_lossy(&shown.stdout).contains("witness Zhang San, Supervisor: good"));
+    let shown = certwipe(&[
+        "cert",
+        "show",
+        cert.to_str().unwrap(),
+        "--allowed-signers",
+        station.allowed.to_str().unwrap(),
+    ]);
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains("witness Zhang San, Supervisor: good, by zhang.san"), "{shown}");
+    let unchecked = certwipe(&["cert", "show", cert.to_str().unwrap()]);
+    let unchecked = String::from_utf8_lossy(&unchecked.stdout);
+    assert!(unchecked.contains("witness Zhang San, Supervisor: intact, signer not checked"), "{unchecked}");
 
     // The statement says who signed in what role; changing it breaks its signature.
     let statement = PathBuf::from(format!("{}.witness-1.json", cert.display()));

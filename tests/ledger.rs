@@ -3,89 +3,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use common::*;
-
-/// A records office: a station key, a validator's key, both in the allowed
-/// signers, and a ledger initialised with them.
-struct Office {
-    dir: tempfile::TempDir,
-    key: PathBuf,
-    validator: PathBuf,
-    allowed: PathBuf,
-    ledger: PathBuf,
-}
-
-impl Office {
-    fn new() -> Office {
-        let dir = tempfile::tempdir().unwrap();
-        let (key, station_line) = station_key(dir.path(), "station", "station-1");
-        let (validator, validator_line) = station_key(dir.path(), "validator", "wang.fang");
-        let allowed = dir.path().join("allowed_signers");
-        std::fs::write(&allowed, [station_line, validator_line].concat()).unwrap();
-        std::fs::create_dir(dir.path().join("certs")).unwrap();
-        let ledger = dir.path().join("ledger.sqlite");
-        let office = Office { dir, key, validator, allowed, ledger };
-        office.ok(&["init", "--allowed-signers", office.allowed.to_str().unwrap()]);
-        office
-    }
-
-    /// `certwipe ledger ARGS --ledger PATH --sign-key KEY`: exit code, stdout, stderr.
-    fn ledger(&self, args: &[&str]) -> (i32, String, String) {
-        let mut full = vec!["ledger"];
-        full.extend_from_slice(args);
-        full.extend(["--ledger", self.ledger.to_str().unwrap(), "--sign-key", self.key.to_str().unwrap()]);
-        let out = certwipe(&full);
-        (out.status.code().unwrap(), String::from_utf8_lossy(&out.stdout).into_owned(), stderr(&out))
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let (code, stdout, stderr) = self.ledger(args);
-        assert_eq!(code, 0, "{args:?}: {stderr}");
-        stdout
-    }
-
-    fn refused(&self, args: &[&str], expected: &str) {
-        let (code, _, stderr) = self.ledger(args);
-        assert_ne!(code, 0, "{args:?} was accepted");
-        assert!(stderr.contains(expected), "{args:?}: expected {expected:?} in {stderr}");
-    }
-
-    /// Wipes a fresh image with a signed certificate; returns the certificate path.
-    fn certificate(&self, name: &str, records: &[&str], into_ledger: bool) -> PathBuf {
-        let image = self.dir.path().join(format!("{name}.img"));
-        make_file(&image, 1 << 20);
-        let certs = self.dir.path().join("certs");
-        let mut args = vec![
-            "wipe",
-            "--yes",
-            "--cert-dir",
-            certs.to_str().unwrap(),
-            "--sign-key",
-            self.key.to_str().unwrap(),
-        ];
-        args.extend_from_slice(records);
-        if into_ledger {
-            args.extend(["--ledger", self.ledger.to_str().unwrap()]);
-        }
-        args.push(image.to_str().unwrap());
-        let out = certwipe(&args);
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        certificate_of(&certs, name)
-    }
-}
-
-fn certificate_of(certs: &Path, name: &str) -> PathBuf {
-    std::fs::read_dir(certs)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            let file = p.file_name().unwrap().to_str().unwrap();
-            file.starts_with(&format!("{name}.img-")) && file.ends_with(".json")
-        })
-        .unwrap()
-}
 
 #[test]
 fn the_whole_life_of_a_classified_medium() {
@@ -182,7 +102,10 @@ fn the_whole_life_of_a_classified_medium() {
     assert_eq!(rows[0]["destruction_method"], "shred");
 
     let verified = office.ok(&["verify"]);
-    assert!(verified.contains("6 entries, 1 certificates, 1 countersignatures") && verified.contains("intact"), "{verified}");
+    assert!(
+        verified.contains("6 entries, 1 certificates, 1 countersignatures") && verified.contains("intact"),
+        "{verified}"
+    );
     office.refused(
         &[
             "destroy",

@@ -45,6 +45,11 @@ pub fn inconsistencies(cert: &Certificate) -> Vec<String> {
     }
     check_passes(cert, &mut fail);
     check_verification(cert, &mut fail);
+    for (field, text) in record_texts(cert) {
+        if text.chars().any(super::display::is_hidden) {
+            fail(format!("the {field} holds control characters, which certwipe never writes into a record"));
+        }
+    }
 
     let recomputed = crate::engine::outcome::summarize_verification(s.verify_mode, &s.passes);
     if recomputed != s.verification {
@@ -105,11 +110,39 @@ pub fn inconsistencies(cert: &Certificate) -> Vec<String> {
     problems
 }
 
+/// The free-text fields of a certificate's records.
+fn record_texts(cert: &Certificate) -> Vec<(&'static str, &str)> {
+    let r = &cert.records;
+    let o = &r.operator;
+    [
+        ("organisation", &r.organisation),
+        ("site", &r.site),
+        ("asset number", &r.asset_number),
+        ("media source", &r.media_source),
+        ("backup location", &r.backup_location),
+        ("operator name", &o.name),
+        ("operator title", &o.title),
+        ("operator id", &o.id),
+        ("operator contact", &o.contact),
+        ("notes", &r.notes),
+    ]
+    .into_iter()
+    .filter_map(|(field, value)| value.as_deref().map(|v| (field, v)))
+    .collect()
+}
+
 fn check_passes(cert: &Certificate, fail: &mut impl FnMut(String)) {
     let s = &cert.sanitization;
     let size = cert.medium.size_bytes;
     if s.passes.is_empty() {
         fail("no passes recorded".into());
+    }
+    if s.passes.len() > crate::method::MAX_PASSES {
+        fail(format!(
+            "{} passes recorded; certwipe runs at most {}",
+            s.passes.len(),
+            crate::method::MAX_PASSES
+        ));
     }
     for (position, pass) in s.passes.iter().enumerate() {
         if pass.index != position + 1 {

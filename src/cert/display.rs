@@ -6,6 +6,10 @@
 
 use std::borrow::Cow;
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
 /// Characters that change how text is shown rather than being shown: C0 and C1
 /// controls (escape sequences, newlines, carriage returns), DEL, the line and
 /// paragraph separators, and the bidirectional overrides that reorder a line.
@@ -24,6 +28,29 @@ pub fn escape(text: &str) -> Cow<'_, str> {
             .map(|c| if is_hidden(c) { format!("\\u{{{:04x}}}", c as u32) } else { c.to_string() })
             .collect(),
     )
+}
+
+/// A copy of a document with every free-text string escaped, for showing a
+/// certificate made elsewhere without letting its text take over the display.
+pub fn escaped<T: Serialize + DeserializeOwned>(document: &T) -> T {
+    let mut value = serde_json::to_value(document).expect("certwipe documents serialize");
+    escape_strings(&mut value);
+    // Only strings holding hidden characters change, and only free-text fields can
+    // hold them: typed fields (hex seeds, enums) refused them when parsed.
+    serde_json::from_value(value).expect("escaping changes only free-text strings")
+}
+
+fn escape_strings(value: &mut Value) {
+    match value {
+        Value::String(text) => {
+            if let Cow::Owned(escaped) = escape(text) {
+                *text = escaped;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(escape_strings),
+        Value::Object(fields) => fields.values_mut().for_each(escape_strings),
+        _ => {}
+    }
 }
 
 #[cfg(test)]

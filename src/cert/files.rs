@@ -305,12 +305,19 @@ pub fn check_files(path: &Path, trust: Option<Trust<'_>>) -> Result<Checked, Cer
 }
 
 /// No key and no principal may sign one certificate twice: the station cannot
-/// witness or approve its own work, and one person holds one role. The first
-/// signature (the station's) keeps its place; a later one that repeats a key or
-/// a principal fails.
+/// witness or approve its own work, and one person holds one role. Signatures
+/// keep their place in the order they were made (the station's first, then
+/// countersignatures by their statements' signing time); a later one that
+/// repeats a key or a principal fails.
 fn separate_duties(signatures: &mut [SignatureCheck]) {
+    let mut order: Vec<usize> = (0..signatures.len()).collect();
+    order.sort_by_key(|&i| {
+        let s = &signatures[i];
+        (s.role != STATION, s.statement.as_ref().map(|st| st.signed_at.clone()), i)
+    });
     let mut seen: Vec<(String, String, Vec<String>)> = Vec::new();
-    for signature in signatures.iter_mut() {
+    for i in order {
+        let signature = &mut signatures[i];
         let Ok(good) = &signature.result else { continue };
         let clash = seen.iter().find_map(|(role, fingerprint, principals)| {
             if *fingerprint == good.fingerprint {
@@ -425,6 +432,9 @@ pub fn countersign(
     signer: &Countersigner<'_>,
     trust: Trust<'_>,
 ) -> Result<Vec<PathBuf>, CertError> {
+    super::records::check_text("name", &signer.name, super::records::MAX_NAME_CHARS)?;
+    super::records::check_optional("title", &signer.title, super::records::MAX_NAME_CHARS)?;
+    super::records::check_optional("organisation", &signer.organisation, super::records::MAX_NAME_CHARS)?;
     let checked = check_files(cert, Some(trust))?;
     if !checked.is_valid() {
         return Err(CertError::Invalid(checked.reasons().join("; ")));

@@ -3,6 +3,7 @@
 //! JSON and the JSON and signature files attached. Fonts are real, embedded and
 //! subsetted (Noto Sans CJK by default).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use krilla::Document;
@@ -15,6 +16,7 @@ use krilla::text::{Font, TextDirection};
 use skrifa::MetadataProvider;
 use thiserror::Error;
 
+use super::display::escape;
 use super::files::{Checked, SignatureCheck};
 use super::model::Certificate;
 use super::records::Classification;
@@ -71,6 +73,11 @@ impl Face {
     fn has_chinese(&self) -> bool {
         let font = skrifa::FontRef::from_index(&self.data, self.index).expect("checked at load");
         "数据销毁证明".chars().all(|c| font.charmap().map(c).is_some())
+    }
+
+    fn has_glyph(&self, c: char) -> bool {
+        let font = skrifa::FontRef::from_index(&self.data, self.index).expect("checked at load");
+        c.is_whitespace() || font.charmap().map(c).is_some()
     }
 
     /// Width of `text` at `size` points.
@@ -133,6 +140,8 @@ struct Layout<'a> {
     face: &'a Face,
     pages: Vec<Vec<Op>>,
     y: f32,
+    /// Characters the font has no glyph for, printed as code points instead.
+    missing: BTreeSet<char>,
 }
 
 impl Layout<'_> {
@@ -155,9 +164,46 @@ impl Layout<'_> {
         }
     }
 
+    /// `text` with every character the font lacks written as its code point, so
+    /// that nothing is silently printed as an empty box.
+    fn visible(&mut self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        for c in text.chars() {
+            if self.face.has_glyph(c) {
+                out.push(c);
+            } else {
+                self.missing.insert(c);
+                out.push_str(&format!("<U+{:04X}>", c as u32));
+            }
+        }
+        out
+    }
+
     fn text(&mut self, x: f32, size: f32, bold: bool, text: &str) {
         let y = self.y;
-        self.ops().push(Op::Text { x, y, size, bold, gray: false, text: text.to_string() });
+        let text = self.visible(text);
+        self.ops().push(Op::Text { x, y, size, bold, gray: false, text });
+    }
+
+    /// A header line that must stay left of the QR code: cut with an ellipsis
+    /// when too long (the full value is printed, wrapped, further down).
+    fn header(&mut self, size: f32, text: &str) {
+        let width = PAGE.0 - 2.0 * MARGIN - QR_SIZE - 12.0;
+        let text = self.visible(text);
+        let fitted = if self.face.width(&text, size) <= width {
+            text
+        } else {
+            let mut cut = String::new();
+            for c in text.chars() {
+                if self.face.width(&format!("{cut}{c}…"), size) > width {
+                    break;
+                }
+                cut.push(c);
+            }
+            cut + "…"
+        };
+        let y = self.y;
+        self.ops().push(Op::Text { x: MARGIN, y, size, bold: false, gray: false, text: fitted });
     }
 
     fn section(&mut self, zh: &str, en: &str) {
@@ -174,8 +220,10 @@ impl Layout<'_> {
     /// A label and a value, each wrapped to its column.
     fn row(&mut self, zh: &str, en: &str, value: &str) {
         let label = self.label(zh, en);
+        let label = self.visible(&label);
+        let value = self.visible(value);
         let labels = wrap(self.face, &label, 8.0, LABEL_WIDTH - 10.0);
-        let values = wrap(self.face, value, 8.5, PAGE.0 - 2.0 * MARGIN - LABEL_WIDTH - 8.0);
+        let values = wrap(self.face, &value, 8.5, PAGE.0 - 2.0 * MARGIN - LABEL_WIDTH - 8.0);
         let lines = labels.len().max(values.len());
         self.need(11.0 * lines as f32 + 2.0);
         self.y += 9.0;
@@ -267,18 +315,29 @@ pub fn qr_payload(cert: &Certificate, sha256: &str) -> String {
     format!("certwipe:{}:sha256:{sha256}", cert.certificate_id)
 }
 
-/// Renders `cert` (as checked by `check_files`) to PDF bytes, attaching `attachments`.
+/// A rendered certificate, and the characters its font could not show.
+pub struct Rendered {
+    pub bytes: Vec<u8>,
+    pub missing_glyphs: Vec<char>,
+}
+
+/// Renders `cert` (as checked by `check_files`) to PDF bytes, attaching
+/// `attachments`. Text from the certificate is shown with hidden characters
+/// escaped, and characters the font lacks as code points.
 pub fn render(
     cert: &Certificate,
     checked: &Checked,
     attachments: &[PathBuf],
     lang: Lang,
     font: Option<&str>,
-) -> Result<Vec<u8>, PdfError> {
+) -> Result<Rendered, PdfError> {
+    let cert = &super::display::escaped(cert);
     let (face, bold) = find_font(font, lang)?;
-    let mut layout = Layout { lang, face: &face, pages: vec![Vec::new()], y: MARGIN };
+    let mut layout =
+        Layout { lang, face: &face, pages: vec![Vec::new()], y: MARGIN, missing: BTreeSet::new() };
     lay_out(&mut layout, cert, checked);
     let pages = std::mem::take(&mut layout.pages);
+    let missing_glyphs = layout.missing.into_iter().collect();
 
     let mut document = Document::new();
     let total = pages.len();
@@ -331,7 +390,8 @@ pub fn render(
             location: None,
         });
     }
-    document.finish().map_err(|e| PdfError::Write(format!("{e:?}")))
+    let bytes = document.finish().map_err(|e| PdfError::Write(format!("{e:?}")))?;
+    Ok(Rendered { bytes, missing_glyphs })
 }
 
 fn lay_out(l: &mut Layout<'_>, cert: &Certificate, checked: &Checked) {
@@ -352,21 +412,11 @@ fn lay_out(l: &mut Layout<'_>, cert: &Certificate, checked: &Checked) {
     let subtitle = both(lang, "依据 NIST SP 800-88 附录G", "after NIST SP 800-88 App. G");
     l.text(MARGIN, 8.0, false, &subtitle);
     l.y += 13.0;
-    l.text(
-        MARGIN,
-        8.0,
-        false,
-        &format!("{}: {}", both(lang, "证书编号", "Certificate ID"), cert.certificate_id),
-    );
+    l.header(8.0, &format!("{}: {}", both(lang, "证书编号", "Certificate ID"), cert.certificate_id));
     l.y += 11.0;
-    l.text(MARGIN, 8.0, false, &format!("{}: {}", both(lang, "签发时间", "Issued"), cert.issued_at));
+    l.header(8.0, &format!("{}: {}", both(lang, "签发时间", "Issued"), cert.issued_at));
     l.y += 11.0;
-    l.text(
-        MARGIN,
-        8.0,
-        false,
-        &format!("{}: {}", both(lang, "台帐编号", "Ledger number"), or_dash(&r.asset_number)),
-    );
+    l.header(8.0, &format!("{}: {}", both(lang, "台帐编号", "Ledger number"), or_dash(&r.asset_number)));
     l.y = l.y.max(MARGIN + QR_SIZE + 24.0);
     let (zh, en) = status_words(s.status);
     let verdict = format!("{}: {}", both(lang, "结果", "Result"), both(lang, zh, &en.to_uppercase()));
@@ -518,24 +568,29 @@ fn signatures(l: &mut Layout<'_>, checked: &Checked) {
                 .statement
                 .as_ref()
                 .map(|st| {
-                    format!(
-                        "{}{}, ",
-                        st.name,
-                        st.title.as_ref().map(|t| format!(" ({t})")).unwrap_or_default()
-                    )
+                    let title = st.title.as_deref().map(|t| format!(" ({})", escape(t))).unwrap_or_default();
+                    format!("{}{title}, ", escape(&st.name))
                 })
                 .unwrap_or_default();
             let when =
                 signature.statement.as_ref().map(|st| format!(", {}", st.signed_at)).unwrap_or_default();
             let value = match &signature.result {
-                Ok(good) => format!(
+                Ok(good) if good.signer.is_none() => format!(
                     "{who}{} {}{when}",
-                    both(lang, "数字签名有效", "digital signature valid"),
+                    both(lang, "签名完好，签名人未核验", "signature intact, signer NOT checked"),
                     good.fingerprint
                 ),
-                Err(why) => {
-                    format!("{who}{}: {why}", both(lang, "数字签名无效", "digital signature INVALID"))
-                }
+                Ok(good) => format!(
+                    "{who}{} {} ({}){when}",
+                    both(lang, "数字签名有效", "digital signature valid"),
+                    escape(&good.principals().join(", ")),
+                    good.fingerprint
+                ),
+                Err(why) => format!(
+                    "{who}{}: {}",
+                    both(lang, "数字签名无效", "digital signature INVALID"),
+                    escape(&why.to_string())
+                ),
             };
             l.row(zh, en, &value);
         }

@@ -4,12 +4,16 @@ use std::fmt::Write;
 
 use indicatif::HumanBytes;
 
+use super::display::escape;
 use super::files::Checked;
 use super::model::Certificate;
 use super::records::Person;
 use crate::engine::report::total_sectors;
 
+/// The summary of `cert`; every text that came from the certificate is shown with
+/// its hidden characters escaped, so it cannot forge lines of the summary.
 pub fn summary(cert: &Certificate, checked: &Checked) -> String {
+    let cert = &super::display::escaped(cert);
     let mut out = String::new();
     let s = &cert.sanitization;
     let m = &cert.medium;
@@ -115,20 +119,26 @@ pub fn summary(cert: &Certificate, checked: &Checked) -> String {
             .statement
             .as_ref()
             .map(|st| {
-                format!(" {}{}", st.name, st.title.as_ref().map(|t| format!(", {t}")).unwrap_or_default())
+                let title = st.title.as_deref().map(|t| format!(", {}", escape(t))).unwrap_or_default();
+                format!(" {}{title}", escape(&st.name))
             })
             .unwrap_or_default();
+        let role = escape(&signature.role);
         match &signature.result {
+            Ok(good) if good.signer.is_none() => {
+                let _ = writeln!(out, "  {role}{who}: intact, signer not checked, key {}", good.fingerprint);
+            }
             Ok(good) => {
-                let _ = writeln!(out, "  {}{who}: good, key {}", signature.role, good.fingerprint);
+                let by = escape(&good.principals().join(", ")).into_owned();
+                let _ = writeln!(out, "  {role}{who}: good, by {by}, key {}", good.fingerprint);
             }
             Err(why) => {
-                let _ = writeln!(out, "  {}{who}: BAD — {why}", signature.role);
+                let _ = writeln!(out, "  {role}{who}: BAD — {}", escape(&why.to_string()));
             }
         }
     }
     for problem in &checked.problems {
-        let _ = writeln!(out, "  problem: {problem}");
+        let _ = writeln!(out, "  problem: {}", escape(problem));
     }
     out
 }

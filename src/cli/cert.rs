@@ -130,9 +130,18 @@ pub fn write_pdf(
     let Some(certificate) = &checked.certificate else {
         return Err(Failure::usage(format!("{}: {}", cert.display(), checked.problems.join("; "))));
     };
-    let bytes = pdf::render(certificate, &checked, &files::with_companions(cert), lang, font)
+    let rendered = pdf::render(certificate, &checked, &files::with_companions(cert), lang, font)
         .map_err(|e| Failure::usage(e.to_string()))?;
-    crate::durable::write_atomically(output, &bytes, 0o644)
+    if !rendered.missing_glyphs.is_empty() {
+        let codes: Vec<String> =
+            rendered.missing_glyphs.iter().map(|c| format!("U+{:04X}", *c as u32)).collect();
+        eprintln!(
+            "certwipe: warning: {}: the font has no glyphs for {}; they are printed as code points (give --font with a font that has them)",
+            output.display(),
+            codes.join(", ")
+        );
+    }
+    crate::durable::write_atomically(output, &rendered.bytes, 0o644)
         .map_err(|e| Failure::usage(format!("{}: {e}", output.display())))
 }
 
@@ -186,7 +195,7 @@ fn verify(args: &VerifyArgs) -> Result<u8, Failure> {
 
 fn print_check(path: &Path, checked: &Checked) {
     for signature in &checked.signatures {
-        let role = &signature.role;
+        let role = display::escape(&signature.role);
         match &signature.result {
             Ok(good) if good.signer.is_none() => {
                 println!("{role}: signature intact, signer not checked (key {})", good.fingerprint)

@@ -136,6 +136,7 @@ pub fn run(job: Job<'_>) -> Report {
         passes_total: plan.passes.len(),
         errors: Mutex::new(checkpoint.errors.clone()),
         journal,
+        areas_before: checkpoint.passes.iter().map(areas_listed).sum::<usize>().into(),
         checkpoint: Mutex::new(Some(checkpoint)),
         last_save: Mutex::new(Instant::now()),
     };
@@ -183,6 +184,7 @@ pub fn run(job: Job<'_>) -> Report {
             halt = verify_halt;
         }
         observer.event(&Event::PassFinished { pass: &record });
+        run.areas_before.fetch_add(areas_listed(&record), std::sync::atomic::Ordering::Relaxed);
         if halt.is_some() {
             // The checkpoint keeps the pass in flight, to be resumed.
             if let Some(checkpoint) = lock(&run.checkpoint).as_mut() {
@@ -269,6 +271,7 @@ pub fn audit(
         journal: None,
         checkpoint: Mutex::new(None),
         last_save: Mutex::new(Instant::now()),
+        areas_before: 0.into(),
     };
     let (verification, digest, halt) =
         run.verify_pass(pass, &data, sampled, options.digest && !sampled, None);

@@ -30,6 +30,9 @@ pub(super) struct Run<'a> {
     /// `None` for an audit, which has nothing to resume.
     pub checkpoint: Mutex<Option<Checkpoint>>,
     pub last_save: Mutex<Instant>,
+    /// Bad areas (unwritten, unreadable, mismatched sector ranges) listed by the
+    /// passes already finished.
+    pub areas_before: std::sync::atomic::AtomicUsize,
 }
 
 /// What a phase has done so far, shared by the pipeline's threads.
@@ -87,6 +90,10 @@ impl Run<'_> {
                         Ok(transfer) => {
                             self.note_transfer(pass, "write", offset, &transfer);
                             progress.bad.extend(transfer.bad);
+                            if let Some(halt) = self.too_many_areas(&progress) {
+                                progress.halt = Some(halt);
+                                return ControlFlow::Break(());
+                            }
                             progress.bytes += buf.len() as u64;
                             self.progress(pass, Phase::Writing, progress.bytes, size, &clock);
                             if self.save_due() {
@@ -241,6 +248,10 @@ impl Run<'_> {
                         let mut progress = lock(&progress);
                         progress.mismatched.extend(found.into_iter().flat_map(|m| subtract(m, &explained)));
                         progress.bad.extend(transfer.bad);
+                        if let Some(halt) = self.too_many_areas(&progress) {
+                            progress.halt = Some(halt);
+                            return ControlFlow::Break(());
+                        }
                         progress.bytes += buf.len() as u64;
                         self.progress(pass, Phase::Verifying, progress.bytes, planned, &clock);
                         let mut frontier = lock(&frontier);
@@ -313,6 +324,19 @@ impl Run<'_> {
             bytes_per_second: clock.rate(read - read_before),
         };
         (verification, digest, halt)
+    }
+
+    /// A medium failing in thousands of separate places is failed as a whole: its
+    /// list of bad areas would otherwise grow without bound, and with it the report
+    /// and the certificate.
+    fn too_many_areas(&self, progress: &Progress) -> Option<Halt> {
+        let before = self.areas_before.load(std::sync::atomic::Ordering::Relaxed);
+        let areas = before + progress.bad.len() + progress.mismatched.len();
+        (areas > MAX_BAD_AREAS).then(|| {
+            Halt::Failed(format!(
+                "more than {MAX_BAD_AREAS} separate bad or differing areas: the medium is failing; it is not listed further"
+            ))
+        })
     }
 
     fn save_due(&self) -> bool {

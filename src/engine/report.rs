@@ -168,6 +168,15 @@ impl SectorRange {
     }
 }
 
+/// The most separate bad areas (runs of unwritten, unreadable or mismatched
+/// sectors) a run lists before it gives the medium up as failed.
+pub const MAX_BAD_AREAS: usize = 4096;
+
+/// Bad areas a pass lists: unwritten, and unreadable or mismatched when read back.
+pub fn areas_listed(pass: &PassRecord) -> usize {
+    pass.unwritten.len() + pass.verification.as_ref().map_or(0, |v| v.unreadable.len() + v.mismatches.len())
+}
+
 pub fn total_sectors(ranges: &[SectorRange]) -> u64 {
     ranges.iter().fold(0, |total, r| total.saturating_add(r.sectors))
 }

@@ -64,6 +64,10 @@ pub enum LedgerError {
     Downgrade { number: String, level: &'static str, to: &'static str },
     #[error("medium {0} was already destroyed")]
     AlreadyDestroyed(String),
+    #[error(
+        "the ledger's record of medium {number} does not verify ({why}); nothing was written — run `certwipe ledger verify`"
+    )]
+    Tampered { number: String, why: String },
     #[error("the kept head {path}: {why}")]
     Head { path: String, why: String },
     #[error(transparent)]
@@ -77,7 +81,9 @@ impl crate::exit::ExitStatus for LedgerError {
     /// fails is not the operator's usage error.
     fn exit_status(&self) -> u8 {
         match self {
-            LedgerError::Database(_) | LedgerError::Certificate { .. } => crate::exit::FAILED,
+            LedgerError::Database(_) | LedgerError::Certificate { .. } | LedgerError::Tampered { .. } => {
+                crate::exit::FAILED
+            }
             _ => crate::exit::USAGE,
         }
     }
@@ -329,7 +335,8 @@ impl Ledger {
                 return Err(bad(format!("does not verify: {}", checked.reasons().join("; "))));
             }
             let cert = checked.certificate.as_ref().expect("a valid check parsed the certificate");
-            let Some(medium) = find_medium(tx, cert.records.asset_number.as_deref(), cert.medium.serial.as_deref())? else {
+            let found = find_medium(tx, cert.records.asset_number.as_deref(), cert.medium.serial.as_deref())?;
+            let Some(medium) = found.map(|m| writer.trusted(tx, &m.number)).transpose()?.flatten() else {
                 return Err(bad(format!(
                     "no ledger entry matches its asset number ({}) or serial ({}); register the medium first",
                     cert.records.asset_number.as_deref().unwrap_or("none"),
@@ -445,7 +452,8 @@ impl Ledger {
         rule: impl Fn(&mut dyn Tx, &Medium) -> Result<(), LedgerError>,
     ) -> Result<(), LedgerError> {
         self.write(key, |tx, writer| {
-            let medium = tx.medium(number)?.ok_or_else(|| LedgerError::UnknownNumber(number.to_string()))?;
+            let medium =
+                writer.trusted(tx, number)?.ok_or_else(|| LedgerError::UnknownNumber(number.to_string()))?;
             rule(tx, &medium)?;
             writer.append(tx, number, kind, &data)
         })
@@ -566,6 +574,28 @@ struct Writer<'a> {
 impl Writer<'_> {
     fn append(&self, tx: &mut dyn Tx, number: &str, kind: &str, data: &Value) -> Result<(), LedgerError> {
         append(tx, self.ledger_id, self.key, number, kind, data)
+    }
+
+    /// The medium as its signed history records it. Nothing is written about a
+    /// medium whose row differs from its history or whose history entries fail
+    /// their hash or signature: a rewritten ledger is not built upon.
+    fn trusted(&self, tx: &mut dyn Tx, number: &str) -> Result<Option<Medium>, LedgerError> {
+        let Some(row) = tx.medium(number)? else { return Ok(None) };
+        let tampered = |why: String| LedgerError::Tampered { number: number.to_string(), why };
+        let mut replayed = None;
+        for e in tx.entries(Some(number))? {
+            if e.hash != chain::entry_hash(&e.prev_hash, e.seq, &e.number, &e.kind, &e.at, &e.data) {
+                return Err(tampered(format!("entry {} was altered", e.seq)));
+            }
+            if let Some(why) = verify::signature_problem(&e, self.ledger_id, Some(self.allowed)) {
+                return Err(tampered(why));
+            }
+            verify::apply_to_medium(&mut replayed, &e).map_err(tampered)?;
+        }
+        if replayed.as_ref() != Some(&row) {
+            return Err(tampered("its record differs from its signed registration".into()));
+        }
+        Ok(Some(row))
     }
 }
 

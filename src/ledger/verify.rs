@@ -110,20 +110,54 @@ fn check_entry_signature(
     allowed: Option<&AllowedSigners>,
     problems: &mut Vec<String>,
 ) {
+    problems.extend(signature_problem(e, ledger_id, allowed));
+}
+
+/// Why an entry's signature does not hold, if it does not.
+pub(super) fn signature_problem(
+    e: &EntryRow,
+    ledger_id: &str,
+    allowed: Option<&AllowedSigners>,
+) -> Option<String> {
     let Some(signature) = &e.signature else {
-        problems
-            .push(format!("entry {} is not signed (written before entries were signed, or stripped)", e.seq));
-        return;
+        return Some(format!(
+            "entry {} is not signed (written before entries were signed, or stripped)",
+            e.seq
+        ));
     };
     let at = humantime::parse_rfc3339(&e.at).unwrap_or(SystemTime::UNIX_EPOCH);
     let signers = allowed.map(|allowed| Signers { allowed, at, principal: None });
     let message = chain::entry_message(ledger_id, e.seq, &e.prev_hash, &e.hash);
-    if let Err(why) = sign::verify(&message, signature, signers) {
-        problems.push(format!(
-            "entry {} ({} of {}): its signature does not verify: {why}",
-            e.seq, e.kind, e.number
-        ));
+    sign::verify(&message, signature, signers).err().map(|why| {
+        format!("entry {} ({} of {}): its signature does not verify: {why}", e.seq, e.kind, e.number)
+    })
+}
+
+/// Applies a registration or reclassification to the medium it is about.
+pub(super) fn apply_to_medium(medium: &mut Option<Medium>, e: &EntryRow) -> Result<(), String> {
+    let data: Value = serde_json::from_str(&e.data).unwrap_or(Value::Null);
+    match e.kind.as_str() {
+        "register" => {
+            *medium = Some(
+                serde_json::from_value(data)
+                    .map_err(|_| format!("entry {}: an unreadable registration", e.seq))?,
+            );
+        }
+        "reclassify" => {
+            let to = data["to"].as_str().and_then(|t| t.parse::<Classification>().ok());
+            match (medium.as_mut(), to) {
+                (Some(medium), Some(to)) if to > medium.classification => medium.classification = to,
+                _ => {
+                    return Err(format!(
+                        "entry {}: a reclassification that does not raise {}",
+                        e.seq, e.number
+                    ));
+                }
+            }
+        }
+        _ => {}
     }
+    Ok(())
 }
 
 /// Applies one entry to the replayed state.
@@ -134,18 +168,13 @@ fn apply(replay: &mut Replay, e: &EntryRow, problems: &mut Vec<String>) {
             replay.ledger_id = data["ledger_id"].as_str().map(str::to_string);
             replay.allowed_signers = data["allowed_signers"].as_str().map(str::to_string);
         }
-        "register" => match serde_json::from_value::<Medium>(data) {
-            Ok(medium) => {
-                replay.media.insert(e.number.clone(), medium);
+        "register" | "reclassify" => {
+            let mut medium = replay.media.remove(&e.number);
+            if let Err(why) = apply_to_medium(&mut medium, e) {
+                problems.push(why);
             }
-            Err(_) => problems.push(format!("entry {}: an unreadable registration", e.seq)),
-        },
-        "reclassify" => {
-            let to = data["to"].as_str().and_then(|t| t.parse::<Classification>().ok());
-            match (replay.media.get_mut(&e.number), to) {
-                (Some(medium), Some(to)) if to > medium.classification => medium.classification = to,
-                _ => problems
-                    .push(format!("entry {}: a reclassification that does not raise {}", e.seq, e.number)),
+            if let Some(medium) = medium {
+                replay.media.insert(e.number.clone(), medium);
             }
         }
         "certificate" => {

@@ -319,3 +319,83 @@ pub fn ssh_keygen_verifies(allowed: &Path, principal: &str, signature: &Path, fi
         .unwrap()
         .success()
 }
+
+/// A records office: a station key, a validator's key, both in the allowed
+/// signers, and a ledger initialised with them.
+pub struct Office {
+    pub dir: tempfile::TempDir,
+    pub key: PathBuf,
+    pub validator: PathBuf,
+    pub allowed: PathBuf,
+    pub ledger: PathBuf,
+}
+
+impl Office {
+    pub fn new() -> Office {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, station_line) = station_key(dir.path(), "station", "station-1");
+        let (validator, validator_line) = station_key(dir.path(), "validator", "wang.fang");
+        let allowed = dir.path().join("allowed_signers");
+        std::fs::write(&allowed, [station_line, validator_line].concat()).unwrap();
+        std::fs::create_dir(dir.path().join("certs")).unwrap();
+        let ledger = dir.path().join("ledger.sqlite");
+        let office = Office { dir, key, validator, allowed, ledger };
+        office.ok(&["init", "--allowed-signers", office.allowed.to_str().unwrap()]);
+        office
+    }
+
+    /// `certwipe ledger ARGS --ledger PATH --sign-key KEY`: exit code, stdout, stderr.
+    pub fn ledger(&self, args: &[&str]) -> (i32, String, String) {
+        let mut full = vec!["ledger"];
+        full.extend_from_slice(args);
+        full.extend(["--ledger", self.ledger.to_str().unwrap(), "--sign-key", self.key.to_str().unwrap()]);
+        let out = certwipe(&full);
+        (out.status.code().unwrap(), String::from_utf8_lossy(&out.stdout).into_owned(), stderr(&out))
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let (code, stdout, stderr) = self.ledger(args);
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+        stdout
+    }
+
+    pub fn refused(&self, args: &[&str], expected: &str) {
+        let (code, _, stderr) = self.ledger(args);
+        assert_ne!(code, 0, "{args:?} was accepted");
+        assert!(stderr.contains(expected), "{args:?}: expected {expected:?} in {stderr}");
+    }
+
+    /// Wipes a fresh image with a signed certificate; returns the certificate path.
+    pub fn certificate(&self, name: &str, records: &[&str], into_ledger: bool) -> PathBuf {
+        let image = self.dir.path().join(format!("{name}.img"));
+        make_file(&image, 1 << 20);
+        let certs = self.dir.path().join("certs");
+        let mut args = vec![
+            "wipe",
+            "--yes",
+            "--cert-dir",
+            certs.to_str().unwrap(),
+            "--sign-key",
+            self.key.to_str().unwrap(),
+        ];
+        args.extend_from_slice(records);
+        if into_ledger {
+            args.extend(["--ledger", self.ledger.to_str().unwrap()]);
+        }
+        args.push(image.to_str().unwrap());
+        let out = certwipe(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        certificate_of(&certs, name)
+    }
+}
+
+pub fn certificate_of(certs: &Path, name: &str) -> PathBuf {
+    std::fs::read_dir(certs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let file = p.file_name().unwrap().to_str().unwrap();
+            file.starts_with(&format!("{name}.img-")) && file.ends_with(".json")
+        })
+        .unwrap()
+}
