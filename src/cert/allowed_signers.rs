@@ -433,15 +433,33 @@ fn match_list(subject: &str, list: &str) -> Match {
     if positive { Match::Yes } else { Match::No }
 }
 
-/// OpenSSH's `match_pattern`: `*` any run, `?` one byte, the rest exact.
+/// OpenSSH's `match_pattern`: `*` any run, `?` one byte, the rest exact, the whole
+/// subject. Same answers as OpenSSH's recursion, in time linear in practice
+/// (backtracking only to the last `*`), so a hostile pattern cannot stall a check.
 fn match_pattern(subject: &[u8], pattern: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => subject.is_empty(),
-        Some((b'*', rest)) => (0..=subject.len()).any(|skip| match_pattern(&subject[skip..], rest)),
-        Some((&expected, rest)) => subject
-            .split_first()
-            .is_some_and(|(&got, tail)| (expected == b'?' || expected == got) && match_pattern(tail, rest)),
+    let (mut s, mut p) = (0, 0);
+    let mut last_star: Option<(usize, usize)> = None;
+    while s < subject.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                last_star = Some((p, s));
+                p += 1;
+            }
+            Some(&c) if c == b'?' || c == subject[s] => {
+                s += 1;
+                p += 1;
+            }
+            _ => match last_star {
+                Some((star, from)) => {
+                    p = star + 1;
+                    s = from + 1;
+                    last_star = Some((star, from + 1));
+                }
+                None => return false,
+            },
+        }
     }
+    pattern[p..].iter().all(|c| *c == b'*')
 }
 
 #[cfg(test)]
@@ -470,6 +488,25 @@ mod tests {
         assert_eq!(match_list("", ",station-1"), Match::Yes);
         assert_eq!(match_list("", ""), Match::No);
         assert_eq!(match_list("x", &format!("x,{}", "y".repeat(1023))), Match::No);
+        for (subject, pattern, expected) in [
+            ("abc", "a*c", true),
+            ("ac", "a*c", true),
+            ("abcbc", "a*bc", true),
+            ("abcbd", "a*bc", false),
+            ("", "*", true),
+            ("", "?", false),
+            ("abc", "**?**", true),
+            ("station-10", "station-?", false),
+        ] {
+            assert_eq!(
+                match_pattern(subject.as_bytes(), pattern.as_bytes()),
+                expected,
+                "{subject} {pattern}"
+            );
+        }
+        // A pattern that makes a naive recursion take exponential time.
+        let hostile = format!("{}b", "*a".repeat(40));
+        assert!(!match_pattern("a".repeat(1000).as_bytes(), hostile.as_bytes()));
     }
 
     #[test]
