@@ -8,7 +8,6 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::stream::hex_encode;
 
 /// One pass of a method as the standard states it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -188,7 +187,7 @@ impl From<Step> for PassKind {
 impl std::fmt::Display for PassKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PassKind::Fixed { pattern } => write!(f, "0x{}", hex_encode(pattern)),
+            PassKind::Fixed { pattern } => write!(f, "0x{}", hex::encode(pattern)),
             PassKind::Random => f.write_str("random"),
         }
     }
@@ -245,7 +244,7 @@ fn parse_pass(token: &str) -> Result<PassKind, MethodError> {
     if digits.is_empty() || digits.len() > 2 * MAX_PATTERN_BYTES {
         return Err(bad());
     }
-    let pattern = crate::stream::hex_decode(&digits.to_ascii_lowercase()).ok_or_else(bad)?;
+    let pattern = hex::decode(digits).map_err(|_| bad())?;
     Ok(PassKind::Fixed { pattern })
 }
 

@@ -39,51 +39,39 @@ impl std::fmt::Debug for Seed {
 
 impl From<Seed> for String {
     fn from(seed: Seed) -> String {
-        hex_encode(&seed.0)
+        hex::encode(seed.0)
     }
 }
+
+#[derive(Debug, thiserror::Error)]
+#[error("a seed is 32 bytes written as 64 hex digits, not {0:?}")]
+pub struct BadSeed(String);
 
 impl TryFrom<String> for Seed {
-    type Error = String;
-    fn try_from(text: String) -> Result<Self, String> {
-        let bytes = hex_decode(&text).ok_or_else(|| format!("seed is not hex: {text:?}"))?;
-        let array: [u8; 32] =
-            bytes.try_into().map_err(|_| format!("seed must be 32 bytes (64 hex digits): {text:?}"))?;
-        Ok(Seed(array))
+    type Error = BadSeed;
+    fn try_from(text: String) -> Result<Self, BadSeed> {
+        match hex::decode(&text).ok().and_then(|bytes| <[u8; 32]>::try_from(bytes).ok()) {
+            Some(array) => Ok(Seed(array)),
+            None => Err(BadSeed(text)),
+        }
     }
-}
-
-/// Lowercase hex, the form every digest and seed takes in reports.
-pub fn hex_encode(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 /// SHA-256 as lowercase hex: how certificates, statements and the ledger name bytes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
-    hex_encode(&sha2::Sha256::digest(bytes))
-}
-
-pub fn hex_decode(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || !text.is_ascii() {
-        return None;
-    }
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok()).collect()
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 /// Serde helpers for byte strings written as lowercase hex.
 pub mod hex_bytes {
     pub fn serialize<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&super::hex_encode(bytes))
+        s.serialize_str(&hex::encode(bytes))
     }
 
     pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let text: String = serde::Deserialize::deserialize(d)?;
-        super::hex_decode(&text).ok_or_else(|| serde::de::Error::custom(format!("not hex: {text:?}")))
+        hex::decode(&text).map_err(|_| serde::de::Error::custom(format!("not hex: {text:?}")))
     }
 }
 

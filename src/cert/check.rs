@@ -192,7 +192,7 @@ fn content_matches(content: &PassContent, kind: &PassKind) -> bool {
     match (content, kind) {
         (PassContent::Random { .. }, PassKind::Random) => true,
         (PassContent::Fixed { pattern }, PassKind::Fixed { pattern: expected }) => {
-            *pattern == crate::stream::hex_encode(expected)
+            *pattern == hex::encode(expected)
         }
         _ => false,
     }

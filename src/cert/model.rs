@@ -174,12 +174,7 @@ fn warnings(report: &Report, records: &Records) -> Vec<String> {
 
 /// A random UUID (version 4) as the certificate id.
 fn new_id() -> String {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).expect("the kernel's getrandom() cannot fail on Linux >= 3.17");
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex = crate::stream::hex_encode(&bytes);
-    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+    uuid::Uuid::new_v4().to_string()
 }
 
 #[cfg(test)]

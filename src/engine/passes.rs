@@ -305,7 +305,7 @@ impl Run<'_> {
         let digest = hashers.filter(|_| result == VerificationResult::Passed).map(|hashers| {
             let (sha, b3) = hashers.into_inner().unwrap_or_else(|e| e.into_inner());
             ContentDigest {
-                sha256: crate::stream::hex_encode(&sha.finalize()),
+                sha256: hex::encode(sha.finalize()),
                 blake3: b3.finalize().to_hex().to_string(),
                 bytes: read,
             }

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use crate::device::{CacheBypass, Identity};
-use crate::stream::{PassData, Seed, hex_decode, hex_encode};
+use crate::stream::{PassData, Seed};
 
 pub const REPORT_FORMAT: &str = "certwipe.report/v1";
 
@@ -121,7 +121,7 @@ impl std::fmt::Display for PassContent {
 impl PassContent {
     pub fn of(data: &PassData) -> PassContent {
         match data {
-            PassData::Pattern(bytes) => PassContent::Fixed { pattern: hex_encode(bytes) },
+            PassData::Pattern(bytes) => PassContent::Fixed { pattern: hex::encode(bytes) },
             PassData::Random(seed) => {
                 PassContent::Random { generator: crate::stream::RANDOM_GENERATOR.into(), seed: *seed }
             }
@@ -133,7 +133,7 @@ impl PassContent {
     pub fn data(&self) -> Option<PassData> {
         match self {
             PassContent::Fixed { pattern } => {
-                hex_decode(pattern).filter(|p| !p.is_empty()).map(PassData::Pattern)
+                hex::decode(pattern).ok().filter(|p| !p.is_empty()).map(PassData::Pattern)
             }
             PassContent::Random { generator, seed } => {
                 (generator == crate::stream::RANDOM_GENERATOR).then_some(PassData::Random(*seed))
