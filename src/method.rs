@@ -8,7 +8,6 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-
 /// One pass of a method as the standard states it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {

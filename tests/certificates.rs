@@ -82,11 +82,11 @@ fn a_loop_device_certificate_tells_the_truth_about_the_device() {
     assert_eq!(cert.sanitization.passes.len(), 3);
     let content = read_all(&device.path);
     assert!(!contains_marker(&content));
-    let PassContent::Random { seed, .. } = &cert.sanitization.passes[2].content else {
+    let PassContent::Random(stream) = &cert.sanitization.passes[2].content else {
         panic!("pass 3 is random")
     };
     let mut regenerated = vec![0u8; content.len()];
-    certwipe::stream::PassData::Random(*seed).fill(0, &mut regenerated);
+    certwipe::stream::PassData::Random(stream.clone()).fill(0, &mut regenerated);
     assert!(regenerated == content);
 }
 

@@ -4,6 +4,7 @@
 mod common;
 
 use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::AtomicBool;
 
 use certwipe::device::{self, Medium, SystemUse};
@@ -13,6 +14,7 @@ use certwipe::engine::report::{
 };
 use certwipe::engine::{self, Options};
 use certwipe::method::{self, METHODS, Plan};
+use certwipe::stream::RandomStream;
 use common::*;
 
 fn wipe_every_method(target: &Path) {
@@ -73,12 +75,12 @@ fn custom_pass_lists_and_rounds_keep_three_byte_patterns_in_phase() {
         .passes
         .iter()
         .filter_map(|p| match &p.content {
-            certwipe::engine::report::PassContent::Random { seed, .. } => Some(*seed),
+            certwipe::engine::report::PassContent::Random(stream) => Some(stream.clone()),
             _ => None,
         })
         .collect();
     assert_eq!(seeds.len(), 2);
-    assert_ne!(seeds[0], seeds[1], "every random pass gets a fresh seed");
+    assert_ne!(seeds[0], seeds[1], "every random pass gets a fresh key");
 }
 
 /// Writes over one sector through a separate descriptor as soon as verification
@@ -204,4 +206,40 @@ fn several_targets_run_together_with_a_report_each() {
         let report: Report = serde_json::from_str(&std::fs::read_to_string(entry).unwrap()).unwrap();
         assert_wiped(image, &report);
     }
+}
+
+#[test]
+fn an_aes_pass_is_what_stock_openssl_writes_and_chacha8_stays_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("aes.img");
+    let size = (3 << 20) + 4096 + 512; // odd tail: O_DIRECT bulk and buffered tail
+    make_file(&image, size);
+    let (code, report) = wipe_with_report(&image, &["--prng", "aes-ctr"]);
+    assert_eq!(code, 0);
+    let certwipe::engine::report::PassContent::Random(RandomStream::Aes128Ctr { key, iv }) =
+        &report.passes[0].content
+    else {
+        panic!("--prng aes-ctr recorded {:?}", report.passes[0].content);
+    };
+    let written = read_all(&image);
+    // The whole pass, and a window at an offset (`dd skip=`), from OpenSSL alone.
+    let openssl = |skip_blocks: u64, blocks: u64| -> Vec<u8> {
+        let script = format!(
+            "openssl enc -aes-128-ctr -K {} -iv {} -nosalt < /dev/zero 2>/dev/null | dd bs=512 skip={skip_blocks} count={blocks} iflag=fullblock status=none",
+            hex::encode(key),
+            hex::encode(iv)
+        );
+        Command::new("sh").arg("-c").arg(script).output().unwrap().stdout
+    };
+    let whole = openssl(0, size / 512);
+    assert_eq!(whole.len() as u64, size);
+    assert!(whole == written, "the medium does not hold openssl's keystream");
+    assert_eq!(openssl(4097, 8), written[4097 * 512..4105 * 512]);
+    let (code, report) = wipe_with_report(&image, &["--prng", "chacha8"]);
+    assert_eq!(code, 0);
+    assert!(matches!(
+        report.passes[0].content,
+        certwipe::engine::report::PassContent::Random(RandomStream::ChaCha8 { .. })
+    ));
+    assert_wiped(&image, &report);
 }

@@ -21,6 +21,7 @@ use super::files::{Checked, SignatureCheck};
 use super::model::Certificate;
 use super::records::Classification;
 use crate::engine::report::{PassContent, Status, total_sectors};
+use crate::stream::RandomStream;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Lang {
@@ -480,8 +481,11 @@ fn lay_out(l: &mut Layout<'_>, cert: &Certificate, checked: &Checked) {
         .iter()
         .map(|p| match &p.content {
             PassContent::Fixed { pattern } => format!("{}: 0x{pattern}", p.index),
-            PassContent::Random { generator, seed } => {
-                format!("{}: {generator} {}…", p.index, &String::from(*seed)[..12])
+            PassContent::Random(RandomStream::ChaCha8 { seed }) => {
+                format!("{}: chacha8 {}…", p.index, &String::from(*seed)[..12])
+            }
+            PassContent::Random(RandomStream::Aes128Ctr { key, .. }) => {
+                format!("{}: aes-128-ctr {}…", p.index, &hex::encode(key)[..12])
             }
         })
         .collect();

@@ -19,6 +19,7 @@ use crate::engine::checkpoint::{self, Checkpoint, FileJournal, Interruption, Jou
 use crate::engine::report::{Report, Status};
 use crate::engine::{self, Job, Options, VerifyMode};
 use crate::method::{self, Plan};
+use crate::stream::Prng;
 
 pub const AFTER_HELP: &str = "\
 Examples:
@@ -58,6 +59,11 @@ pub struct WipeArgs {
     /// (after every pass), sample (NIST 800-88 sampling, >= 10 %).
     #[arg(long, value_enum, default_value_t = VerifyMode::Last, value_name = "MODE", conflicts_with = "resume")]
     verify: VerifyMode,
+
+    /// Random generator: aes-ctr (regenerable with `openssl enc -aes-128-ctr`) or
+    /// chacha8 [default: aes-ctr where the CPU has AES instructions, else chacha8]
+    #[arg(long, value_enum, value_name = "PRNG", conflicts_with = "resume")]
+    prng: Option<Prng>,
 
     /// Continue the interrupted wipe of each TARGET from its last checkpoint, with
     /// its method, passes and seeds (only if the medium is the same one).
@@ -127,7 +133,12 @@ pub fn run(args: &WipeArgs, ledger: Option<&Path>) -> Result<u8, Failure> {
     let mut ledger = ledger.map(|path| filing_ledger(path, certificates.as_ref(), &targets)).transpose()?;
     let state_dir = args.state_dir.clone().unwrap_or_else(checkpoint::default_state_dir);
     // A certificate records the digest of the final content whenever it is read back in full.
-    let options = Options { verify: args.verify, digest: certificates.is_some(), ..Options::default() };
+    let options = Options {
+        verify: args.verify,
+        digest: certificates.is_some(),
+        prng: args.prng.unwrap_or_else(Prng::for_this_cpu),
+        ..Options::default()
+    };
     let mut prepared = Vec::new();
     for mut target in targets {
         let medium = Medium::open(&mut target, Access::ReadWrite)?;
@@ -173,6 +184,7 @@ pub fn run(args: &WipeArgs, ledger: Option<&Path>) -> Result<u8, Failure> {
                 let options = Options {
                     verify: checkpoint.verify,
                     digest: checkpoint.digest || certificates.is_some(),
+                    prng: checkpoint.prng,
                     ..Options::default()
                 };
                 (checkpoint.plan.clone(), options, Some(checkpoint))

@@ -41,6 +41,9 @@ pub struct Checkpoint {
     pub plan: Plan,
     pub verify: VerifyMode,
     pub digest: bool,
+    /// The generator of the run's random passes (journals from before the choice: ChaCha8).
+    #[serde(default = "crate::stream::Prng::legacy")]
+    pub prng: crate::stream::Prng,
     pub started_at: String,
     pub saved_at: String,
     /// Passes finished (written, and read back where asked).

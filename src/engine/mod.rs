@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use crate::device::{Identity, Medium};
 use crate::method::{PassKind, Plan};
-use crate::stream::{PassData, Seed};
+use crate::stream::{PassData, Prng};
 use checkpoint::{Checkpoint, JOURNAL_FORMAT, Journal};
 use events::{Event, Observer, Phase};
 use passes::Run;
@@ -38,6 +38,8 @@ pub struct Options {
     pub chunk_bytes: usize,
     /// Threads that generate (write passes) or regenerate and compare (verification).
     pub workers: usize,
+    /// The generator of new random passes.
+    pub prng: Prng,
 }
 
 pub const DEFAULT_CHUNK_BYTES: usize = 4 << 20;
@@ -56,6 +58,7 @@ impl Default for Options {
             digest: false,
             chunk_bytes: DEFAULT_CHUNK_BYTES,
             workers: default_workers(),
+            prng: Prng::for_this_cpu(),
         }
     }
 }
@@ -110,6 +113,7 @@ impl Checkpoint {
             plan: plan.clone(),
             verify: options.verify,
             digest: options.digest,
+            prng: options.prng,
             started_at: now(),
             saved_at: now(),
             passes: Vec::new(),
@@ -157,7 +161,7 @@ pub fn run(job: Job<'_>) -> Report {
                 }
             },
             (None, PassKind::Fixed { pattern }) => PassData::Pattern(pattern.clone()),
-            (None, PassKind::Random) => PassData::Random(Seed::from_os()),
+            (None, PassKind::Random) => PassData::Random(options.prng.fresh()),
         };
         let (mut record, write_halt) = match resumed {
             Some(f) if f.phase == Phase::Verifying => match &f.write {

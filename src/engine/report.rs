@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use crate::device::{CacheBypass, Identity};
-use crate::stream::{PassData, Seed};
+use crate::stream::{PassData, RandomStream, Seed};
 
 pub const REPORT_FORMAT: &str = "certwipe.report/v1";
 
@@ -105,15 +105,18 @@ impl Status {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum PassContent {
-    Fixed { pattern: String },
-    Random { generator: String, seed: Seed },
+    Fixed {
+        pattern: String,
+    },
+    /// `generator` (`chacha8`, `aes-128-ctr`) and its key, flattened beside `kind`.
+    Random(RandomStream),
 }
 
 impl std::fmt::Display for PassContent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             PassContent::Fixed { pattern } => write!(f, "0x{pattern}"),
-            PassContent::Random { generator, seed } => write!(f, "{generator} seed {}", String::from(*seed)),
+            PassContent::Random(stream) => write!(f, "{stream}"),
         }
     }
 }
@@ -122,9 +125,7 @@ impl PassContent {
     pub fn of(data: &PassData) -> PassContent {
         match data {
             PassData::Pattern(bytes) => PassContent::Fixed { pattern: hex::encode(bytes) },
-            PassData::Random(seed) => {
-                PassContent::Random { generator: crate::stream::RANDOM_GENERATOR.into(), seed: *seed }
-            }
+            PassData::Random(stream) => PassContent::Random(stream.clone()),
         }
     }
 
@@ -135,9 +136,7 @@ impl PassContent {
             PassContent::Fixed { pattern } => {
                 hex::decode(pattern).ok().filter(|p| !p.is_empty()).map(PassData::Pattern)
             }
-            PassContent::Random { generator, seed } => {
-                (generator == crate::stream::RANDOM_GENERATOR).then_some(PassData::Random(*seed))
-            }
+            PassContent::Random(stream) => Some(PassData::Random(stream.clone())),
         }
     }
 }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use certwipe::engine::report::{PassContent, Report};
+use certwipe::stream::RandomStream;
 
 pub const MARKER: &[u8] = b"CERTWIPE-TEST-MARKER";
 
@@ -222,8 +223,10 @@ pub fn assert_wiped(target: &Path, report: &Report) {
     for pass in &report.passes {
         assert_eq!(pass.bytes_written, report.target.size_bytes, "pass {}", pass.index);
         assert!(pass.completed && pass.unwritten.is_empty());
-        if let PassContent::Random { seed, .. } = &pass.content {
-            assert_ne!(seed.0, [0u8; 32]);
+        match &pass.content {
+            PassContent::Random(RandomStream::ChaCha8 { seed }) => assert_ne!(seed.0, [0u8; 32]),
+            PassContent::Random(RandomStream::Aes128Ctr { key, .. }) => assert_ne!(*key, [0u8; 16]),
+            PassContent::Fixed { .. } => {}
         }
     }
 }

@@ -5,17 +5,103 @@
 //! written (for a full read or a sampled one) and lets anyone holding the report
 //! re-verify a random pass years later.
 
+pub mod aes_ctr;
+
 use std::ops::Range;
 
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-/// Name of the random generator, recorded in reports so a pass can be regenerated.
-/// ChaCha with 8 rounds: no known attack reaches it, and it is fast enough to keep
-/// up with NVMe on one core. The seed is published in the report anyway, so what
-/// matters is that the stream is incompressible and unpredictable to the drive.
-pub const RANDOM_GENERATOR: &str = "chacha8";
+/// The random generators a pass can use. Either is a pure function of the offset,
+/// and its key is published in the report anyway: what matters is that the stream
+/// is incompressible and unpredictable to the drive, and fast.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Prng {
+    /// AES-128 in counter mode: the fastest where the CPU has AES instructions, and
+    /// regenerable with stock `openssl enc -aes-128-ctr`.
+    AesCtr,
+    /// ChaCha with 8 rounds: portable and fast without AES instructions.
+    Chacha8,
+}
+
+impl Prng {
+    /// AES-CTR where the CPU has AES instructions, ChaCha8 elsewhere.
+    pub fn for_this_cpu() -> Prng {
+        if aes_ctr::hardware_aes() { Prng::AesCtr } else { Prng::Chacha8 }
+    }
+
+    /// The generator of journals written before the choice existed.
+    pub fn legacy() -> Prng {
+        Prng::Chacha8
+    }
+
+    /// A new stream with a fresh key from the operating system.
+    pub fn fresh(self) -> RandomStream {
+        match self {
+            Prng::Chacha8 => RandomStream::ChaCha8 { seed: Seed::from_os() },
+            Prng::AesCtr => {
+                let mut bytes = [0u8; 32];
+                getrandom::fill(&mut bytes).expect("the kernel's getrandom() cannot fail on Linux >= 3.17");
+                let (key, iv) = bytes.split_at(16);
+                RandomStream::Aes128Ctr {
+                    key: key.try_into().expect("16 bytes"),
+                    iv: iv.try_into().expect("16 bytes"),
+                }
+            }
+        }
+    }
+}
+
+/// A random pass's stream: its generator and key, which is all anyone needs to
+/// regenerate the pass.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "generator")]
+pub enum RandomStream {
+    #[serde(rename = "chacha8")]
+    ChaCha8 { seed: Seed },
+    /// Byte `o` is byte `o` of `openssl enc -aes-128-ctr -K key -iv iv -nosalt < /dev/zero`.
+    #[serde(rename = "aes-128-ctr")]
+    Aes128Ctr {
+        #[serde(with = "hex_16")]
+        key: [u8; 16],
+        #[serde(with = "hex_16")]
+        iv: [u8; 16],
+    },
+}
+
+impl std::fmt::Debug for RandomStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::fmt::Display for RandomStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RandomStream::ChaCha8 { seed } => write!(f, "chacha8 seed {}", String::from(*seed)),
+            RandomStream::Aes128Ctr { key, iv } => {
+                write!(f, "aes-128-ctr key {} iv {}", hex::encode(key), hex::encode(iv))
+            }
+        }
+    }
+}
+
+/// 16 bytes as 32 lowercase hex digits.
+mod hex_16 {
+    pub fn serialize<S: serde::Serializer>(bytes: &[u8; 16], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u8; 16], D::Error> {
+        let text: String = serde::Deserialize::deserialize(d)?;
+        hex::decode(&text)
+            .ok()
+            .and_then(|bytes| <[u8; 16]>::try_from(bytes).ok())
+            .ok_or_else(|| serde::de::Error::custom(format!("expected 32 hex digits, not {text:?}")))
+    }
+}
 
 /// A 256-bit seed, hex-encoded in reports.
 #[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,7 +167,7 @@ pub enum PassData {
     /// A pattern of one or more bytes, repeated from offset 0 of the medium, so a
     /// three-byte pattern stays in phase across chunk boundaries.
     Pattern(Vec<u8>),
-    Random(Seed),
+    Random(RandomStream),
 }
 
 /// Bytes compared per step of verification: small enough that the expected data
@@ -93,7 +179,8 @@ impl PassData {
     pub fn fill(&self, offset: u64, buf: &mut [u8]) {
         match self {
             PassData::Pattern(pattern) => fill_pattern(pattern, offset, buf),
-            PassData::Random(seed) => fill_random(seed, offset, buf),
+            PassData::Random(RandomStream::ChaCha8 { seed }) => fill_chacha8(seed, offset, buf),
+            PassData::Random(RandomStream::Aes128Ctr { key, iv }) => aes_ctr::fill(key, iv, offset, buf),
         }
     }
 
@@ -131,7 +218,7 @@ fn fill_pattern(pattern: &[u8], offset: u64, buf: &mut [u8]) {
     }
 }
 
-fn fill_random(seed: &Seed, offset: u64, buf: &mut [u8]) {
+fn fill_chacha8(seed: &Seed, offset: u64, buf: &mut [u8]) {
     let mut rng = ChaCha8Rng::from_seed(seed.0);
     rng.set_word_pos(u128::from(offset / 4));
     let skip = (offset % 4) as usize;
@@ -192,7 +279,7 @@ mod tests {
 
     #[test]
     fn random_stream_at_any_offset_equals_the_sequential_stream() {
-        let data = PassData::Random(Seed([7; 32]));
+        let data = PassData::Random(RandomStream::ChaCha8 { seed: Seed([7; 32]) });
         let mut rng = ChaCha8Rng::from_seed([7; 32]);
         let mut reference = vec![0u8; 1 << 20];
         rng.fill_bytes(&mut reference);
@@ -206,9 +293,11 @@ mod tests {
 
     #[test]
     fn distinct_seeds_give_distinct_streams() {
-        let a = sequential(&PassData::Random(Seed([1; 32])), 4096);
-        let b = sequential(&PassData::Random(Seed([2; 32])), 4096);
+        let chacha = |n| PassData::Random(RandomStream::ChaCha8 { seed: Seed([n; 32]) });
+        assert_ne!(sequential(&chacha(1), 4096), sequential(&chacha(2), 4096));
+        let (a, b) = (Prng::AesCtr.fresh(), Prng::AesCtr.fresh());
         assert_ne!(a, b);
+        assert_ne!(sequential(&PassData::Random(a), 4096), sequential(&PassData::Random(b), 4096));
     }
 
     #[test]
@@ -231,7 +320,7 @@ mod tests {
 
     #[test]
     fn mismatches_name_exactly_the_changed_sectors() {
-        let data = PassData::Random(Seed([9; 32]));
+        let data = PassData::Random(Prng::AesCtr.fresh());
         let base = 1 << 20;
         let mut buf = vec![0u8; 1 << 20];
         data.fill(base, &mut buf);
