@@ -16,3 +16,4 @@ pub mod exit;
 pub mod ledger;
 pub mod method;
 pub mod stream;
+pub mod target;

@@ -157,8 +157,8 @@ fn a_loop_device_that_shrinks_between_the_checks_and_opening() {
 fn resume_misuse() {
     let s = Scratch::new();
     let image = s.image();
-    s.refused(&["wipe", "--yes", "--resume", "--method", "zero", image], "cannot be used with");
-    s.refused(&["wipe", "--yes", "--resume", "--rounds", "2", image], "cannot be used with");
+    s.refused(&["wipe", "--yes", "--resume", "--method", "zero", image], "do not give --method");
+    s.refused(&["wipe", "--yes", "--resume", "--rounds", "2", image], "do not give --rounds");
     s.refused(&["wipe", "--yes", "--resume", image], "no interrupted wipe");
 }
 

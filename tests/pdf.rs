@@ -39,7 +39,10 @@ fn run(command: &mut Command) -> String {
 /// A signed certificate of a real wipe of a medium with a serial and model, plus a
 /// witness countersignature.
 fn certified(dir: &Path) -> PathBuf {
-    let (key, _) = station_key(dir, "station", "station-1");
+    let (key, station_line) = station_key(dir, "station", "station-1");
+    let (witness, witness_line) = station_key(dir, "witness", "zhang.san");
+    let allowed = dir.join("allowed_signers");
+    std::fs::write(&allowed, [station_line, witness_line].concat()).unwrap();
     let image = dir.join("disk.img");
     make_file(&image, 2 << 20);
     let mut inspected = device::inspect(&image, &SystemUse::read()).unwrap();
@@ -76,11 +79,13 @@ fn certified(dir: &Path) -> PathBuf {
         "countersign",
         path.to_str().unwrap(),
         "--key",
-        key.to_str().unwrap(),
+        witness.to_str().unwrap(),
         "--role",
         "witness",
         "--name",
         "Zhang San",
+        "--allowed-signers",
+        allowed.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     path

@@ -44,6 +44,41 @@ pub enum PdfError {
     FontLacksChinese(String),
     #[error("writing the PDF failed: {0}")]
     Write(String),
+    #[error("{0}")]
+    Certificate(#[from] super::CertError),
+    #[error("{path}: {problems}")]
+    NotACertificate { path: String, problems: String },
+    #[error("{path}: {source}")]
+    Output { path: String, source: std::io::Error },
+}
+
+impl crate::exit::ExitStatus for PdfError {
+    fn exit_status(&self) -> u8 {
+        crate::exit::USAGE
+    }
+}
+
+/// Prints the certificate file `cert`, with its signature files attached, to
+/// `output`. Returns the characters the font had no glyph for (printed as code
+/// points).
+pub fn write_file(
+    cert: &Path,
+    output: &Path,
+    lang: Lang,
+    font: Option<&str>,
+    trust: Option<super::files::Trust<'_>>,
+) -> Result<Vec<char>, PdfError> {
+    let checked = super::files::check_files(cert, trust)?;
+    let Some(certificate) = &checked.certificate else {
+        return Err(PdfError::NotACertificate {
+            path: cert.display().to_string(),
+            problems: checked.problems.join("; "),
+        });
+    };
+    let rendered = render(certificate, &checked, &super::files::with_companions(cert), lang, font)?;
+    crate::durable::write_atomically(output, &rendered.bytes, 0o644)
+        .map_err(|source| PdfError::Output { path: output.display().to_string(), source })?;
+    Ok(rendered.missing_glyphs)
 }
 
 /// Fonts looked for when `--font` is not given: (path, face index of Simplified Chinese).

@@ -12,8 +12,8 @@ use super::trust::TrustArgs;
 use super::{EXIT_FAILED, EXIT_OK, Failure, print_json, signals};
 use crate::cert::files::{self, Trust};
 use crate::device::{self, Access, Medium, SystemUse};
+use crate::engine;
 use crate::engine::report::VerificationResult;
-use crate::engine::{self, Options};
 
 #[derive(Args, Debug)]
 pub struct AuditArgs {
@@ -62,10 +62,10 @@ pub fn run(args: &AuditArgs) -> Result<u8, Failure> {
 
     signals::install();
     let sampled = args.sample;
-    let options = Options { digest: cert.sanitization.final_content_digest.is_some(), ..Options::default() };
+    let digest = cert.sanitization.final_content_digest.is_some();
     let ui = Ui::choose(args.json);
     let view = ui.view(&target.identity.name, &target.identity.path);
-    let audit = engine::audit(&medium, last, sampled, &options, &view, &signals::STOP)
+    let audit = engine::audit(&medium, last, sampled, digest, &view, &signals::STOP)
         .expect("a valid certificate's passes regenerate");
     view.finish();
 

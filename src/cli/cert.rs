@@ -126,23 +126,23 @@ pub fn write_pdf(
     font: Option<&str>,
     trust: Option<Trust<'_>>,
 ) -> Result<(), Failure> {
-    let checked = files::check_files(cert, trust)?;
-    let Some(certificate) = &checked.certificate else {
-        return Err(Failure::usage(format!("{}: {}", cert.display(), checked.problems.join("; "))));
-    };
-    let rendered = pdf::render(certificate, &checked, &files::with_companions(cert), lang, font)
-        .map_err(|e| Failure::usage(e.to_string()))?;
-    if !rendered.missing_glyphs.is_empty() {
-        let codes: Vec<String> =
-            rendered.missing_glyphs.iter().map(|c| format!("U+{:04X}", *c as u32)).collect();
-        eprintln!(
-            "certwipe: warning: {}: the font has no glyphs for {}; they are printed as code points (give --font with a font that has them)",
+    let missing = pdf::write_file(cert, output, lang, font, trust)?;
+    if let Some(warning) = missing_glyphs_warning(output, &missing) {
+        eprintln!("certwipe: warning: {warning}");
+    }
+    Ok(())
+}
+
+/// What to tell the operator about characters the font lacked.
+pub fn missing_glyphs_warning(output: &Path, missing: &[char]) -> Option<String> {
+    (!missing.is_empty()).then(|| {
+        let codes: Vec<String> = missing.iter().map(|c| format!("U+{:04X}", *c as u32)).collect();
+        format!(
+            "{}: the font has no glyphs for {}; they are printed as code points (give --font with a font that has them)",
             output.display(),
             codes.join(", ")
-        );
-    }
-    crate::durable::write_atomically(output, &rendered.bytes, 0o644)
-        .map_err(|e| Failure::usage(format!("{}: {e}", output.display())))
+        )
+    })
 }
 
 pub fn load_key(path: &Path) -> Result<SigningKey, Failure> {

@@ -124,6 +124,9 @@ impl Observer for TargetView<'_> {
                     self.json("progress", serde_json::to_value(event).unwrap_or_default());
                 }
             }
+            (Ui::Json, Event::PassWritten { pass }) => {
+                self.json("write-end", json!({"pass": pass.index, "bytes_written": pass.bytes_written}))
+            }
             (Ui::Json, Event::PassFinished { pass }) => self.json("pass-end", json!({"pass": pass})),
             (Ui::Json, Event::VerificationFinished { pass, verification }) => {
                 self.json("verification-end", json!({"pass": pass, "verification": verification}))
@@ -163,8 +166,9 @@ impl Observer for TargetView<'_> {
                     None => {}
                 }
             }
-            (_, Event::PassFinished { pass }) => self.ui.say(&format!(
-                "{}: pass {} done: {} written at {}/s{}",
+            (_, Event::PassFinished { .. }) => {}
+            (_, Event::PassWritten { pass }) => self.ui.say(&format!(
+                "{}: pass {} written: {} at {}/s{}",
                 self.name,
                 pass.index,
                 HumanBytes(pass.bytes_written),

@@ -1,4 +1,6 @@
 //! `certwipe wipe`: check every target, confirm, run them concurrently, report.
+//! The options shared with `station` ([`WipeOptions`]) become a checked
+//! [`Settings`] before anything is written.
 
 use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal};
@@ -10,16 +12,13 @@ use indicatif::HumanBytes;
 use super::output::Ui;
 use super::records_args::RecordArgs;
 use super::{EXIT_FAILED, EXIT_OK, Failure, signals};
-use crate::cert::Certificate;
-use crate::cert::pdf::Lang;
-use crate::cert::records::Records;
-use crate::cert::sign::SigningKey;
-use crate::device::{self, Access, Inspected, Medium, SystemUse};
-use crate::engine::checkpoint::{self, Checkpoint, FileJournal, Interruption, Journal, JournalError};
-use crate::engine::report::{Report, Status};
-use crate::engine::{self, Job, Options, VerifyMode};
+use crate::device::{self, Inspected, SystemUse};
+use crate::engine::checkpoint;
+use crate::engine::workers::{self, Workers};
+use crate::engine::{Options, VerifyMode};
 use crate::method::{self, Plan};
 use crate::stream::Prng;
+use crate::target::{CertificatePlan, Outcome, Prepared, ResumePolicy, Settings};
 
 pub const AFTER_HELP: &str = "\
 Examples:
@@ -43,51 +42,57 @@ pub struct WipeArgs {
     #[arg(required = true, value_name = "TARGET")]
     targets: Vec<PathBuf>,
 
-    /// Overwrite method (see `certwipe methods`).
-    #[arg(short, long, default_value = "random", value_name = "NAME", conflicts_with_all = ["passes", "resume"])]
-    method: String,
-
-    /// Custom pass list instead of a method, e.g. 0x00,0xff,random,0x924924.
-    #[arg(long, value_name = "LIST", conflicts_with = "resume")]
-    passes: Option<String>,
-
-    /// Repeat the method's passes N times.
-    #[arg(long, default_value_t = 1, value_name = "N", conflicts_with = "resume")]
-    rounds: u64,
-
-    /// What to read back: off, last (the whole medium after the last pass), all
-    /// (after every pass), sample (NIST 800-88 sampling, >= 10 %).
-    #[arg(long, value_enum, default_value_t = VerifyMode::Last, value_name = "MODE", conflicts_with = "resume")]
-    verify: VerifyMode,
-
-    /// Random generator: aes-ctr (regenerable with `openssl enc -aes-128-ctr`) or
-    /// chacha8 [default: aes-ctr where the CPU has AES instructions, else chacha8]
-    #[arg(long, value_enum, value_name = "PRNG", conflicts_with = "resume")]
-    prng: Option<Prng>,
-
     /// Continue the interrupted wipe of each TARGET from its last checkpoint, with
-    /// its method, passes and seeds (only if the medium is the same one).
+    /// its method, passes and keys (only if the medium is the same one).
     #[arg(long)]
     resume: bool,
-
-    /// Where checkpoint journals live [default: /var/lib/certwipe for root, else ~/.local/state/certwipe].
-    #[arg(long, value_name = "DIR", env = "CERTWIPE_STATE_DIR")]
-    state_dir: Option<PathBuf>,
 
     /// Do not ask for confirmation (required when stdin is not a terminal).
     #[arg(short, long)]
     yes: bool,
 
-    /// Print newline-delimited JSON events on stdout (start, progress, pass-end,
-    /// verification-end, done) and nothing else there.
-    #[arg(long)]
-    json: bool,
-
     /// Write the wipe report (JSON) to FILE, or into DIR for several targets.
     #[arg(long, value_name = "FILE|DIR")]
     report: Option<PathBuf>,
 
-    /// Write a destruction certificate per target into DIR (NAME-ID.json, signed as NAME-ID.json.sig).
+    #[command(flatten)]
+    options: WipeOptions,
+}
+
+/// What every wipe does, for `wipe` and `station` alike.
+#[derive(Args, Debug)]
+pub struct WipeOptions {
+    /// Overwrite method (see `certwipe methods`) [default: random].
+    #[arg(short, long, value_name = "NAME", conflicts_with = "passes")]
+    method: Option<String>,
+
+    /// Custom pass list instead of a method, e.g. 0x00,0xff,random,0x924924.
+    #[arg(long, value_name = "LIST")]
+    passes: Option<String>,
+
+    /// Repeat the method's passes N times [default: 1].
+    #[arg(long, value_name = "N")]
+    rounds: Option<u64>,
+
+    /// What to read back: off, last (the whole medium after the last pass), all
+    /// (after every pass), sample (NIST 800-88 sampling, >= 10 %) [default: last].
+    #[arg(long, value_enum, value_name = "MODE")]
+    verify: Option<VerifyMode>,
+
+    /// Random generator: aes-ctr (regenerable with `openssl enc -aes-128-ctr`) or
+    /// chacha8 [default: aes-ctr where the CPU has AES instructions, else chacha8]
+    #[arg(long, value_enum, value_name = "PRNG")]
+    prng: Option<Prng>,
+
+    /// Where checkpoint journals live [default: /var/lib/certwipe for root, else ~/.local/state/certwipe].
+    #[arg(long, value_name = "DIR", env = "CERTWIPE_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+
+    /// Print newline-delimited JSON events on stdout and nothing else there.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Write a destruction certificate per medium into DIR (NAME-ID.json, signed as NAME-ID.json.sig).
     #[arg(long, value_name = "DIR", help_heading = "Certificates")]
     cert_dir: Option<PathBuf>,
 
@@ -105,199 +110,61 @@ pub struct WipeArgs {
     unsigned: bool,
 
     #[command(flatten)]
-    records: RecordArgs,
+    pub records: RecordArgs,
 }
 
-/// A target ready to run: opened, with its plan and journal.
-struct Prepared {
-    target: Inspected,
-    medium: Medium,
-    plan: Plan,
-    options: Options,
-    journal: Option<FileJournal>,
-    resume: Option<Checkpoint>,
-}
-
-pub fn run(args: &WipeArgs, ledger: Option<&Path>) -> Result<u8, Failure> {
-    let plan = match (&args.passes, args.resume) {
-        (_, true) => None,
-        (Some(list), false) => Some(Plan::custom(method::parse_passes(list)?, args.rounds)?),
-        (None, false) => Some(Plan::from_method(method::find(&args.method)?, args.rounds)?),
-    };
-    let system = SystemUse::read();
-    let targets = inspect_all(&args.targets, &system)?;
-    let report_paths = report_paths(args.report.as_deref(), &targets)?;
-    let certificates = CertificatePlan::prepare(args, targets.len())?;
-    // Opened and checked now, so that every reason a certificate could not be filed
-    // is found before anything is written.
-    let mut ledger = ledger.map(|path| filing_ledger(path, certificates.as_ref(), &targets)).transpose()?;
-    let state_dir = args.state_dir.clone().unwrap_or_else(checkpoint::default_state_dir);
-    // A certificate records the digest of the final content whenever it is read back in full.
-    let options = Options {
-        verify: args.verify,
-        digest: certificates.is_some(),
-        prng: args.prng.unwrap_or_else(Prng::for_this_cpu),
-        ..Options::default()
-    };
-    let mut prepared = Vec::new();
-    for mut target in targets {
-        let medium = Medium::open(&mut target, Access::ReadWrite)?;
-        let journal = match FileJournal::new(&state_dir, &target.identity) {
-            Ok(journal) => Some(journal),
-            Err(error) if args.state_dir.is_some() || args.resume => {
-                return Err(Failure::usage(error.to_string()));
-            }
-            Err(error) => {
-                eprintln!(
-                    "certwipe: warning: no checkpoints, so an interrupted wipe cannot be resumed: {error}"
-                );
+impl WipeOptions {
+    /// The settings of a run, checked: a plan (unless resuming), the certificate
+    /// directory, key and records, and the ledger each certificate is filed in.
+    pub fn settings(&self, resume: ResumePolicy, ledger: Option<&Path>) -> Result<Settings, Failure> {
+        let plan = match (resume, &self.passes) {
+            (ResumePolicy::Always, _) => {
+                self.refuse_with_resume()?;
                 None
             }
+            (_, Some(list)) => Some(Plan::custom(method::parse_passes(list)?, self.rounds.unwrap_or(1))?),
+            (_, None) => Some(Plan::from_method(
+                method::find(self.method.as_deref().unwrap_or("random"))?,
+                self.rounds.unwrap_or(1),
+            )?),
         };
-        let (plan, options, resume) = match (&plan, &journal) {
-            (Some(plan), _) => {
-                if journal.as_ref().is_some_and(|j| j.path().exists()) {
-                    eprintln!(
-                        "certwipe: note: an interrupted wipe of {} is discarded; this run starts over (--resume continues one)",
-                        target.identity.path
-                    );
-                }
-                (plan.clone(), options.clone(), None)
-            }
-            (None, Some(journal)) => {
-                let mut checkpoint =
-                    journal.load(&target.identity.path).map_err(|e| Failure::usage(e.to_string()))?;
-                let how = checkpoint::recognise(&checkpoint, &target.identity, &medium).map_err(|why| {
-                    Failure::usage(
-                        JournalError::NotTheSameMedium { target: target.identity.path.clone(), why }
-                            .to_string(),
-                    )
-                })?;
-                checkpoint.interruptions.push(Interruption {
-                    checkpoint_at: checkpoint.saved_at.clone(),
-                    pass: checkpoint.current.as_ref().map(|f| f.index),
-                    phase: checkpoint.current.as_ref().map(|f| f.phase),
-                    offset: checkpoint.current.as_ref().map_or(0, |f| f.offset),
-                    resumed_at: crate::engine::report::now(),
-                    medium_check: how,
-                });
-                let options = Options {
-                    verify: checkpoint.verify,
-                    digest: checkpoint.digest || certificates.is_some(),
-                    prng: checkpoint.prng,
-                    ..Options::default()
-                };
-                (checkpoint.plan.clone(), options, Some(checkpoint))
-            }
-            (None, None) => unreachable!("--resume without a journal returned above"),
+        let certificates = self.certificate_plan()?;
+        // A certificate records the digest of the final content whenever it is read back in full.
+        let options = Options {
+            verify: self.verify.unwrap_or(VerifyMode::Last),
+            digest: certificates.is_some(),
+            prng: self.prng.unwrap_or_else(Prng::for_this_cpu),
         };
-        prepared.push(Prepared { target, medium, plan, options, journal, resume });
-    }
-    if !args.yes {
-        confirm(&prepared)?;
-    }
-    signals::install();
-
-    let ui = Ui::choose(args.json);
-    let reports: Vec<Report> = std::thread::scope(|scope| {
-        let handles: Vec<_> = prepared
-            .iter_mut()
-            .map(|job| {
-                let ui = &ui;
-                scope.spawn(move || {
-                    let identity = &job.target.identity;
-                    let view = ui.view(&identity.name, &identity.path);
-                    engine::run(Job {
-                        medium: &job.medium,
-                        target: identity,
-                        plan: &job.plan,
-                        options: &job.options,
-                        observer: &view,
-                        stop: &signals::STOP,
-                        journal: job.journal.as_ref().map(|j| j as &dyn Journal),
-                        resume: job.resume.take(),
-                    })
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("a wipe thread panicked")).collect()
-    });
-
-    let mut code = EXIT_OK;
-    for (index, (report, path)) in reports.iter().zip(&report_paths).enumerate() {
-        if report.status != Status::Erased {
-            code = EXIT_FAILED;
-        }
-        let saved = match path {
-            Some(path) => match write_report(path, report) {
-                Ok(()) => format!(" (report: {})", path.display()),
-                Err(error) => {
-                    code = EXIT_FAILED;
-                    format!(" (report NOT saved to {}: {error})", path.display())
-                }
-            },
-            None if certificates.is_none() => " (no report saved: add --report FILE)".to_string(),
-            None => String::new(),
-        };
-        let saved = match &certificates {
-            Some(plan) => match plan.write(index, report) {
-                Ok(cert_path) => match ledger.as_mut().map(|l| file_in_ledger(l, &cert_path, plan)) {
-                    Some(Err(failure)) => {
-                        code = EXIT_FAILED;
-                        format!(
-                            "{saved} (certificate: {}; NOT filed in the ledger: {})",
-                            cert_path.display(),
-                            failure.message
-                        )
-                    }
-                    Some(Ok(imported)) => {
-                        format!(
-                            "{saved} (certificate: {}, in ledger as {})",
-                            cert_path.display(),
-                            imported.number
-                        )
-                    }
-                    None => format!("{saved} (certificate: {})", cert_path.display()),
-                },
-                Err(error) => {
-                    code = EXIT_FAILED;
-                    format!("{saved} (certificate NOT written: {error})")
-                }
-            },
-            None => saved,
-        };
-        let resumable = match (&prepared[index].journal, report.status) {
-            (Some(journal), Status::Aborted | Status::Failed) if journal.path().exists() => {
-                format!(" — continue with: certwipe wipe --resume {}", report.target.path)
-            }
-            _ => String::new(),
-        };
-        if !args.json {
-            ui.say(&format!(
-                "{}: {} — {}{saved}{resumable}",
-                report.target.path,
-                report.status.as_str(),
-                report.status_reason
-            ));
+        let state_dir = self.state_dir.clone().unwrap_or_else(checkpoint::default_state_dir);
+        let settings =
+            Settings::new(plan, resume, options, state_dir, self.state_dir.is_some(), certificates);
+        // Opened and checked now, so that every reason a certificate could not be
+        // filed is found before anything is written.
+        match ledger {
+            Some(path) => Ok(settings.with_ledger(crate::ledger::Ledger::open(path)?)?),
+            None => Ok(settings),
         }
     }
-    Ok(code)
-}
 
-/// Everything needed to issue the certificates, gathered (and the key unlocked)
-/// before any wiping starts, so a wrong passphrase or an unwritable directory is
-/// found in seconds, not after hours.
-struct CertificatePlan {
-    dir: PathBuf,
-    key: Option<SigningKey>,
-    records: Vec<Records>,
-    pdf: bool,
-}
+    fn refuse_with_resume(&self) -> Result<(), Failure> {
+        let given = [
+            ("--method", self.method.is_some()),
+            ("--passes", self.passes.is_some()),
+            ("--rounds", self.rounds.is_some()),
+            ("--verify", self.verify.is_some()),
+            ("--prng", self.prng.is_some()),
+        ];
+        match given.iter().find(|(_, given)| *given) {
+            Some((flag, _)) => Err(Failure::usage(format!(
+                "--resume continues with the interrupted wipe's own method, passes, verification and generator: do not give {flag}"
+            ))),
+            None => Ok(()),
+        }
+    }
 
-impl CertificatePlan {
-    fn prepare(args: &WipeArgs, targets: usize) -> Result<Option<CertificatePlan>, Failure> {
-        let Some(dir) = &args.cert_dir else { return Ok(None) };
-        if args.sign_key.is_none() && !args.unsigned {
+    fn certificate_plan(&self) -> Result<Option<CertificatePlan>, Failure> {
+        let Some(dir) = &self.cert_dir else { return Ok(None) };
+        if self.sign_key.is_none() && !self.unsigned {
             return Err(Failure::usage(
                 "refusing to write unsigned certificates: give --sign-key KEY (see `certwipe keygen`) or --unsigned",
             ));
@@ -311,63 +178,82 @@ impl CertificatePlan {
                 dir.display()
             ))
         })?;
-        let records = args.records.records_for(targets)?;
-        let key = args.sign_key.as_deref().map(super::cert::load_key).transpose()?;
-        Ok(Some(CertificatePlan { dir: dir.clone(), key, records, pdf: args.pdf }))
+        // The records are checked once here, before any key is unlocked.
+        self.records.records_for(1)?;
+        let key = self.sign_key.as_deref().map(super::cert::load_key).transpose()?;
+        Ok(Some(CertificatePlan { dir: dir.clone(), key, pdf: self.pdf }))
     }
+}
 
-    fn write(&self, index: usize, report: &Report) -> Result<PathBuf, crate::cert::CertError> {
-        let cert = Certificate::issue(report.clone(), self.records[index].clone());
-        let path = self.dir.join(format!("{}-{}.json", report.target.name, cert.certificate_id));
-        crate::cert::files::write_certificate(&path, &cert, self.key.as_ref())?;
-        if self.pdf
-            && let Err(failure) =
-                super::cert::write_pdf(&path, &path.with_extension("pdf"), Lang::Both, None, None)
+pub fn run(args: &WipeArgs, ledger: Option<&Path>) -> Result<u8, Failure> {
+    let resume = if args.resume { ResumePolicy::Always } else { ResumePolicy::Never };
+    let settings = args.options.settings(resume, ledger)?;
+    let system = SystemUse::read();
+    let targets = inspect_all(&args.targets, &system)?;
+    let report_paths = report_paths(args.report.as_deref(), &targets)?;
+    let records = match &settings.certificates {
+        Some(_) => args.options.records.records_for(targets.len())?.into_iter().map(Some).collect(),
+        None => vec![None; targets.len()],
+    };
+    let note = |text: &str| eprintln!("certwipe: {text}");
+    let prepared = targets
+        .into_iter()
+        .zip(records)
+        .zip(report_paths)
+        .map(|((target, records), report)| settings.prepare(target, records, report, &note))
+        .collect::<Result<Vec<Prepared>, _>>()?;
+    if !args.yes {
+        confirm(&prepared)?;
+    }
+    signals::install();
+
+    let ui = Ui::choose(args.options.json);
+    let workers = Workers::new(prepared.len(), workers::DEFAULT_BUDGET);
+    let outcomes: Vec<Outcome> = std::thread::scope(|scope| {
+        let handles: Vec<_> = prepared
+            .into_iter()
+            .map(|job| {
+                let (ui, workers, settings) = (&ui, &workers, &settings);
+                scope.spawn(move || {
+                    let view = ui.view(&job.target.identity.name, &job.target.identity.path);
+                    job.run(settings, workers, &view, &signals::STOP)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("a wipe thread panicked")).collect()
+    });
+    let mut code = EXIT_OK;
+    for outcome in &outcomes {
+        if !outcome.succeeded() {
+            code = EXIT_FAILED;
+        }
+        if let Some(Ok((pdf, missing))) = &outcome.pdf
+            && let Some(warning) = super::cert::missing_glyphs_warning(pdf, missing)
         {
-            eprintln!("certwipe: {}: the PDF was not written: {}", path.display(), failure.message);
+            ui.say(&format!("certwipe: warning: {warning}"));
         }
-        Ok(path)
-    }
-}
-
-/// The ledger `wipe --ledger` files into, checked before anything is written: it
-/// files signed certificates only, the station key must be one of its allowed
-/// signers, and every medium must be registered (by asset number or serial).
-fn filing_ledger(
-    path: &Path,
-    certificates: Option<&CertificatePlan>,
-    targets: &[Inspected],
-) -> Result<crate::ledger::Ledger, Failure> {
-    let key = certificates.and_then(|c| c.key.as_ref()).ok_or_else(|| {
-        Failure::usage(
-            "--ledger files signed certificates: give --cert-dir and --sign-key too (not --unsigned)",
-        )
-    })?;
-    let mut ledger = crate::ledger::Ledger::open(path)?;
-    ledger.check_writer(key)?;
-    let records = certificates.map(|c| c.records.as_slice()).unwrap_or_default();
-    for (target, records) in targets.iter().zip(records) {
-        let (asset, serial) = (records.asset_number.as_deref(), target.identity.serial.as_deref());
-        if ledger.find_medium(asset, serial)?.is_none() {
-            return Err(Failure::usage(format!(
-                "{}: no medium in the ledger has asset number {} or serial {}; register it first (certwipe ledger register) — nothing was written",
-                target.identity.path,
-                asset.unwrap_or("(none given)"),
-                serial.unwrap_or("(unknown)")
-            )));
+        if !args.options.json {
+            ui.say(&summary_line(outcome));
         }
     }
-    Ok(ledger)
+    Ok(code)
 }
 
-fn file_in_ledger(
-    ledger: &mut crate::ledger::Ledger,
-    cert: &Path,
-    plan: &CertificatePlan,
-) -> Result<crate::ledger::Imported, Failure> {
-    let key = plan.key.as_ref().expect("filing_ledger required a key");
-    let bundle = crate::cert::files::Bundle::from_files(cert)?;
-    Ok(ledger.import(&bundle, &cert.display().to_string(), key)?)
+fn summary_line(outcome: &Outcome) -> String {
+    let report = &outcome.report;
+    let resumable = if outcome.resumable {
+        format!(" — continue with: certwipe wipe --resume {}", report.target.path)
+    } else {
+        String::new()
+    };
+    let records = outcome.records_line();
+    let records = if records.is_empty() { String::new() } else { format!(" ({records})") };
+    format!(
+        "{}: {} — {}{records}{resumable}",
+        report.target.path,
+        report.status.as_str(),
+        report.status_reason
+    )
 }
 
 /// Inspects every target and refuses the whole run if any is unsafe, so a typo in a
@@ -414,22 +300,15 @@ fn report_paths(report: Option<&Path>, targets: &[Inspected]) -> Result<Vec<Opti
         )));
     };
     for path in &paths {
-        check_writable(path)?;
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        crate::durable::check_writable_dir(dir).map_err(|e| {
+            Failure::usage(format!(
+                "cannot write the report {}: {e}; choose another --report",
+                path.display()
+            ))
+        })?;
     }
     Ok(paths.into_iter().map(Some).collect())
-}
-
-fn check_writable(path: &Path) -> Result<(), Failure> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    crate::durable::check_writable_dir(dir).map_err(|e| {
-        Failure::usage(format!("cannot write the report {}: {e}; choose another --report", path.display()))
-    })
-}
-
-fn write_report(path: &Path, report: &Report) -> std::io::Result<()> {
-    let mut text = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
-    text.push(b'\n');
-    crate::durable::write_atomically(path, &text, 0o644)
 }
 
 fn confirm(prepared: &[Prepared]) -> Result<(), Failure> {
@@ -452,19 +331,18 @@ fn confirm(prepared: &[Prepared]) -> Result<(), Failure> {
         );
     }
     for job in prepared {
-        let resuming = if job.resume.is_some() { ", resuming" } else { "" };
+        let resuming = if job.resuming() { ", resuming" } else { "" };
         eprintln!(
             "{}: {} [{}], {} pass(es){resuming}",
-            job.target.identity.path,
+            job.medium_path(),
             job.plan.method_name,
             job.plan.method,
             job.plan.passes.len()
         );
     }
     for job in prepared {
-        let target = &job.target;
-        let name = &target.identity.name;
-        eprint!("Type {name} to confirm wiping {}: ", target.identity.path);
+        let name = &job.target.identity.name;
+        eprint!("Type {name} to confirm wiping {}: ", job.medium_path());
         let mut line = String::new();
         stdin.lock().read_line(&mut line).map_err(|e| Failure::usage(e.to_string()))?;
         if line.trim() != name {

@@ -83,8 +83,7 @@ impl Medium {
                 what: "a different device now answers to this path".into(),
             });
         }
-        let geometry = ioctl::geometry(file.as_fd())
-            .map_err(|e| DeviceError::io(path, io::Error::from_raw_os_error(e as i32)))?;
+        let geometry = ioctl::geometry(file.as_fd()).map_err(|e| DeviceError::io(path, e.into()))?;
         if geometry.read_only && writing {
             return Err(DeviceError::ReadOnly {
                 path: shown,
@@ -184,6 +183,12 @@ impl Medium {
         self.size
     }
 
+    /// The kernel's disk sequence number of an opened block device (Linux 5.15+):
+    /// unique to the medium, so a swap between inspection and opening shows.
+    pub fn disk_sequence(&self) -> Option<u64> {
+        if self.is_image { None } else { ioctl::disk_sequence(self.main.as_fd()) }
+    }
+
     /// The smallest unit the medium reads or writes: the unit of bad ranges.
     pub fn sector_size(&self) -> usize {
         self.logical_sector as usize
@@ -252,6 +257,30 @@ impl Medium {
                 .map_err(io::Error::from),
             None => Ok(()),
         }
+    }
+}
+
+impl super::BlockIo for Medium {
+    fn size(&self) -> u64 {
+        Medium::size(self)
+    }
+    fn sector_size(&self) -> usize {
+        Medium::sector_size(self)
+    }
+    fn smallest_transfer(&self) -> usize {
+        Medium::smallest_transfer(self)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        Medium::write_at(self, buf, offset)
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        Medium::read_at(self, buf, offset)
+    }
+    fn sync(&self) -> io::Result<()> {
+        Medium::sync(self)
+    }
+    fn cache_bypass(&self) -> CacheBypass {
+        Medium::cache_bypass(self)
     }
 }
 

@@ -18,6 +18,25 @@ pub use sysfs::DevNum;
 use sysfs::SysBlock;
 pub use usage::{SystemUse, Usage};
 
+/// What the engine needs of an opened target: positioned I/O that bypasses the
+/// page cache, and its geometry. [`Medium`] is the real one; tests script fakes
+/// (failing sectors, a device that vanishes) behind the same seam.
+pub trait BlockIo: Sync {
+    fn size(&self) -> u64;
+    /// The unit of bad ranges: the logical sector.
+    fn sector_size(&self) -> usize;
+    /// The smallest transfer that works everywhere on the medium; bad-sector
+    /// narrowing stops here.
+    fn smallest_transfer(&self) -> usize;
+    /// Writes all of `buf` at `offset` (sector-aligned, as O_DIRECT demands).
+    fn write_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()>;
+    /// Fills all of `buf` from `offset`.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()>;
+    /// Makes everything written durable and drops cached copies.
+    fn sync(&self) -> std::io::Result<()>;
+    fn cache_bypass(&self) -> CacheBypass;
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TargetKind {

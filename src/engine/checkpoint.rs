@@ -12,7 +12,7 @@ use thiserror::Error;
 use super::events::Phase;
 use super::report::{ErrorLog, PassContent, PassRecord, SampleRecord, SectorRange, VerifyMode};
 use crate::buffer::AlignedBuf;
-use crate::device::{Identity, Medium};
+use crate::device::{BlockIo, Identity};
 use crate::method::Plan;
 
 pub const JOURNAL_FORMAT: &str = "certwipe.journal/v1";
@@ -124,10 +124,20 @@ impl FileJournal {
         Ok(FileJournal { path: Self::path_for(dir, target) })
     }
 
-    /// One journal per target path: `NAME-<hash of the resolved path>.journal.json`.
+    /// One journal per medium, found again when the medium comes back under
+    /// another name (a stick re-plugged as sdc instead of sdb): named after its
+    /// model, serial and size where it has a serial, the file behind a loop
+    /// device, else the resolved path.
     pub fn path_for(dir: &Path, target: &Identity) -> PathBuf {
-        let hash = crate::stream::sha256_hex(target.resolved_path.as_bytes());
-        dir.join(format!("{}-{}.journal.json", target.name, &hash[..12]))
+        let medium = match (&target.serial, &target.backing_file) {
+            (Some(serial), _) => {
+                format!("serial\0{}\0{serial}\0{}", target.model.as_deref().unwrap_or(""), target.size_bytes)
+            }
+            (None, Some(file)) => format!("file\0{file}"),
+            (None, None) => format!("path\0{}", target.resolved_path),
+        };
+        let hash = crate::stream::sha256_hex(medium.as_bytes());
+        dir.join(format!("medium-{}.journal.json", &hash[..16]))
     }
 
     pub fn path(&self) -> &Path {
@@ -205,7 +215,7 @@ pub fn from_offset(ranges: &[Range<u64>], offset: u64) -> Vec<Range<u64>> {
 /// Checks that `medium` holds what the interrupted run wrote: the same size and
 /// identity, and at spots spread over what the checkpoint says was written, the
 /// very bytes the recorded pass content regenerates. Returns how it knew.
-pub fn recognise(checkpoint: &Checkpoint, now: &Identity, medium: &Medium) -> Result<String, String> {
+pub fn recognise(checkpoint: &Checkpoint, now: &Identity, medium: &dyn BlockIo) -> Result<String, String> {
     let differences = checkpoint.target.differences(now);
     if !differences.is_empty() {
         return Err(differences.join("; "));

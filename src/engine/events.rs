@@ -31,6 +31,11 @@ pub enum Event<'a> {
         bytes_total: u64,
         bytes_per_second: f64,
     },
+    /// A pass's write phase ended (before any verification of it).
+    PassWritten {
+        pass: &'a PassRecord,
+    },
+    /// A pass ended: written, and read back if asked.
     PassFinished {
         pass: &'a PassRecord,
     },

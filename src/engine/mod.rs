@@ -11,12 +11,13 @@ mod pipeline;
 pub mod report;
 mod resilient;
 pub mod sample;
+pub mod workers;
 
 use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use crate::device::{Identity, Medium};
+use crate::device::{BlockIo, Identity};
 use crate::method::{PassKind, Plan};
 use crate::stream::{PassData, Prng};
 use checkpoint::{Checkpoint, JOURNAL_FORMAT, Journal};
@@ -24,48 +25,29 @@ use events::{Event, Observer, Phase};
 use passes::Run;
 use report::*;
 use resilient::Resilient;
+use workers::Workers;
 
 pub use report::VerifyMode;
 
-/// How the engine runs; the defaults suit every device.
+/// What a run does beyond its plan; the defaults suit every device.
 #[derive(Clone, Debug)]
 pub struct Options {
     pub verify: VerifyMode,
     /// Compute SHA-256 and BLAKE3 of the final content while reading it back.
     pub digest: bool,
-    /// Bytes per I/O. Large enough that per-request overhead vanishes, small enough
-    /// that memory stays bounded (a few buffers per target).
-    pub chunk_bytes: usize,
-    /// Threads that generate (write passes) or regenerate and compare (verification).
-    pub workers: usize,
     /// The generator of new random passes.
     pub prng: Prng,
 }
 
-pub const DEFAULT_CHUNK_BYTES: usize = 4 << 20;
-
-/// Every core but one: the kernel's side of the I/O (copies, the loop worker, the
-/// driver) needs a core too, and starving it slows the device more than one more
-/// generator thread speeds it up (measured with benches/vs_dd.py).
-fn default_workers() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
-}
-
 impl Default for Options {
     fn default() -> Self {
-        Options {
-            verify: VerifyMode::Last,
-            digest: false,
-            chunk_bytes: DEFAULT_CHUNK_BYTES,
-            workers: default_workers(),
-            prng: Prng::for_this_cpu(),
-        }
+        Options { verify: VerifyMode::Last, digest: false, prng: Prng::for_this_cpu() }
     }
 }
 
 /// A poisoned lock still holds consistent progress data: a panicking worker has
 /// already been reported by the thread scope.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
@@ -80,10 +62,12 @@ enum Halt {
 
 /// Everything one target's run needs.
 pub struct Job<'a> {
-    pub medium: &'a Medium,
+    pub medium: &'a dyn BlockIo,
     pub target: &'a Identity,
     pub plan: &'a Plan,
     pub options: &'a Options,
+    /// The compute threads and buffers shared with every other target of the run.
+    pub workers: &'a Workers,
     pub observer: &'a dyn Observer,
     pub stop: &'a AtomicBool,
     /// Where checkpoints go; without one, a crash means starting over.
@@ -92,16 +76,17 @@ pub struct Job<'a> {
     pub resume: Option<Checkpoint>,
 }
 
-/// Runs `plan` over `medium` from the start, without a journal.
+/// Runs `plan` over `medium` from the start, alone and without a journal.
 pub fn wipe(
-    medium: &Medium,
+    medium: &dyn BlockIo,
     target: &Identity,
     plan: &Plan,
     options: &Options,
     observer: &dyn Observer,
     stop: &AtomicBool,
 ) -> Report {
-    run(Job { medium, target, plan, options, observer, stop, journal: None, resume: None })
+    let workers = Workers::new(1, workers::DEFAULT_BUDGET);
+    run(Job { medium, target, plan, options, workers: &workers, observer, stop, journal: None, resume: None })
 }
 
 impl Checkpoint {
@@ -128,13 +113,12 @@ impl Checkpoint {
 /// Runs a job and reports what happened. Never panics on I/O failure: every
 /// failure ends up in the report's status.
 pub fn run(job: Job<'_>) -> Report {
-    let Job { medium, target, plan, options, observer, stop, journal, resume } = job;
+    let Job { medium, target, plan, options, workers, observer, stop, journal, resume } = job;
     let checkpoint = resume.unwrap_or_else(|| Checkpoint::start(target, plan, options));
-    let (first, in_flight) = (checkpoint.passes.len(), checkpoint.current.clone());
     let run = Run {
         medium,
         io: Resilient::new(medium, checkpoint.retried_io_errors),
-        options,
+        workers,
         observer,
         stop,
         passes_total: plan.passes.len(),
@@ -146,61 +130,7 @@ pub fn run(job: Job<'_>) -> Report {
     };
     // Saved at once, so even a crash in the first seconds can be resumed.
     run.save(|_| {});
-    let mut halt = None;
-    let mut digest = None;
-    let last = plan.passes.len() - 1;
-    for (index, kind) in plan.passes.iter().enumerate().skip(first) {
-        let pass = index + 1;
-        let resumed = in_flight.as_ref().filter(|f| f.index == pass);
-        let data = match (resumed, kind) {
-            (Some(f), _) => match f.content.data() {
-                Some(data) => data,
-                None => {
-                    halt = Some(Halt::Failed("the checkpoint's pass content cannot be regenerated".into()));
-                    break;
-                }
-            },
-            (None, PassKind::Fixed { pattern }) => PassData::Pattern(pattern.clone()),
-            (None, PassKind::Random) => PassData::Random(options.prng.fresh()),
-        };
-        let (mut record, write_halt) = match resumed {
-            Some(f) if f.phase == Phase::Verifying => match &f.write {
-                Some(write) => (write.clone(), None),
-                None => (run.write_pass(pass, &data, None).0, None),
-            },
-            _ => run.write_pass(pass, &data, resumed),
-        };
-        let verify_now = match options.verify {
-            VerifyMode::Off => false,
-            VerifyMode::All => true,
-            VerifyMode::Last | VerifyMode::Sample => index == last,
-        };
-        halt = write_halt;
-        if halt.is_none() && verify_now {
-            let sampled = options.verify == VerifyMode::Sample;
-            let want_digest = options.digest && index == last && !sampled;
-            let resumed_verify = resumed.filter(|f| f.phase == Phase::Verifying);
-            let (verification, pass_digest, verify_halt) =
-                run.verify_pass(&record, &data, sampled, want_digest, resumed_verify);
-            observer.event(&Event::VerificationFinished { pass, verification: &verification });
-            record.verification = Some(verification);
-            digest = pass_digest;
-            halt = verify_halt;
-        }
-        observer.event(&Event::PassFinished { pass: &record });
-        run.areas_before.fetch_add(areas_listed(&record), std::sync::atomic::Ordering::Relaxed);
-        if halt.is_some() {
-            // The checkpoint keeps the pass in flight, to be resumed.
-            if let Some(checkpoint) = lock(&run.checkpoint).as_mut() {
-                checkpoint.passes.push(record);
-            }
-            break;
-        }
-        run.save(|c| {
-            c.passes.push(record);
-            c.current = None;
-        });
-    }
+    let (halt, digest) = run_passes(&run, plan, options);
     let checkpoint = run
         .checkpoint
         .into_inner()
@@ -242,6 +172,74 @@ pub fn run(job: Job<'_>) -> Report {
     report
 }
 
+/// Every pass of the plan not yet done (after a resume, from the one in flight),
+/// each written and read back as asked. Returns why it stopped early, if it did,
+/// and the digest of the final content, if it was read back in full.
+fn run_passes(run: &Run<'_>, plan: &Plan, options: &Options) -> (Option<Halt>, Option<ContentDigest>) {
+    let (first, in_flight) = {
+        let checkpoint = lock(&run.checkpoint);
+        let checkpoint = checkpoint.as_ref().expect("a wipe always has a checkpoint");
+        (checkpoint.passes.len(), checkpoint.current.clone())
+    };
+    let last = plan.passes.len() - 1;
+    let mut digest = None;
+    for (index, kind) in plan.passes.iter().enumerate().skip(first) {
+        let pass = index + 1;
+        let resumed = in_flight.as_ref().filter(|f| f.index == pass);
+        let data = match (resumed, kind) {
+            (Some(f), _) => match f.content.data() {
+                Some(data) => data,
+                None => {
+                    return (
+                        Some(Halt::Failed("the checkpoint's pass content cannot be regenerated".into())),
+                        None,
+                    );
+                }
+            },
+            (None, PassKind::Fixed { pattern }) => PassData::Pattern(pattern.clone()),
+            (None, PassKind::Random) => PassData::Random(options.prng.fresh()),
+        };
+        let (mut record, mut halt) = match resumed {
+            Some(f) if f.phase == Phase::Verifying => match &f.write {
+                Some(write) => (write.clone(), None),
+                None => (run.write_pass(pass, &data, None).0, None),
+            },
+            _ => run.write_pass(pass, &data, resumed),
+        };
+        run.observer.event(&Event::PassWritten { pass: &record });
+        let verify_now = match options.verify {
+            VerifyMode::Off => false,
+            VerifyMode::All => true,
+            VerifyMode::Last | VerifyMode::Sample => index == last,
+        };
+        if halt.is_none() && verify_now {
+            let sampled = options.verify == VerifyMode::Sample;
+            let want_digest = options.digest && index == last && !sampled;
+            let resumed_verify = resumed.filter(|f| f.phase == Phase::Verifying);
+            let (verification, pass_digest, verify_halt) =
+                run.verify_pass(&record, &data, sampled, want_digest, resumed_verify);
+            run.observer.event(&Event::VerificationFinished { pass, verification: &verification });
+            record.verification = Some(verification);
+            digest = pass_digest;
+            halt = verify_halt;
+        }
+        run.observer.event(&Event::PassFinished { pass: &record });
+        run.areas_before.fetch_add(areas_listed(&record), std::sync::atomic::Ordering::Relaxed);
+        if halt.is_some() {
+            // The checkpoint keeps the pass in flight, to be resumed.
+            if let Some(checkpoint) = lock(&run.checkpoint).as_mut() {
+                checkpoint.passes.push(record);
+            }
+            return (halt, digest);
+        }
+        run.save(|c| {
+            c.passes.push(record);
+            c.current = None;
+        });
+    }
+    (None, digest)
+}
+
 /// What an audit found: the read-back of one pass's content, long after the wipe.
 pub struct Audit {
     pub verification: PassVerification,
@@ -256,18 +254,19 @@ pub struct Audit {
 /// the secondary verification NIST recommends, possible because every pass can be
 /// regenerated from its record.
 pub fn audit(
-    medium: &Medium,
+    medium: &dyn BlockIo,
     pass: &PassRecord,
     sampled: bool,
-    options: &Options,
+    digest: bool,
     observer: &dyn Observer,
     stop: &AtomicBool,
 ) -> Option<Audit> {
     let data = pass.content.data()?;
+    let workers = Workers::new(1, workers::DEFAULT_BUDGET);
     let run = Run {
         medium,
         io: Resilient::new(medium, 0),
-        options,
+        workers: &workers,
         observer,
         stop,
         passes_total: 1,
@@ -277,8 +276,7 @@ pub fn audit(
         last_save: Mutex::new(Instant::now()),
         areas_before: 0.into(),
     };
-    let (verification, digest, halt) =
-        run.verify_pass(pass, &data, sampled, options.digest && !sampled, None);
+    let (verification, digest, halt) = run.verify_pass(pass, &data, sampled, digest && !sampled, None);
     let halted = halt.map(|halt| match halt {
         Halt::Aborted => "interrupted".to_string(),
         Halt::Gone(why) | Halt::Failed(why) => why,
@@ -289,4 +287,155 @@ pub fn audit(
         errors: run.errors.into_inner().unwrap_or_else(|e| e.into_inner()),
         halted,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::io;
+    use std::ops::Range;
+
+    use super::*;
+    use crate::device::{CacheBypass, MediaType, TargetKind, Usage};
+    use crate::method;
+
+    /// A medium in memory whose scripted sectors fail every write, or which is
+    /// pulled after a number of writes.
+    struct FakeDisk {
+        data: Mutex<Vec<u8>>,
+        bad: BTreeSet<u64>,
+        pulled_after_writes: Option<usize>,
+        writes: std::sync::atomic::AtomicUsize,
+    }
+
+    const SECTOR: usize = 512;
+
+    impl FakeDisk {
+        fn new(size: usize, bad: impl IntoIterator<Item = u64>) -> FakeDisk {
+            FakeDisk {
+                data: Mutex::new(vec![0xAB; size]),
+                bad: bad.into_iter().collect(),
+                pulled_after_writes: None,
+                writes: 0.into(),
+            }
+        }
+
+        fn touches_bad(&self, offset: u64, len: usize) -> bool {
+            let sectors = offset / SECTOR as u64..(offset + len as u64).div_ceil(SECTOR as u64);
+            self.bad.range(sectors).next().is_some()
+        }
+
+        fn gone(&self) -> bool {
+            self.pulled_after_writes
+                .is_some_and(|n| self.writes.load(std::sync::atomic::Ordering::Relaxed) >= n)
+        }
+    }
+
+    impl BlockIo for FakeDisk {
+        fn size(&self) -> u64 {
+            lock(&self.data).len() as u64
+        }
+        fn sector_size(&self) -> usize {
+            SECTOR
+        }
+        fn smallest_transfer(&self) -> usize {
+            SECTOR
+        }
+        fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+            if self.gone() {
+                return Err(io::Error::from_raw_os_error(libc::ENODEV));
+            }
+            self.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if self.touches_bad(offset, buf.len()) {
+                return Err(io::Error::from_raw_os_error(libc::EIO));
+            }
+            lock(&self.data)[offset as usize..offset as usize + buf.len()].copy_from_slice(buf);
+            Ok(())
+        }
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+            if self.gone() {
+                return Err(io::Error::from_raw_os_error(libc::ENODEV));
+            }
+            buf.copy_from_slice(&lock(&self.data)[offset as usize..offset as usize + buf.len()]);
+            Ok(())
+        }
+        fn sync(&self) -> io::Result<()> {
+            Ok(())
+        }
+        fn cache_bypass(&self) -> CacheBypass {
+            CacheBypass::ODirect
+        }
+    }
+
+    fn identity(size: u64) -> Identity {
+        Identity {
+            path: "fake".into(),
+            resolved_path: "fake".into(),
+            name: "fake".into(),
+            kind: TargetKind::BlockDevice,
+            size_bytes: size,
+            logical_sector_size: SECTOR as u32,
+            physical_sector_size: SECTOR as u32,
+            vendor: None,
+            model: None,
+            serial: None,
+            firmware: None,
+            wwn: None,
+            transport: "fake".into(),
+            rotational: None,
+            removable: false,
+            read_only: false,
+            media_type: MediaType::Unknown,
+            backing_file: None,
+            usage: Usage::default(),
+        }
+    }
+
+    fn wipe_fake(disk: &FakeDisk) -> Report {
+        let plan = Plan::from_method(method::find("zero").unwrap(), 1).unwrap();
+        let options = Options { verify: VerifyMode::Last, ..Options::default() };
+        let stop = AtomicBool::new(false);
+        wipe(disk, &identity(disk.size()), &plan, &options, &events::Silent, &stop)
+    }
+
+    fn sectors(ranges: &[SectorRange]) -> Vec<Range<u64>> {
+        ranges.iter().map(|r| r.first_lba..r.first_lba + r.sectors).collect()
+    }
+
+    #[test]
+    fn bad_sectors_are_narrowed_to_exactly_the_failing_ones() {
+        let disk = FakeDisk::new(12 << 20, [3, 8191, 8192, 8193, 20_000]);
+        let report = wipe_fake(&disk);
+        assert_eq!(report.status, Status::Incomplete, "{}", report.status_reason);
+        assert_eq!(sectors(&report.passes[0].unwritten), vec![3..4, 8191..8194, 20_000..20_001]);
+        let data = lock(&disk.data);
+        assert!(
+            data[..3 * SECTOR].iter().all(|b| *b == 0)
+                && data[3 * SECTOR..4 * SECTOR].iter().all(|b| *b == 0xAB)
+        );
+        assert!(
+            report.passes[0].verification.as_ref().unwrap().mismatches.is_empty(),
+            "unwritten is not mismatched"
+        );
+    }
+
+    #[test]
+    fn a_medium_failing_in_thousands_of_places_is_failed_not_listed_forever() {
+        let bad = (0..=MAX_BAD_AREAS as u64).map(|i| 2 * i + 1);
+        let disk = FakeDisk::new(8 << 20, bad);
+        let report = wipe_fake(&disk);
+        assert_eq!(report.status, Status::Failed);
+        assert!(report.status_reason.contains("more than 4096 separate"), "{}", report.status_reason);
+        assert!(report.passes[0].unwritten.len() <= MAX_BAD_AREAS + 1);
+    }
+
+    #[test]
+    fn a_pulled_medium_ends_failed_at_once() {
+        let mut disk = FakeDisk::new(16 << 20, []);
+        disk.pulled_after_writes = Some(2);
+        let report = wipe_fake(&disk);
+        assert_eq!(report.status, Status::Failed);
+        assert!(report.status_reason.contains("stopped answering"), "{}", report.status_reason);
+        assert!(disk.writes.load(std::sync::atomic::Ordering::Relaxed) < 10);
+    }
 }

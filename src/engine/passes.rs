@@ -10,18 +10,19 @@ use sha2::Digest as _;
 
 use super::checkpoint::{self, Checkpoint, Frontier, InFlight, Journal};
 use super::events::{Event, Observer, Phase};
-use super::pipeline::{self, Stage};
+use super::pipeline;
 use super::report::*;
 use super::resilient::{DeviceGone, Resilient, Transfer};
-use super::{Halt, Options, lock, sample};
-use crate::device::Medium;
+use super::workers::Workers;
+use super::{Halt, lock, sample};
+use crate::device::BlockIo;
 use crate::stream::{PassData, Seed, merged};
 
 /// One target's run: the medium, its settings, and everything gathered so far.
 pub(super) struct Run<'a> {
-    pub medium: &'a Medium,
+    pub medium: &'a dyn BlockIo,
     pub io: Resilient<'a>,
-    pub options: &'a Options,
+    pub workers: &'a Workers,
     pub observer: &'a dyn Observer,
     pub stop: &'a AtomicBool,
     pub passes_total: usize,
@@ -45,6 +46,32 @@ struct Progress {
     halt: Option<Halt>,
 }
 
+/// One write pass under way.
+struct Writing {
+    pass: usize,
+    content: PassContent,
+    size: u64,
+    sector: u64,
+    clock: Clock,
+    progress: Mutex<Progress>,
+}
+
+/// One verification under way: what is read, and what was found so far.
+struct Verifying<'p> {
+    write: &'p PassRecord,
+    data: &'p PassData,
+    size: u64,
+    sector: usize,
+    /// Byte ranges of sectors the pass could not write.
+    unwritten: Vec<Range<u64>>,
+    planned: u64,
+    read_before: u64,
+    sample: Option<SampleRecord>,
+    clock: Clock,
+    progress: Mutex<Progress>,
+    frontier: Mutex<Frontier>,
+}
+
 impl Run<'_> {
     /// Writes pass `pass` from the start, or from where `resumed` stopped.
     pub fn write_pass(
@@ -64,71 +91,79 @@ impl Run<'_> {
             content: &content,
             bytes_total: size,
         });
-        let clock = Clock::resume(resumed);
-        let progress = Mutex::new(Progress {
-            bytes: start,
-            bad: resumed.map(|f| to_bytes(&f.unwritten, sector, size)).unwrap_or_default(),
-            ..Progress::default()
-        });
+        let bad = resumed.map(|f| to_bytes(&f.unwritten, sector, size)).unwrap_or_default();
+        let writing = Writing {
+            pass,
+            content,
+            size,
+            sector,
+            clock: Clock::resume(resumed),
+            progress: Mutex::new(Progress { bytes: start, bad, ..Progress::default() }),
+        };
         // Recorded before the first write, so a crash at any moment of this pass leaves a
         // journal that says which content was going onto the medium.
-        let current = InFlight::writing(pass, &content, start, &lock(&progress).bad, &clock, sector);
-        self.save(|c| c.current = Some(current));
-        let chunk = self.options.chunk_bytes;
-        pipeline::run(
-            pipeline::chunks(&[start..size], chunk),
-            chunk,
+        self.save_writing(&writing, &lock(&writing.progress));
+        let fill = |offset: u64, buf: &mut [u8]| data.fill(offset, buf);
+        pipeline::fill_then_write(
+            self.workers,
+            pipeline::chunks(&[start..size], self.workers.chunk()),
             self.stop,
-            Stage { threads: self.options.workers, work: |offset, buf: &mut [u8]| data.fill(offset, buf) },
+            &fill,
             // One writer, in order: sequential writes are what every device does best.
-            Stage {
-                threads: 1,
-                work: |offset, buf: &mut [u8], ()| {
-                    let result = self.io.write(buf, offset);
-                    let mut progress = lock(&progress);
-                    match result {
-                        Ok(transfer) => {
-                            self.note_transfer(pass, "write", offset, &transfer);
-                            progress.bad.extend(transfer.bad);
-                            if let Some(halt) = self.too_many_areas(&progress) {
-                                progress.halt = Some(halt);
-                                return ControlFlow::Break(());
-                            }
-                            progress.bytes += buf.len() as u64;
-                            self.progress(pass, Phase::Writing, progress.bytes, size, &clock);
-                            if self.save_due() {
-                                // What the checkpoint counts as written must be on the medium,
-                                // and a failed flush fails the pass: Linux reports a write-back
-                                // error once, so the final flush might not see it again.
-                                if let Err(error) = self.medium.sync() {
-                                    let why = format!("flushing the device failed: {error}");
-                                    self.log(pass, "sync", Some(offset), None, &why);
-                                    progress.halt = Some(Halt::Failed(why));
-                                    return ControlFlow::Break(());
-                                }
-                                {
-                                    let current = InFlight::writing(
-                                        pass,
-                                        &content,
-                                        progress.bytes,
-                                        &progress.bad,
-                                        &clock,
-                                        sector,
-                                    );
-                                    self.save(|c| c.current = Some(current));
-                                }
-                            }
-                            ControlFlow::Continue(())
-                        }
-                        Err(DeviceGone(why)) => {
-                            self.log(pass, "write", Some(offset), None, &why);
-                            progress.halt = Some(Halt::Gone(why));
-                            ControlFlow::Break(())
-                        }
-                    }
-                },
-            },
+            |offset, buf: &mut [u8]| self.write_chunk(&writing, offset, buf),
         );
+        self.finish_write(writing, start)
+    }
+
+    fn write_chunk(&self, writing: &Writing, offset: u64, buf: &[u8]) -> ControlFlow<()> {
+        let pass = writing.pass;
+        let result = self.io.write(buf, offset);
+        let mut progress = lock(&writing.progress);
+        let transfer = match result {
+            Ok(transfer) => transfer,
+            Err(DeviceGone(why)) => {
+                self.log(pass, "write", Some(offset), None, &why);
+                progress.halt = Some(Halt::Gone(why));
+                return ControlFlow::Break(());
+            }
+        };
+        self.note_transfer(pass, "write", offset, &transfer);
+        progress.bad.extend(transfer.bad);
+        if let Some(halt) = self.too_many_areas(&progress) {
+            progress.halt = Some(halt);
+            return ControlFlow::Break(());
+        }
+        progress.bytes += buf.len() as u64;
+        self.progress(pass, Phase::Writing, progress.bytes, writing.size, &writing.clock);
+        if self.save_due() {
+            // What the checkpoint counts as written must be on the medium, and a
+            // failed flush fails the pass: Linux reports a write-back error once, so
+            // the final flush might not see it again.
+            if let Err(error) = self.medium.sync() {
+                progress.halt = Some(self.flush_failed(pass, Some(offset), &error));
+                return ControlFlow::Break(());
+            }
+            self.save_writing(writing, &progress);
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn save_writing(&self, writing: &Writing, progress: &Progress) {
+        let current = InFlight::writing(
+            writing.pass,
+            &writing.content,
+            progress.bytes,
+            &progress.bad,
+            &writing.clock,
+            writing.sector,
+        );
+        self.save(|c| c.current = Some(current));
+    }
+
+    /// Flushes even an interrupted pass, so the report's byte count is on the
+    /// medium, and makes the pass's record.
+    fn finish_write(&self, writing: Writing, start: u64) -> (PassRecord, Option<Halt>) {
+        let Writing { pass, content, size, sector, clock, progress, .. } = writing;
         let Progress { bytes: done, bad, mut halt, .. } =
             progress.into_inner().unwrap_or_else(|e| e.into_inner());
         // A bad area can span two chunks.
@@ -136,16 +171,14 @@ impl Run<'_> {
         if halt.is_none() && done < size {
             halt = Some(Halt::Aborted);
         }
-        // Even an interrupted pass is flushed, so the report's byte count is on the medium.
         match self.medium.sync() {
             Ok(()) => {
                 let current = InFlight::writing(pass, &content, done, &bad, &clock, sector);
                 self.save(|c| c.current = Some(current));
             }
             Err(error) => {
-                let why = format!("flushing the device failed: {error}");
-                self.log(pass, "sync", None, None, &why);
-                halt.get_or_insert(Halt::Failed(why));
+                let failed = self.flush_failed(pass, None, &error);
+                halt.get_or_insert(failed);
             }
         }
         let unwritten_bytes: u64 = bad.iter().map(|r| r.end - r.start).sum();
@@ -177,153 +210,192 @@ impl Run<'_> {
         want_digest: bool,
         resumed: Option<&InFlight>,
     ) -> (PassVerification, Option<ContentDigest>, Option<Halt>) {
-        let pass = write.index;
+        let (verifying, ranges) = self.plan_verification(write, data, sampled, resumed);
+        self.observer.event(&Event::PhaseStarted {
+            pass: write.index,
+            passes: self.passes_total,
+            phase: Phase::Verifying,
+            content: &write.content,
+            bytes_total: verifying.planned,
+        });
+        // One reader, in order, so the digest covers the content in order.
+        let mut hashers =
+            (want_digest && resumed.is_none()).then(|| (sha2::Sha256::new(), blake3::Hasher::new()));
+        let read = |offset: u64, buf: &mut [u8]| {
+            let result = self.io.read(buf, offset);
+            if let (Some((sha, b3)), Ok(_)) = (hashers.as_mut(), &result) {
+                sha.update(&*buf);
+                b3.update(buf);
+            }
+            result
+        };
+        let check = |offset: u64, buf: &mut [u8], result| self.check_chunk(&verifying, offset, buf, result);
+        pipeline::read_then_check(
+            self.workers,
+            pipeline::chunks(&ranges, self.workers.chunk()),
+            self.stop,
+            read,
+            &check,
+        );
+        self.finish_verification(verifying, hashers)
+    }
+
+    /// The ranges to read (all, or a NIST sample), from where a resumed
+    /// verification stopped, and the state of the verification.
+    fn plan_verification<'p>(
+        &self,
+        write: &'p PassRecord,
+        data: &'p PassData,
+        sampled: bool,
+        resumed: Option<&InFlight>,
+    ) -> (Verifying<'p>, Vec<Range<u64>>) {
         let size = self.medium.size();
         let sector = self.medium.sector_size();
-        let unwritten = to_bytes(&write.unwritten, sector as u64, size);
         let sample_unit = (sector as u64).max(crate::buffer::ALIGN as u64);
         let sample_seed = resumed.and_then(|f| f.sample.as_ref().map(|s| s.seed));
         let sample = sampled
             .then(|| sample::plan(size, sample_unit, sample_seed.unwrap_or_else(Seed::from_os)))
             .flatten();
         let all_ranges = sample.as_ref().map_or_else(|| vec![0..size], |s| s.ranges.clone());
-        let planned: u64 = all_ranges.iter().map(|r| r.end - r.start).sum();
         let ranges = checkpoint::from_offset(&all_ranges, resumed.map_or(0, |f| f.offset));
-        let sample_record = sample.map(|s| SampleRecord {
-            seed: s.seed,
-            subsections: s.subsections,
-            samples_per_subsection: s.samples_per_subsection,
-            sample_bytes: s.sample_bytes,
-        });
-        self.observer.event(&Event::PhaseStarted {
-            pass,
-            passes: self.passes_total,
-            phase: Phase::Verifying,
-            content: &write.content,
-            bytes_total: planned,
-        });
-        let clock = Clock::resume(resumed);
-        let chunk = self.options.chunk_bytes;
-        let hashers = (want_digest && resumed.is_none())
-            .then(|| Mutex::new((sha2::Sha256::new(), blake3::Hasher::new())));
-        let read_before = resumed.map_or(0, |f| f.bytes_read);
-        let progress = Mutex::new(Progress {
-            bytes: read_before,
-            bad: resumed.map(|f| to_bytes(&f.unreadable, sector as u64, size)).unwrap_or_default(),
-            mismatched: resumed.map(|f| to_bytes(&f.mismatches, sector as u64, size)).unwrap_or_default(),
-            halt: None,
-        });
-        let frontier = Mutex::new(Frontier::new(pipeline::chunks(&ranges, chunk).collect()));
-        pipeline::run(
-            pipeline::chunks(&ranges, chunk),
-            chunk,
-            self.stop,
-            // One reader, in order, so the digest covers the content in order.
-            Stage {
-                threads: 1,
-                work: |offset, buf: &mut [u8]| {
-                    let result = self.io.read(buf, offset);
-                    if let (Some(hashers), Ok(_)) = (&hashers, &result) {
-                        let (sha, b3) = &mut *lock(hashers);
-                        sha.update(&*buf);
-                        b3.update(buf);
-                    }
-                    result
-                },
-            },
-            Stage {
-                threads: self.options.workers,
-                work: |offset, buf: &mut [u8], result: Result<Transfer, DeviceGone>| match result {
-                    Ok(transfer) => {
-                        self.note_transfer(pass, "verify", offset, &transfer);
-                        // Unreadable sectors hold whatever the failed read left, and unwritten
-                        // ones were never written: both are reported already.
-                        let found = data.mismatches(offset, buf, sector);
-                        // Mismatches are rare: only then is the list of explained sectors built.
-                        let explained = if found.is_empty() {
-                            Vec::new()
-                        } else {
-                            merged(transfer.bad.iter().chain(&unwritten).cloned().collect())
-                        };
-                        let mut progress = lock(&progress);
-                        progress.mismatched.extend(found.into_iter().flat_map(|m| subtract(m, &explained)));
-                        progress.bad.extend(transfer.bad);
-                        if let Some(halt) = self.too_many_areas(&progress) {
-                            progress.halt = Some(halt);
-                            return ControlFlow::Break(());
-                        }
-                        progress.bytes += buf.len() as u64;
-                        self.progress(pass, Phase::Verifying, progress.bytes, planned, &clock);
-                        let mut frontier = lock(&frontier);
-                        let done_below = frontier.complete(offset);
-                        if self.save_due() {
-                            let below = |ranges: &[Range<u64>]| -> Vec<SectorRange> {
-                                // Clipped: what lies beyond is read again after a resume.
-                                let kept = ranges.iter().filter(|r| r.start < done_below);
-                                let kept = merged(kept.map(|r| r.start..r.end.min(done_below)).collect());
-                                SectorRange::list(&kept, sector as u64)
-                            };
-                            let current = InFlight {
-                                index: pass,
-                                content: write.content.clone(),
-                                phase: Phase::Verifying,
-                                offset: done_below,
-                                started_at: clock.started_at.clone(),
-                                seconds: clock.seconds(),
-                                unwritten: write.unwritten.clone(),
-                                write: Some(write.clone()),
-                                sample: sample_record.clone(),
-                                bytes_read: read_before + frontier.bytes_done(),
-                                mismatches: below(&progress.mismatched),
-                                unreadable: below(&progress.bad),
-                            };
-                            self.save(|c| c.current = Some(current));
-                        }
-                        ControlFlow::Continue(())
-                    }
-                    Err(DeviceGone(why)) => {
-                        self.log(pass, "verify", Some(offset), None, &why);
-                        lock(&progress).halt = Some(Halt::Gone(why));
-                        ControlFlow::Break(())
-                    }
-                },
-            },
-        );
+        let chunk = self.workers.chunk();
+        let verifying = Verifying {
+            write,
+            data,
+            size,
+            sector,
+            unwritten: to_bytes(&write.unwritten, sector as u64, size),
+            planned: all_ranges.iter().map(|r| r.end - r.start).sum(),
+            read_before: resumed.map_or(0, |f| f.bytes_read),
+            sample: sample.map(|s| SampleRecord {
+                seed: s.seed,
+                subsections: s.subsections,
+                samples_per_subsection: s.samples_per_subsection,
+                sample_bytes: s.sample_bytes,
+            }),
+            clock: Clock::resume(resumed),
+            progress: Mutex::new(Progress {
+                bytes: resumed.map_or(0, |f| f.bytes_read),
+                bad: resumed.map(|f| to_bytes(&f.unreadable, sector as u64, size)).unwrap_or_default(),
+                mismatched: resumed.map(|f| to_bytes(&f.mismatches, sector as u64, size)).unwrap_or_default(),
+                halt: None,
+            }),
+            frontier: Mutex::new(Frontier::new(pipeline::chunks(&ranges, chunk).collect())),
+        };
+        (verifying, ranges)
+    }
+
+    fn check_chunk(
+        &self,
+        v: &Verifying<'_>,
+        offset: u64,
+        buf: &[u8],
+        result: Result<Transfer, DeviceGone>,
+    ) -> ControlFlow<()> {
+        let pass = v.write.index;
+        let transfer = match result {
+            Ok(transfer) => transfer,
+            Err(DeviceGone(why)) => {
+                self.log(pass, "verify", Some(offset), None, &why);
+                lock(&v.progress).halt = Some(Halt::Gone(why));
+                return ControlFlow::Break(());
+            }
+        };
+        self.note_transfer(pass, "verify", offset, &transfer);
+        // Unreadable sectors hold whatever the failed read left, and unwritten ones
+        // were never written: both are reported already.
+        let found = v.data.mismatches(offset, buf, v.sector);
+        // Mismatches are rare: only then is the list of explained sectors built.
+        let explained = if found.is_empty() {
+            Vec::new()
+        } else {
+            merged(transfer.bad.iter().chain(&v.unwritten).cloned().collect())
+        };
+        let mut progress = lock(&v.progress);
+        progress.mismatched.extend(found.into_iter().flat_map(|m| subtract(m, &explained)));
+        progress.bad.extend(transfer.bad);
+        if let Some(halt) = self.too_many_areas(&progress) {
+            progress.halt = Some(halt);
+            return ControlFlow::Break(());
+        }
+        progress.bytes += buf.len() as u64;
+        self.progress(pass, Phase::Verifying, progress.bytes, v.planned, &v.clock);
+        let mut frontier = lock(&v.frontier);
+        let done_below = frontier.complete(offset);
+        if self.save_due() {
+            let below = |ranges: &[Range<u64>]| -> Vec<SectorRange> {
+                // Clipped: what lies beyond is read again after a resume.
+                let kept = ranges.iter().filter(|r| r.start < done_below);
+                let kept = merged(kept.map(|r| r.start..r.end.min(done_below)).collect());
+                SectorRange::list(&kept, v.sector as u64)
+            };
+            let current = InFlight {
+                index: pass,
+                content: v.write.content.clone(),
+                phase: Phase::Verifying,
+                offset: done_below,
+                started_at: v.clock.started_at.clone(),
+                seconds: v.clock.seconds(),
+                unwritten: v.write.unwritten.clone(),
+                write: Some(v.write.clone()),
+                sample: v.sample.clone(),
+                bytes_read: v.read_before + frontier.bytes_done(),
+                mismatches: below(&progress.mismatched),
+                unreadable: below(&progress.bad),
+            };
+            self.save(|c| c.current = Some(current));
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn finish_verification(
+        &self,
+        v: Verifying<'_>,
+        hashers: Option<(sha2::Sha256, blake3::Hasher)>,
+    ) -> (PassVerification, Option<ContentDigest>, Option<Halt>) {
         let Progress { bytes: read, bad, mismatched, mut halt } =
-            progress.into_inner().unwrap_or_else(|e| e.into_inner());
-        if halt.is_none() && read < planned {
+            v.progress.into_inner().unwrap_or_else(|e| e.into_inner());
+        if halt.is_none() && read < v.planned {
             halt = Some(Halt::Aborted);
         }
         let (unreadable, mismatches) = (merged(bad), merged(mismatched));
         let result = if !mismatches.is_empty() {
             VerificationResult::Failed
-        } else if !unreadable.is_empty() || read < planned {
+        } else if !unreadable.is_empty() || read < v.planned {
             VerificationResult::Incomplete
         } else {
             VerificationResult::Passed
         };
-        let digest = hashers.filter(|_| result == VerificationResult::Passed).map(|hashers| {
-            let (sha, b3) = hashers.into_inner().unwrap_or_else(|e| e.into_inner());
-            ContentDigest {
+        let digest =
+            hashers.filter(|_| result == VerificationResult::Passed).map(|(sha, b3)| ContentDigest {
                 sha256: hex::encode(sha.finalize()),
                 blake3: b3.finalize().to_hex().to_string(),
                 bytes: read,
-            }
-        });
+            });
+        let sector = v.sector as u64;
         let verification = PassVerification {
-            kind: if sample_record.is_some() { VerificationKind::Sample } else { VerificationKind::Full },
+            kind: if v.sample.is_some() { VerificationKind::Sample } else { VerificationKind::Full },
             bytes_read: read,
-            coverage: read as f64 / size as f64,
-            sample: sample_record,
-            mismatches: SectorRange::list(&mismatches, sector as u64),
-            unreadable: SectorRange::list(&unreadable, sector as u64),
+            coverage: read as f64 / v.size as f64,
+            sample: v.sample,
+            mismatches: SectorRange::list(&mismatches, sector),
+            unreadable: SectorRange::list(&unreadable, sector),
             result,
-            started_at: clock.started_at.clone(),
+            started_at: v.clock.started_at.clone(),
             finished_at: now(),
-            seconds: clock.seconds(),
-            bytes_per_second: clock.rate(read - read_before),
+            seconds: v.clock.seconds(),
+            bytes_per_second: v.clock.rate(read - v.read_before),
         };
         (verification, digest, halt)
+    }
+
+    /// A failed flush fails the pass: the write-back error is reported once, so
+    /// what the flush covered may not be on the medium. A device that no longer
+    /// answers at all was pulled or died, which is resumable once it is back.
+    fn flush_failed(&self, pass: usize, offset: Option<u64>, error: &std::io::Error) -> Halt {
+        let why = format!("flushing the device failed: {error}");
+        self.log(pass, "sync", offset, None, &why);
+        if self.io.alive() { Halt::Failed(why) } else { Halt::Gone(why) }
     }
 
     /// A medium failing in thousands of separate places is failed as a whole: its

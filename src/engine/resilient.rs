@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::buffer::AlignedBuf;
-use crate::device::Medium;
+use crate::device::BlockIo;
 
 /// Attempts per sector before it is declared bad.
 pub const SECTOR_ATTEMPTS: usize = 3;
@@ -32,7 +32,7 @@ pub struct Transfer {
 }
 
 pub struct Resilient<'a> {
-    medium: &'a Medium,
+    medium: &'a dyn BlockIo,
     sector: usize,
     /// Transient errors: failed attempts whose range turned out to contain no bad sector.
     retried: AtomicU64,
@@ -43,7 +43,7 @@ pub struct Resilient<'a> {
 
 impl<'a> Resilient<'a> {
     /// `retried` carries the count over from before an interruption.
-    pub fn new(medium: &'a Medium, retried: u64) -> Self {
+    pub fn new(medium: &'a dyn BlockIo, retried: u64) -> Self {
         Resilient {
             medium,
             sector: medium.smallest_transfer(),
@@ -165,7 +165,7 @@ impl<'a> Resilient<'a> {
     /// fails even there, a device with a bad area does not.
     /// A bad sector can sit at either spot, so the device counts as gone only when
     /// both fail.
-    fn alive(&self) -> bool {
+    pub fn alive(&self) -> bool {
         let size = self.medium.size();
         let probe_len = 4096.min(size) as usize;
         let good_end = self.last_good_end.load(Ordering::Relaxed);

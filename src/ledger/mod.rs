@@ -46,6 +46,8 @@ pub enum LedgerError {
         "the signing key {fingerprint} may not write to this ledger: {why}; add it to the ledger's allowed signers (ledger init)"
     )]
     KeyNotAllowed { fingerprint: String, why: String },
+    #[error("the ledger files signed certificates only: give --cert-dir and --sign-key too (not --unsigned)")]
+    NeedsSignedCertificates,
     #[error("the ledger's allowed signers cannot change: {0}")]
     Reconfigure(String),
     #[error("ledger number {0:?} is already registered; ledger numbers are unique")]
@@ -186,7 +188,7 @@ impl KeptHead {
 }
 
 pub struct Ledger {
-    store: Box<dyn Store>,
+    store: Box<dyn Store + Send>,
 }
 
 /// Configuration keys.

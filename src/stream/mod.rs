@@ -32,6 +32,13 @@ impl Prng {
         if aes_ctr::hardware_aes() { Prng::AesCtr } else { Prng::Chacha8 }
     }
 
+    pub fn name(self) -> &'static str {
+        match self {
+            Prng::AesCtr => "aes-ctr",
+            Prng::Chacha8 => "chacha8",
+        }
+    }
+
     /// The generator of journals written before the choice existed.
     pub fn legacy() -> Prng {
         Prng::Chacha8

@@ -196,7 +196,13 @@ pub struct FaultyDisk {
 
 impl FaultyDisk {
     pub fn new(size: u64, sector: u32, faults: Faults) -> FaultyDisk {
-        let mount_dir = tempfile::tempdir().unwrap();
+        Self::new_in(&std::env::temp_dir(), size, sector, faults)
+    }
+
+    /// With its FUSE mount under `parent` (a station test accepts only loop
+    /// devices whose backing file is in its own directory).
+    pub fn new_in(parent: &Path, size: u64, sector: u32, faults: Faults) -> FaultyDisk {
+        let mount_dir = tempfile::tempdir_in(parent).unwrap();
         let faults = Arc::new(Mutex::new(faults));
         let fs = FaultyFs { data: Mutex::new(vec![0u8; size as usize]), faults: faults.clone() };
         let mut config = fuser::Config::default();
@@ -217,6 +223,17 @@ impl FaultyDisk {
 
     pub fn backing(&self) -> PathBuf {
         self.mount_dir.path().join("disk")
+    }
+
+    /// Detaches the loop device, as pulling the stick out.
+    pub fn unplug(&mut self) {
+        drop(self.device.take());
+    }
+
+    /// Attaches the same disk to a loop device again, as plugging it back in.
+    pub fn replug(&mut self, sector: u32) {
+        let file = self.backing();
+        self.device = Some(LoopDevice::attach(tempfile::tempdir().unwrap(), file, sector, &[]));
     }
 
     pub fn set(&self, change: impl FnOnce(&mut Faults)) {
