@@ -15,5 +15,6 @@ pub mod engine;
 pub mod exit;
 pub mod ledger;
 pub mod method;
+pub mod station;
 pub mod stream;
 pub mod target;

@@ -9,6 +9,8 @@ mod methods;
 mod output;
 mod records_args;
 mod signals;
+mod station;
+mod station_view;
 mod trust;
 mod wipe;
 
@@ -59,6 +61,9 @@ enum Command {
     /// Overwrite, verify and report on one or more targets.
     #[command(after_help = wipe::AFTER_HELP)]
     Wipe(Box<wipe::WipeArgs>),
+    /// Wipe, verify and certify USB media as they are plugged in, one row per port.
+    #[command(after_help = station::AFTER_HELP)]
+    Station(Box<station::StationArgs>),
     /// Verify, show or countersign a destruction certificate.
     #[command(subcommand)]
     Cert(cert::CertCommand),
@@ -97,6 +102,7 @@ pub fn main() -> ExitCode {
         Command::List(args) => list::run(&args),
         Command::Methods(args) => methods::run(&args),
         Command::Wipe(args) => wipe::run(&args, cli.ledger.as_deref()),
+        Command::Station(args) => station::run(&args, cli.ledger.as_deref()),
         Command::Cert(command) => cert::run(&command),
         Command::Keygen(args) => cert::keygen(&args),
         Command::Audit(args) => audit::run(&args),

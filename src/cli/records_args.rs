@@ -92,6 +92,11 @@ impl RecordArgs {
             .collect()
     }
 
+    /// Whether `--asset` was given.
+    pub fn has_assets(&self) -> bool {
+        !self.assets.is_empty()
+    }
+
     fn profile(&self) -> Result<Profile, Failure> {
         Ok(Profile::find(self.profile.as_deref())?)
     }

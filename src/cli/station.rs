@@ -1,0 +1,438 @@
+//! `certwipe station`: wipe, verify and certify USB media as they are plugged in,
+//! one row per port, without anybody typing a device name. The policy is in
+//! [`crate::station`]; each medium's life is the one `wipe` gives
+//! ([`crate::target`]).
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use clap::Args;
+use indicatif::HumanBytes;
+use serde_json::json;
+
+use super::station_view::{RowState, Rows};
+use super::wipe::WipeOptions;
+use super::{EXIT_FAILED, EXIT_OK, Failure, signals};
+use crate::cert::records::Records;
+use crate::device::{self, SystemUse};
+use crate::engine::workers::{self, Workers};
+use crate::station::scan::{self, Change, MediumKey, Seen, Snapshot, Watch};
+use crate::station::uevent::Uevents;
+use crate::station::{self as policy, Policy, SummaryRow, TestLoops};
+use crate::target::{Outcome, Prepared, ResumePolicy, Settings};
+
+pub const AFTER_HELP: &str = "\
+The station records every block device present when it starts and never touches
+those. It accepts a medium that appears later on USB, passes every safety check
+`wipe` makes and fits the size limits, and gives it the whole treatment `wipe`
+gives: passes, verification, report, signed certificate, PDF, ledger. Pull a
+stick when its row says `done — remove`; plug in the next. A stick pulled early
+ends `failed` and resumes when plugged in again.
+
+Examples:
+  certwipe station --cert-dir certs/ --sign-key station_ed25519 --profile station.toml
+  certwipe station --min-size 1G --max-size 256G --asset-template 'USB-{date}-{seq:04}' --power-off
+  certwipe station --yes --json --stop-after 20 --summary batch.csv
+
+Ctrl-C stops accepting media and aborts running wipes (they resume when the
+stick is plugged in again); a second Ctrl-C exits at once.";
+
+#[derive(Args, Debug)]
+pub struct StationArgs {
+    #[command(flatten)]
+    options: WipeOptions,
+
+    /// End the station once N media have been wiped (erased or failed).
+    #[arg(long, value_name = "N")]
+    stop_after: Option<usize>,
+
+    /// Refuse media smaller than SIZE (e.g. 64M, 1G, 1GiB, 500MB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    min_size: Option<u64>,
+
+    /// Refuse media larger than SIZE (a disk plugged in by mistake, say).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    max_size: Option<u64>,
+
+    /// Ledger number for media the ledger does not give one: {date}, {seq},
+    /// {seq:04}, {serial}, {port}, e.g. USB-{date}-{seq:04}.
+    #[arg(long, value_name = "TEMPLATE")]
+    asset_template: Option<String>,
+
+    /// Power a USB device off once its medium is erased and recorded, so its
+    /// light goes out and the technician knows to pull it.
+    #[arg(long)]
+    power_off: bool,
+
+    /// Write the station's summary to FILE when it ends: CSV (.csv) or JSON.
+    #[arg(long, value_name = "FILE")]
+    summary: Option<PathBuf>,
+
+    /// Write each medium's wipe report (JSON) into DIR.
+    #[arg(long, value_name = "DIR")]
+    report: Option<PathBuf>,
+
+    /// Wipe again a medium this station run has already erased.
+    #[arg(long)]
+    again: bool,
+
+    /// Start without asking (required when stdin is not a terminal).
+    #[arg(short, long)]
+    yes: bool,
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    parse_size::parse_size(text).map_err(|e| format!("{e}: give a size such as 64M, 1G, 1GiB or 500MB"))
+}
+
+/// Scans of sysfs happen at least this often, events or not.
+const RESCAN: Duration = Duration::from_secs(2);
+
+pub fn run(args: &StationArgs, ledger: Option<&Path>) -> Result<u8, Failure> {
+    let setup = Setup::check(args, ledger)?;
+    let start = scan::scan(Path::new("/sys"));
+    let snapshot = Snapshot::take(&start);
+    setup.announce(args, &snapshot);
+    if !args.yes {
+        confirm()?;
+    }
+    signals::install();
+    let uevents = Uevents::open()
+        .map_err(|e| {
+            eprintln!("certwipe: warning: no kernel events ({e}); scanning every {} s", RESCAN.as_secs())
+        })
+        .ok();
+    let rows = Rows::choose(args.options.json);
+    let mut station =
+        Station { setup: &setup, snapshot, rows: &rows, erased: HashSet::new(), summary: Vec::new(), seq: 0 };
+    let workers = Workers::new(16, workers::DEFAULT_BUDGET);
+    let mut watch = Watch::starting_with(&start);
+    rows.ready(station.snapshot.len());
+    std::thread::scope(|scope| {
+        let (done_tx, done_rx) = mpsc::channel::<(MediumKey, Seen, Outcome)>();
+        let mut running: BTreeMap<MediumKey, Seen> = BTreeMap::new();
+        let mut finished = 0;
+        loop {
+            while let Ok((key, seen, outcome)) = done_rx.try_recv() {
+                running.remove(&key);
+                finished += 1;
+                station.finished(&seen, &outcome, args.power_off);
+            }
+            let stopping = signals::STOP.load(Ordering::Relaxed)
+                || args.stop_after.is_some_and(|n| finished + running.len() >= n);
+            if stopping && running.is_empty() {
+                break;
+            }
+            match &uevents {
+                Some(uevents) => drop(uevents.wait(Duration::from_millis(250))),
+                None => std::thread::sleep(Duration::from_millis(250)),
+            }
+            for change in watch.update(&scan::scan(Path::new("/sys"))) {
+                match change {
+                    Change::Removed(seen) => rows.removed(&seen, running.contains_key(&seen.medium_key())),
+                    Change::Arrived(seen) if stopping => rows.ignored(&seen, "the station is stopping"),
+                    Change::Arrived(seen) => {
+                        if let Some(prepared) = station.accept(&seen) {
+                            running.insert(seen.medium_key(), seen.clone());
+                            let (done_tx, workers, setup, rows) = (done_tx.clone(), &workers, &setup, &rows);
+                            scope.spawn(move || {
+                                let view = rows.view(&seen);
+                                let outcome = prepared.run(&setup.settings, workers, &view, &signals::STOP);
+                                let _ = done_tx.send((seen.medium_key(), seen, outcome));
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    });
+    station.end(args.summary.as_deref())
+}
+
+/// The station's checked settings.
+struct Setup {
+    settings: Settings,
+    records: Option<Records>,
+    policy: Policy,
+    asset_template: Option<String>,
+    report_dir: Option<PathBuf>,
+}
+
+impl Setup {
+    fn check(args: &StationArgs, ledger: Option<&Path>) -> Result<Setup, Failure> {
+        if args.options.records.has_assets() {
+            return Err(Failure::usage(
+                "--asset names one medium; a station numbers media from the ledger or --asset-template",
+            ));
+        }
+        if let Some(template) = &args.asset_template {
+            policy::check_template(template).map_err(Failure::usage)?;
+        }
+        if let (Some(min), Some(max)) = (args.min_size, args.max_size)
+            && min > max
+        {
+            return Err(Failure::usage(format!("--min-size {min} is above --max-size {max}")));
+        }
+        if let Some(dir) = &args.report {
+            crate::durable::check_writable_dir(dir).map_err(|e| {
+                Failure::usage(format!("--report {}: {e}; give a writable directory", dir.display()))
+            })?;
+        }
+        let settings = args.options.settings(ResumePolicy::WhenJournaled, ledger)?;
+        let records = match &settings.certificates {
+            Some(_) => args.options.records.records_for(1)?.pop(),
+            None => None,
+        };
+        let policy = Policy {
+            min_size: args.min_size,
+            max_size: args.max_size,
+            test_loops: TestLoops::from_env(),
+            again: args.again,
+        };
+        Ok(Setup {
+            settings,
+            records,
+            policy,
+            asset_template: args.asset_template.clone(),
+            report_dir: args.report.clone(),
+        })
+    }
+
+    /// The policy, printed before anything is accepted.
+    fn announce(&self, args: &StationArgs, snapshot: &Snapshot) {
+        let s = &self.settings;
+        let plan = s.plan.as_ref().expect("a station always has a plan");
+        let limits = match (args.min_size, args.max_size) {
+            (None, None) => "any size".to_string(),
+            (min, max) => format!(
+                "{} to {}",
+                min.map_or("any".into(), |m| HumanBytes(m).to_string()),
+                max.map_or("any".into(), |m| HumanBytes(m).to_string())
+            ),
+        };
+        let certificates = match &s.certificates {
+            Some(plan) => format!(
+                "{}{}",
+                plan.dir.display(),
+                if plan.key.is_some() { ", signed" } else { ", UNSIGNED" }
+            ),
+            None => "none (give --cert-dir)".into(),
+        };
+        let lines = [
+            format!(
+                "station: method {} ({} pass(es)), verify {:?}, {}",
+                plan.method,
+                plan.passes.len(),
+                s.options.verify,
+                s.options.prng.name()
+            ),
+            format!(
+                "station: accepts USB media of {limits}; {} device(s) present now are left alone",
+                snapshot.len()
+            ),
+            format!(
+                "station: certificates {certificates}; ledger {}",
+                if s.has_ledger() { "yes" } else { "no" }
+            ),
+        ];
+        for line in lines {
+            eprintln!("{line}");
+        }
+        if self.policy.test_loops.is_some() {
+            eprintln!(
+                "station: TEST MODE ({}): the test's loop devices count as USB media",
+                policy::TEST_TRANSPORT_ENV
+            );
+        }
+    }
+}
+
+fn confirm() -> Result<(), Failure> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::usage(
+            "refusing to start a station without confirmation: stdin is not a terminal; pass --yes once you have checked the policy",
+        ));
+    }
+    eprint!("Every USB medium plugged in from now on will be overwritten. Type station to start: ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).map_err(|e| Failure::usage(e.to_string()))?;
+    if line.trim() != "station" {
+        return Err(Failure::usage("not confirmed (station was not typed); nothing was written"));
+    }
+    Ok(())
+}
+
+/// What the station has done so far.
+struct Station<'a> {
+    setup: &'a Setup,
+    snapshot: Snapshot,
+    rows: &'a Rows,
+    /// Media erased by this run, by identity.
+    erased: HashSet<String>,
+    summary: Vec<SummaryRow>,
+    seq: u32,
+}
+
+impl Station<'_> {
+    /// Applies the policy to a medium that appeared; opens it when accepted.
+    fn accept(&mut self, seen: &Seen) -> Option<Prepared> {
+        self.rows.arrived(seen);
+        match self.prepare(seen) {
+            Ok(prepared) => {
+                self.rows.started(seen, &prepared);
+                Some(prepared)
+            }
+            Err(reason) => {
+                self.rows.refused(seen, &reason);
+                self.summary.push(row(seen, "refused", &reason, None));
+                None
+            }
+        }
+    }
+
+    fn prepare(&mut self, seen: &Seen) -> Result<Prepared, String> {
+        if let Some(why) = self.snapshot.protects(seen) {
+            return Err(why.to_string());
+        }
+        if let Some(why) = self.setup.policy.refusal(seen) {
+            return Err(why);
+        }
+        let target = device::inspect(Path::new(&format!("/dev/{}", seen.name)), &SystemUse::read())
+            .map_err(|e| e.to_string())?;
+        if !target.refusals.is_empty() {
+            return Err(target.refusals.join("; "));
+        }
+        let identity = policy::medium_identity(seen);
+        if !self.setup.policy.again && identity.as_ref().is_some_and(|id| self.erased.contains(id)) {
+            return Err("already done by this station (--again wipes it again)".into());
+        }
+        let records = self.records_for(seen).map_err(|e| e.to_string())?;
+        let report = self
+            .setup
+            .report_dir
+            .as_ref()
+            .map(|dir| dir.join(format!("{}-{}.report.json", seen.name, report_stamp())));
+        let note = |text: &str| self.rows.note(seen, text);
+        let prepared =
+            self.setup.settings.prepare(target, records, report, &note).map_err(|e| e.to_string())?;
+        // Opened exclusively: the medium must still be the one that was seen.
+        if seen.diskseq.is_some() && prepared.disk_sequence() != seen.diskseq {
+            return Err(
+                "the medium changed between being seen and being opened (another stick?); plug it in again"
+                    .into(),
+            );
+        }
+        Ok(prepared)
+    }
+
+    /// The certificate's records: the station's, with the ledger number the
+    /// ledger has for this serial, else one from the template.
+    fn records_for(&mut self, seen: &Seen) -> Result<Option<Records>, crate::ledger::LedgerError> {
+        let Some(mut records) = self.setup.records.clone() else { return Ok(None) };
+        self.seq += 1;
+        let registered = match &seen.serial {
+            Some(serial) => self.setup.settings.registered(None, Some(serial))?,
+            None => None,
+        };
+        records.asset_number = match (registered, &self.setup.asset_template) {
+            (Some(medium), _) => Some(medium.number),
+            (None, Some(template)) => Some(policy::asset_number(template, self.seq, seen, &today())),
+            (None, None) => None,
+        };
+        Ok(Some(records))
+    }
+
+    fn finished(&mut self, seen: &Seen, outcome: &Outcome, power_off: bool) {
+        let report = &outcome.report;
+        let certificate =
+            outcome.certificate.as_ref().and_then(|c| c.as_ref().ok()).map(|p| p.display().to_string());
+        if outcome.succeeded()
+            && let Some(id) = policy::medium_identity(seen)
+        {
+            self.erased.insert(id);
+        }
+        let mut reason = report.status_reason.clone();
+        let records = outcome.records_line();
+        if !records.is_empty() {
+            reason = format!("{reason} ({records})");
+        }
+        let state = if outcome.succeeded() { RowState::Done } else { RowState::Failed(reason.clone()) };
+        self.rows.finished(seen, state, outcome);
+        self.summary.push(row(seen, report.status.as_str(), &reason, certificate));
+        if power_off
+            && outcome.succeeded()
+            && let Some(usb) = &seen.usb_device
+            && let Err(error) = policy::power_off(usb)
+        {
+            self.rows.note(seen, &format!("could not power the USB device off: {error}"));
+        }
+    }
+
+    /// Prints (and writes) the summary; exit 1 when a medium was not erased.
+    fn end(self, file: Option<&Path>) -> Result<u8, Failure> {
+        let count = |status: &str| self.summary.iter().filter(|r| r.status == status).count();
+        let (erased, refused) = (count("erased"), count("refused"));
+        let failed = self.summary.len() - erased - refused;
+        self.rows.say(&format!("station: {erased} erased, {failed} failed, {refused} refused"));
+        for r in &self.summary {
+            self.rows.say(&format!(
+                "  {} {} serial {} {} — {}",
+                r.port,
+                r.device,
+                r.serial.as_deref().unwrap_or("-"),
+                r.status,
+                r.reason,
+            ));
+        }
+        if let Some(path) = file {
+            write_summary(path, &self.summary, erased, failed, refused)?;
+        }
+        Ok(if failed > 0 { EXIT_FAILED } else { EXIT_OK })
+    }
+}
+
+fn row(seen: &Seen, status: &str, reason: &str, certificate: Option<String>) -> SummaryRow {
+    SummaryRow {
+        port: seen.port(),
+        device: format!("/dev/{}", seen.name),
+        serial: seen.serial.clone(),
+        size_bytes: seen.size_bytes,
+        status: status.to_string(),
+        reason: reason.to_string(),
+        certificate,
+    }
+}
+
+fn write_summary(
+    path: &Path,
+    rows: &[SummaryRow],
+    erased: usize,
+    failed: usize,
+    refused: usize,
+) -> Result<(), Failure> {
+    let bytes = if path.extension().is_some_and(|e| e == "csv") {
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        for r in rows {
+            writer.serialize(r).map_err(|e| Failure::usage(e.to_string()))?;
+        }
+        writer.into_inner().map_err(|e| Failure::usage(e.to_string()))?
+    } else {
+        let value = json!({"erased": erased, "failed": failed, "refused": refused, "media": rows});
+        crate::cert::canonical::to_bytes(&value)
+    };
+    crate::durable::write_atomically(path, &bytes, 0o644)
+        .map_err(|e| Failure { code: EXIT_FAILED, message: format!("summary {}: {e}", path.display()) })
+}
+
+fn today() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()[..10].replace('-', "")
+}
+
+fn report_stamp() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace([':', '-'], "")
+}

@@ -1,0 +1,239 @@
+//! How a station shows itself: one row per port on a terminal (waiting · wiping
+//! pass 2/3 47 % 38 MB/s ETA 4 min · verifying · done — remove · failed (reason) ·
+//! refused (reason)), newline-delimited JSON events with `--json` (`arrived`,
+//! `refused`, `started`, `progress`, `done`, `removed`), plain lines otherwise.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{Value, json};
+
+use super::output::Ui;
+use crate::cert::display::escape;
+use crate::engine::events::{Event, Observer, Phase};
+use crate::station::scan::Seen;
+use crate::target::{Outcome, Prepared};
+
+pub enum RowState {
+    Done,
+    Failed(String),
+}
+
+pub struct Rows {
+    mode: Mode,
+    /// One bar per port, made when the port first shows a medium.
+    bars: Mutex<BTreeMap<String, ProgressBar>>,
+}
+
+enum Mode {
+    Json,
+    Bars(MultiProgress),
+    Plain,
+}
+
+const JSON_INTERVAL: Duration = Duration::from_secs(1);
+const LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+impl Rows {
+    pub fn choose(json: bool) -> Rows {
+        let mode = if json {
+            Mode::Json
+        } else if std::io::stderr().is_terminal() {
+            Mode::Bars(MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(4)))
+        } else {
+            Mode::Plain
+        };
+        Rows { mode, bars: Mutex::new(BTreeMap::new()) }
+    }
+
+    fn event(&self, event: &str, seen: &Seen, fields: Value) {
+        let mut value = json!({
+            "event": event,
+            "port": seen.port(),
+            "device": format!("/dev/{}", seen.name),
+            "serial": seen.serial,
+            "size_bytes": seen.size_bytes,
+        });
+        if let (Some(object), Value::Object(extra)) = (value.as_object_mut(), fields) {
+            object.extend(extra);
+        }
+        Ui::emit_json(&value);
+    }
+
+    /// Sets a port's row (terminal) or prints its line (plain).
+    fn set(&self, seen: &Seen, message: &str) {
+        let port = seen.port();
+        match &self.mode {
+            Mode::Bars(multi) => {
+                let mut bars = crate::engine::lock(&self.bars);
+                let bar = bars.entry(port.clone()).or_insert_with(|| {
+                    let bar = multi.add(ProgressBar::new(0));
+                    bar.set_style(
+                        ProgressStyle::with_template("{prefix:<10.bold} {msg}").expect("template is valid"),
+                    );
+                    bar.set_prefix(port);
+                    bar
+                });
+                bar.set_style(
+                    ProgressStyle::with_template("{prefix:<10.bold} {msg}").expect("template is valid"),
+                );
+                bar.set_message(message.to_string());
+            }
+            Mode::Plain => eprintln!("{port}: {message}"),
+            Mode::Json => {}
+        }
+    }
+
+    pub fn say(&self, line: &str) {
+        match &self.mode {
+            Mode::Bars(multi) => {
+                let _ = multi.println(line);
+            }
+            _ => eprintln!("{line}"),
+        }
+    }
+
+    /// The station watches for media now.
+    pub fn ready(&self, protected: usize) {
+        match self.mode {
+            Mode::Json => Ui::emit_json(&json!({"event": "ready", "protected": protected})),
+            _ => self.say(&format!(
+                "station: ready — plug in media ({protected} device(s) left alone); Ctrl-C ends"
+            )),
+        }
+    }
+
+    pub fn arrived(&self, seen: &Seen) {
+        match self.mode {
+            Mode::Json => self.event("arrived", seen, json!({"status": "arrived"})),
+            _ => self.set(seen, &format!("/dev/{} {} arrived", seen.name, HumanBytes(seen.size_bytes))),
+        }
+    }
+
+    pub fn started(&self, seen: &Seen, prepared: &Prepared) {
+        let plan = &prepared.plan;
+        let resuming = prepared.resuming();
+        match self.mode {
+            Mode::Json => self.event(
+                "started",
+                seen,
+                json!({"status": "wiping", "method": plan.method, "passes": plan.passes.len(), "resuming": resuming}),
+            ),
+            _ => self.set(seen, &format!("{} ({}){}", plan.method, plan.passes.len(), if resuming { ", resuming" } else { "" })),
+        }
+    }
+
+    pub fn refused(&self, seen: &Seen, reason: &str) {
+        let reason = escape(reason);
+        match self.mode {
+            Mode::Json => self.event("refused", seen, json!({"status": "refused", "reason": reason})),
+            _ => self.set(seen, &format!("refused ({reason}) — left alone")),
+        }
+    }
+
+    pub fn ignored(&self, seen: &Seen, reason: &str) {
+        self.refused(seen, reason);
+    }
+
+    pub fn note(&self, seen: &Seen, text: &str) {
+        match self.mode {
+            Mode::Json => self.event("note", seen, json!({"message": text})),
+            _ => self.say(&format!("{}: {text}", seen.port())),
+        }
+    }
+
+    pub fn removed(&self, seen: &Seen, while_wiping: bool) {
+        match self.mode {
+            Mode::Json => {
+                self.event("removed", seen, json!({"status": "removed", "while_wiping": while_wiping}))
+            }
+            _ if while_wiping => {
+                self.set(seen, "REMOVED while wiping — it ends failed; plug it in again to resume")
+            }
+            _ => self.set(seen, "waiting"),
+        }
+    }
+
+    pub fn finished(&self, seen: &Seen, state: RowState, outcome: &Outcome) {
+        let report = &outcome.report;
+        let certificate = outcome.certificate.as_ref().and_then(|c| c.as_ref().ok());
+        match (&self.mode, &state) {
+            (Mode::Json, _) => self.event(
+                "done",
+                seen,
+                json!({
+                    "status": report.status,
+                    "reason": report.status_reason,
+                    "erased_and_recorded": outcome.succeeded(),
+                    "certificate": certificate,
+                    "problems": outcome.step_errors().map(|e| e.to_string()).collect::<Vec<_>>(),
+                }),
+            ),
+            (_, RowState::Done) => self.set(seen, "done — remove"),
+            (_, RowState::Failed(reason)) => {
+                self.set(seen, &format!("{} ({})", report.status.as_str().to_uppercase(), escape(reason)))
+            }
+        }
+    }
+
+    /// The engine's events for one medium, shown on its row.
+    pub fn view<'a>(&'a self, seen: &Seen) -> RowView<'a> {
+        RowView { rows: self, seen: seen.clone(), last: Mutex::new(None) }
+    }
+}
+
+pub struct RowView<'a> {
+    rows: &'a Rows,
+    seen: Seen,
+    last: Mutex<Option<Instant>>,
+}
+
+impl RowView<'_> {
+    fn due(&self, interval: Duration) -> bool {
+        let mut last = crate::engine::lock(&self.last);
+        let due = last.is_none_or(|t| t.elapsed() >= interval);
+        if due {
+            *last = Some(Instant::now());
+        }
+        due
+    }
+}
+
+impl Observer for RowView<'_> {
+    fn event(&self, event: &Event<'_>) {
+        let Event::Progress { pass, passes, phase, bytes_done, bytes_total, bytes_per_second } = *event
+        else {
+            if let Event::Warning { message } = event {
+                self.rows.note(&self.seen, message);
+            }
+            return;
+        };
+        let word = match phase {
+            Phase::Writing => "wiping",
+            Phase::Verifying => "verifying",
+        };
+        let percent = 100.0 * bytes_done as f64 / bytes_total.max(1) as f64;
+        match &self.rows.mode {
+            Mode::Json if self.due(JSON_INTERVAL) || bytes_done == bytes_total => self.rows.event(
+                "progress",
+                &self.seen,
+                json!({"status": word, "pass": pass, "passes": passes, "bytes_done": bytes_done, "bytes_total": bytes_total, "bytes_per_second": bytes_per_second}),
+            ),
+            Mode::Json => {}
+            Mode::Plain if !self.due(LOG_INTERVAL) => {}
+            _ => {
+                let eta = if bytes_per_second > 0.0 {
+                    let seconds = (bytes_total - bytes_done) as f64 / bytes_per_second;
+                    format!(" ETA {}", humantime::format_duration(Duration::from_secs(seconds as u64)))
+                } else {
+                    String::new()
+                };
+                let rate = HumanBytes(bytes_per_second as u64);
+                self.rows.set(&self.seen, &format!("{word} pass {pass}/{passes} {percent:.0} % {rate}/s{eta}"));
+            }
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! Station mode on real loop devices that appear and vanish while it runs (the
+//! test-only `CERTWIPE_STATION_TEST_TRANSPORT=loop:DIR` makes the test's own loop
+//! devices count as USB sticks; nothing else changes). The USB classifier and port
+//! names are covered by unit tests against fake sysfs trees (station::scan).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::faulty::{Faults, FaultyDisk};
+use common::*;
+use serde_json::Value;
+
+/// A loop device made with LOOP_CTL_ADD at a high index (the kernel then sends a
+/// real `add` uevent), with a file of the test's attached; removed on drop.
+struct HotStick {
+    path: PathBuf,
+    index: u32,
+    file: PathBuf,
+}
+
+const LOOP_CTL_ADD: libc::c_ulong = 0x4C80;
+const LOOP_CTL_REMOVE: libc::c_ulong = 0x4C81;
+
+fn loop_control(request: libc::c_ulong, index: u32) -> i32 {
+    let control = std::fs::File::open("/dev/loop-control").unwrap();
+    // SAFETY: LOOP_CTL_ADD/REMOVE take the index as a plain integer argument.
+    unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&control), request, index as libc::c_ulong) }
+}
+
+impl HotStick {
+    /// Plugs in a stick of `size` bytes backed by a new file in `dir`.
+    fn plug(dir: &Path, size: u64) -> HotStick {
+        Self::plug_with(dir, size, &[])
+    }
+
+    fn plug_with(dir: &Path, size: u64, flags: &[&str]) -> HotStick {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let base = 200 + (std::process::id() % 50) * 20;
+        let (index, path) = loop {
+            let index = base + NEXT.fetch_add(1, Ordering::Relaxed) % 1000;
+            if loop_control(LOOP_CTL_ADD, index) >= 0 {
+                break (index, PathBuf::from(format!("/dev/loop{index}")));
+            }
+        };
+        let file = dir.join(format!("stick{index}.img"));
+        make_file(&file, size);
+        plant_markers(&file);
+        let stick = HotStick { path, index, file };
+        stick.attach(flags);
+        stick
+    }
+
+    fn attach(&self, flags: &[&str]) {
+        for _ in 0..50 {
+            if self.path.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let status = Command::new("losetup")
+            .args(["--direct-io=on"])
+            .args(flags)
+            .arg(&self.path)
+            .arg(&self.file)
+            .status()
+            .unwrap();
+        assert!(status.success(), "losetup {}", self.path.display());
+    }
+
+    fn unplug(&self) {
+        let _ = Command::new("losetup").arg("-d").arg(&self.path).status();
+    }
+}
+
+impl Drop for HotStick {
+    fn drop(&mut self) {
+        self.unplug();
+        for _ in 0..20 {
+            if loop_control(LOOP_CTL_REMOVE, self.index) >= 0 || !self.path.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A running station with its NDJSON events collected.
+struct Station {
+    child: Child,
+    events: mpsc::Receiver<Value>,
+    seen: Vec<Value>,
+    dir: tempfile::TempDir,
+    allowed: PathBuf,
+}
+
+impl Station {
+    fn start(extra: &[&str]) -> Station {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, line) = station_key(dir.path(), "station_ed25519", "station-1");
+        let allowed = dir.path().join("allowed_signers");
+        std::fs::write(&allowed, line).unwrap();
+        std::fs::create_dir(dir.path().join("certs")).unwrap();
+        let mut command = certwipe_command();
+        command
+            .env("CERTWIPE_STATION_TEST_TRANSPORT", format!("loop:{}", dir.path().display()))
+            .args(["station", "--yes", "--json", "--cert-dir"])
+            .arg(dir.path().join("certs"))
+            .arg("--sign-key")
+            .arg(&key)
+            .args(["--asset-template", "USB-{date}-{seq:04}", "--summary"])
+            .arg(dir.path().join("summary.csv"))
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = command.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, events) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let value: Value =
+                    serde_json::from_str(&line).unwrap_or_else(|_| panic!("not NDJSON: {line}"));
+                if tx.send(value).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut station = Station { child, events, seen: Vec::new(), dir, allowed };
+        station.wait_for("ready", |_| true);
+        station
+    }
+
+    /// Waits for an event of `kind` matching `what` that no earlier wait took (a
+    /// device name comes back when a stick is plugged in again); panics after a
+    /// minute.
+    fn wait_for(&mut self, kind: &str, what: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let matches = |e: &Value| e["event"] == kind && e.get("taken").is_none() && what(e);
+        loop {
+            if let Some(found) = self.seen.iter_mut().find(|e| matches(e)) {
+                let event = found.clone();
+                found["taken"] = Value::Bool(true);
+                return event;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let event = self
+                .events
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no {kind} event; saw {:#?}", self.seen));
+            self.seen.push(event);
+        }
+    }
+
+    fn of(device: &Path) -> impl Fn(&Value) -> bool + '_ {
+        move |e: &Value| e["device"] == device.to_str().unwrap()
+    }
+
+    fn finish(mut self) -> (i32, Vec<Value>, tempfile::TempDir) {
+        let code = self.child.wait().unwrap().code().unwrap_or(-1);
+        while let Ok(event) = self.events.recv_timeout(Duration::from_secs(2)) {
+            self.seen.push(event);
+        }
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        (code, std::mem::take(&mut self.seen), dir)
+    }
+}
+
+impl Drop for Station {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn verify_certificate(station_dir: &Path, allowed: &Path, certificate: &str) {
+    let out = certwipe(&["cert", "verify", certificate, "--allowed-signers", allowed.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(Path::new(certificate).starts_with(station_dir));
+}
+
+#[test]
+fn sticks_plugged_in_one_then_two_at_once_are_certified_and_a_present_disk_is_never_touched() {
+    if !have_root() {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    // A loop device of "the test" present before the station starts: left alone.
+    let present = HotStick::plug(scratch.path(), 8 << 20);
+    let before = std::fs::read(&present.file).unwrap();
+    let mut station = Station::start(&["--stop-after", "3"]);
+    let _ = scratch;
+    let first = HotStick::plug(station.dir.path(), 16 << 20);
+    let done = station.wait_for("done", Station::of(&first.path));
+    assert_eq!(done["status"], "erased", "{done}");
+    let certificate = done["certificate"].as_str().unwrap().to_string();
+    verify_certificate(station.dir.path(), &station.allowed, &certificate);
+    let cert: Value = serde_json::from_slice(&std::fs::read(&certificate).unwrap()).unwrap();
+    assert!(cert["records"]["asset_number"].as_str().unwrap().ends_with("-0001"), "{}", cert["records"]);
+    assert!(!contains_marker(&read_all(&first.path)));
+    let two = [HotStick::plug(station.dir.path(), 16 << 20), HotStick::plug(station.dir.path(), 24 << 20)];
+    for stick in &two {
+        let done = station.wait_for("done", Station::of(&stick.path));
+        assert_eq!(done["status"], "erased", "{done}");
+        assert!(!contains_marker(&read_all(&stick.path)));
+    }
+    let (code, events, dir) = station.finish();
+    assert_eq!(code, 0, "{events:#?}");
+    assert_eq!(std::fs::read(&present.file).unwrap(), before, "a device present at start was touched");
+    assert!(!events.iter().any(|e| e["device"] == present.path.to_str().unwrap()), "{events:#?}");
+    // Other processes' loop devices show as refused; the test's own sticks were erased.
+    let summary = std::fs::read_to_string(dir.path().join("summary.csv")).unwrap();
+    let mut reader = csv::Reader::from_reader(summary.as_bytes());
+    let ours: Vec<String> =
+        [&first.path, &two[0].path, &two[1].path].iter().map(|p| p.display().to_string()).collect();
+    let statuses: Vec<String> = reader
+        .records()
+        .map(|r| r.unwrap())
+        .filter(|r| ours.contains(&r[1].to_string()))
+        .map(|r| r[4].to_string())
+        .collect();
+    assert_eq!(statuses, ["erased", "erased", "erased"], "{summary}");
+}
+
+#[test]
+fn a_stick_pulled_mid_wipe_fails_the_station_carries_on_and_plugging_it_back_resumes() {
+    if !have_root() {
+        return;
+    }
+    let mut station = Station::start(&["--stop-after", "3", "--verify", "last"]);
+    let faults = Faults { delay: Duration::from_millis(3), ..Faults::default() };
+    let mut flaky = FaultyDisk::new_in(station.dir.path(), 24 << 20, 512, faults);
+    let device = flaky.path().to_path_buf();
+    assert_eq!(station.wait_for("started", Station::of(&device))["resuming"], false);
+    station.wait_for("progress", |e| {
+        e["device"] == device.to_str().unwrap() && e["bytes_done"].as_u64() > Some(4 << 20)
+    });
+    flaky.set(|f| f.pulled = true);
+    let done = station.wait_for("done", Station::of(&device));
+    assert_eq!(done["status"], "failed", "{done}");
+    // The station carries on with the next stick.
+    let other = HotStick::plug(station.dir.path(), 8 << 20);
+    assert_eq!(station.wait_for("done", Station::of(&other.path))["status"], "erased");
+    // Plugged in again: recognised, resumed, finished.
+    flaky.unplug();
+    flaky.set(|f| {
+        f.pulled = false;
+        f.delay = Duration::ZERO;
+    });
+    flaky.replug(512);
+    let again = flaky.path().to_path_buf();
+    let started = station.wait_for("started", Station::of(&again));
+    let story: Vec<String> = station
+        .seen
+        .iter()
+        .filter(|e| e["event"] != "progress")
+        .map(|e| format!("{} {} {} {}", e["event"], e["device"], e["message"], e["reason"]))
+        .collect();
+    assert_eq!(started["resuming"], true, "{started} after {story:#?}");
+    let done = station.wait_for("done", Station::of(&again));
+    assert_eq!(done["status"], "erased", "{done}");
+    let cert: Value =
+        serde_json::from_slice(&std::fs::read(done["certificate"].as_str().unwrap()).unwrap()).unwrap();
+    assert_eq!(cert["sanitization"]["interruptions"].as_array().unwrap().len(), 1);
+    let (code, _, _) = station.finish();
+    assert_eq!(code, 1, "a medium failed, so the station exits 1");
+}
+
+#[test]
+fn what_the_station_refuses_it_leaves_alone() {
+    if !have_root() {
+        return;
+    }
+    let mut station = Station::start(&["--min-size", "4MiB", "--max-size", "64MiB", "--stop-after", "2"]);
+    let dir = station.dir.path().to_path_buf();
+    let small = HotStick::plug(&dir, 1 << 20);
+    let large = HotStick::plug(&dir, 128 << 20);
+    let read_only = HotStick::plug_with(&dir, 8 << 20, &["-r"]);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let foreign = HotStick::plug(elsewhere.path(), 8 << 20);
+    for (stick, reason) in [
+        (&small, "below --min-size"),
+        (&large, "above --max-size"),
+        (&read_only, "read-only"),
+        (&foreign, "USB media only"),
+    ] {
+        let refused = station.wait_for("refused", Station::of(&stick.path));
+        assert!(refused["reason"].as_str().unwrap().contains(reason), "{refused}");
+        assert!(contains_marker(&read_all(&stick.path)), "a refused stick was written");
+    }
+    // A stick erased once is not wiped again by the same run when plugged back in.
+    let stick = HotStick::plug(&dir, 8 << 20);
+    assert_eq!(station.wait_for("done", Station::of(&stick.path))["status"], "erased");
+    stick.unplug();
+    plant_markers(&stick.file);
+    stick.attach(&[]);
+    let refused = station.wait_for("refused", |e| {
+        e["device"] == stick.path.to_str().unwrap() && e["reason"].as_str().unwrap().contains("already done")
+    });
+    assert!(refused["reason"].as_str().unwrap().contains("--again"));
+    assert!(contains_marker(&std::fs::read(&stick.file).unwrap()));
+    let last = HotStick::plug(&dir, 8 << 20);
+    assert_eq!(station.wait_for("done", Station::of(&last.path))["status"], "erased");
+    let (code, _, _) = station.finish();
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn ctrl_c_stops_the_station_and_leaves_a_resumable_journal() {
+    if !have_root() {
+        return;
+    }
+    let mut station = Station::start(&[]);
+    let faults = Faults { delay: Duration::from_millis(5), ..Faults::default() };
+    let slow = FaultyDisk::new_in(station.dir.path(), 16 << 20, 512, faults);
+    let device = slow.path().to_path_buf();
+    station.wait_for("progress", |e| e["device"] == device.to_str().unwrap());
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(station.child.id() as i32), nix::sys::signal::SIGINT)
+        .unwrap();
+    let done = station.wait_for("done", Station::of(&device));
+    assert_eq!(done["status"], "aborted", "{done}");
+    let (code, _, _) = station.finish();
+    assert_eq!(code, 1);
+    let journals: Vec<_> = std::fs::read_dir(state_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".journal.json"))
+        .collect();
+    assert!(!journals.is_empty(), "no journal kept");
+}
