@@ -37,6 +37,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "certwipe")
 
 
+def set_binary(path):
+    global BIN
+    BIN = os.path.abspath(path)
+
+
 @contextlib.contextmanager
 def loops(backing_dir, count, size_mib):
     """`count` loop devices (direct I/O) over fresh files in `backing_dir`."""
@@ -161,6 +166,8 @@ def bench(backing_dir, label, count, size_mib, rounds, nwipe_path, out):
                 rows.append((name, f"{gib / median:.2f} GiB/s", median))
         for name, ratio, median in rows:
             out.append(f"| {label} | {count} | {name} | {ratio} | {median:.3f} s |")
+            # Each row as soon as it is known, so a long run that dies keeps what it measured.
+            print(out[-1], file=sys.stderr, flush=True)
         return max(rss)
 
 
@@ -179,11 +186,14 @@ def main():
     parser.add_argument("--nwipe", metavar="PATH", help="an nwipe binary to compare with")
     parser.add_argument("--only", choices=["tmpfs", "disk"])
     parser.add_argument("--devices", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--certwipe", metavar="PATH", default=BIN,
+                        help="the certwipe binary (a copy keeps a long run safe from rebuilds)")
     args = parser.parse_args()
+    set_binary(args.certwipe)
     if os.geteuid() != 0:
         sys.exit("needs root for losetup")
     if not os.path.exists(BIN):
-        sys.exit("build first: cargo build --release")
+        sys.exit(f"{BIN} is missing: build first (cargo build --release)")
     disk_dir = os.path.join(ROOT, "target", "bench-scratch")
     os.makedirs(disk_dir, exist_ok=True)
     out = ["| backing | devices | command | vs. baseline (median of rounds) | median time |",
@@ -194,7 +204,6 @@ def main():
             continue
         for count in args.devices:
             rss[(label, count)] = bench(backing, label, count, args.size_mib, args.rounds, args.nwipe, out)
-            print(out[-1], file=sys.stderr, flush=True)
     print("\n".join(out))
     print()
     print("| certwipe peak RSS | MiB |")
