@@ -19,7 +19,15 @@ use crate::cert::pdf::{self, Lang, PdfError};
 use crate::cert::records::Records;
 use crate::cert::sign::SigningKey;
 use crate::cert::{CertError, Certificate};
-use crate::device::{Access, DeviceError, Inspected, Medium};
+use std::os::fd::AsFd;
+
+use crate::device::{Access, DeviceError, Inspected, Medium, TargetKind};
+use crate::drive::Passthrough;
+use crate::drive::ata::AtaDevice;
+use crate::drive::hidden;
+use crate::drive::linux::LinuxDrive;
+use crate::drive::probe::{self, DescriptorSense, Probed, Protocol};
+use crate::drive::sanitize::{self, Action};
 use crate::engine::checkpoint::{self, Checkpoint, FileJournal, Interruption, Journal, JournalError};
 use crate::engine::events::Observer;
 use crate::engine::report::{Report, Status};
@@ -27,6 +35,7 @@ use crate::engine::workers::Workers;
 use crate::engine::{self, Job, Options};
 use crate::ledger::{Imported, Ledger, LedgerError};
 use crate::method::Plan;
+use crate::purge;
 
 #[derive(Debug, Error)]
 pub enum TargetError {
@@ -40,6 +49,14 @@ pub enum TargetError {
         "{path}: no medium in the ledger has asset number {asset} or serial {serial}; register it first (certwipe ledger register) — nothing was written"
     )]
     Unregistered { path: String, asset: String, serial: String },
+    #[error(
+        "{path}: no drive answers commands here (a loop device, image file or virtual disk has no drive firmware to sanitize); use `certwipe wipe` — nothing was written"
+    )]
+    NoDrive { path: String },
+    #[error("{path}: {source} — nothing was written")]
+    Refused { path: String, source: crate::drive::sanitize::Refusal },
+    #[error("{path}: restoring the hidden area failed: {why} — no data was written")]
+    HiddenNotRestored { path: String, why: String },
 }
 
 impl crate::exit::ExitStatus for TargetError {
@@ -74,6 +91,19 @@ pub enum ResumePolicy {
     WhenJournaled,
 }
 
+/// Which hidden areas (ATA HPA, DCO) may be made addressable before a target
+/// is sanitized.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HiddenRestore {
+    /// Leave them: the result is then `incomplete` if anything is hidden.
+    #[default]
+    Leave,
+    /// Restore an HPA until the next power cycle.
+    Hpa,
+    /// Also restore a DCO, permanently.
+    HpaAndDco,
+}
+
 /// How every target of a run is treated, checked before anything is written.
 pub struct Settings {
     /// The plan of a new wipe; `None` only with [`ResumePolicy::Always`].
@@ -88,6 +118,9 @@ pub struct Settings {
     /// The ledger each certificate is filed in; its station key must be allowed
     /// there (checked by [`Settings::with_ledger`]).
     ledger: Option<Mutex<Ledger>>,
+    /// The drive's own erase instead of overwrite passes (`sanitize`).
+    drive_erase: Option<Action>,
+    restore: HiddenRestore,
 }
 
 impl Settings {
@@ -99,7 +132,28 @@ impl Settings {
         require_journal: bool,
         certificates: Option<CertificatePlan>,
     ) -> Settings {
-        Settings { plan, resume, options, state_dir, require_journal, certificates, ledger: None }
+        Settings {
+            plan,
+            resume,
+            options,
+            state_dir,
+            require_journal,
+            certificates,
+            ledger: None,
+            drive_erase: None,
+            restore: HiddenRestore::Leave,
+        }
+    }
+
+    /// Each target gets the drive's own erase (`sanitize`) instead of passes.
+    pub fn with_drive_erase(mut self, action: Action) -> Settings {
+        self.drive_erase = Some(action);
+        self
+    }
+
+    pub fn with_hidden_restore(mut self, restore: HiddenRestore) -> Settings {
+        self.restore = restore;
+        self
     }
 
     /// Files every certificate in `ledger`: only signed ones can be, and only by
@@ -142,18 +196,41 @@ impl Settings {
         report_path: Option<PathBuf>,
         note: &dyn Fn(&str),
     ) -> Result<Prepared, TargetError> {
-        if self.ledger.is_some() {
-            let asset = records.as_ref().and_then(|r| r.asset_number.as_deref());
-            let serial = target.identity.serial.as_deref();
-            if self.registered(asset, serial)?.is_none() {
-                return Err(TargetError::Unregistered {
-                    path: target.identity.path.clone(),
-                    asset: asset.unwrap_or("(none given)").to_string(),
-                    serial: serial.unwrap_or("(unknown)").to_string(),
-                });
-            }
-        }
+        let drive = ask_drive(&mut target, self.restore, note)?;
+        self.check_registered(&target, records.as_ref())?;
         let medium = Medium::open(&mut target, Access::ReadWrite)?;
+        let work = match self.drive_erase {
+            Some(action) => drive_erase_work(&medium, &target, drive, action)?,
+            None => self.overwrite_work(&target, &medium, note)?,
+        };
+        Ok(Prepared { target, medium, work, records, report_path })
+    }
+
+    /// With a ledger, the medium must be registered there (by asset number or
+    /// the serial the drive gave).
+    fn check_registered(&self, target: &Inspected, records: Option<&Records>) -> Result<(), TargetError> {
+        if self.ledger.is_none() {
+            return Ok(());
+        }
+        let asset = records.and_then(|r| r.asset_number.as_deref());
+        let serial = target.identity.serial.as_deref();
+        match self.registered(asset, serial)? {
+            Some(_) => Ok(()),
+            None => Err(TargetError::Unregistered {
+                path: target.identity.path.clone(),
+                asset: asset.unwrap_or("(none given)").to_string(),
+                serial: serial.unwrap_or("(unknown)").to_string(),
+            }),
+        }
+    }
+
+    /// Overwrite passes: the plan, the journal, and the checkpoint resumed from.
+    fn overwrite_work(
+        &self,
+        target: &Inspected,
+        medium: &Medium,
+        note: &dyn Fn(&str),
+    ) -> Result<Work, TargetError> {
         let journal = match FileJournal::new(&self.state_dir, &target.identity) {
             Ok(journal) => Some(journal),
             Err(error) if self.require_journal || self.resume != ResumePolicy::Never => {
@@ -176,10 +253,10 @@ impl Settings {
             (ResumePolicy::Never, None) | (ResumePolicy::WhenJournaled, None) => None,
             (ResumePolicy::Always, _) => {
                 let journal = journal.as_ref().expect("a journal is required when resuming");
-                Some(resumed_checkpoint(journal, &target, &medium)?)
+                Some(resumed_checkpoint(journal, target, medium)?)
             }
             (ResumePolicy::WhenJournaled, Some(journal)) => {
-                match resumed_checkpoint(journal, &target, &medium) {
+                match resumed_checkpoint(journal, target, medium) {
                     Ok(checkpoint) => Some(checkpoint),
                     Err(error) => {
                         note(&format!("note: {error}; this wipe starts over"));
@@ -199,8 +276,144 @@ impl Settings {
             }
             None => (self.plan.clone().expect("a plan unless always resuming"), self.options.clone()),
         };
-        Ok(Prepared { target, medium, plan, options, journal, resume, records, report_path })
+        Ok(Work::Overwrite { plan, options, journal, resume: resume.map(Box::new) })
     }
+}
+
+/// Asks the drive behind a block device who it is; its own model, serial and
+/// hidden areas replace what sysfs said. Restores hidden areas when allowed.
+/// `None` when nothing answers (loop devices, image files, some bridges).
+pub fn ask_drive(
+    target: &mut Inspected,
+    restore: HiddenRestore,
+    note: &dyn Fn(&str),
+) -> Result<Option<Probed>, TargetError> {
+    if target.identity.kind != TargetKind::BlockDevice {
+        return Ok(None);
+    }
+    let path = target.identity.path.clone();
+    let file = std::fs::File::open(&path).map_err(|e| DeviceError::io(Path::new(&path), e))?;
+    let mut linux = LinuxDrive::new(file.as_fd());
+    let mut drive = DescriptorSense::enable(&mut linux);
+    let mut probed = match probe::probe(&mut drive, &target.identity.transport) {
+        Ok(Some(probed)) => probed,
+        Ok(None) => return Ok(None),
+        Err(error) => {
+            note(&format!("note: {path}: the drive did not answer ({error}); its identity comes from sysfs"));
+            return Ok(None);
+        }
+    };
+    for problem in &probed.notes {
+        note(&format!("note: {path}: {problem}"));
+    }
+    hidden_areas(&mut drive, &mut probed, target, restore, note)?;
+    take_identity(&mut target.identity, &probed.info);
+    Ok(Some(probed))
+}
+
+/// The drive's own account replaces sysfs's where the drive gave one.
+fn take_identity(identity: &mut crate::device::Identity, info: &crate::drive::DriveInfo) {
+    let take = |field: &mut Option<String>, value: &Option<String>| {
+        if value.is_some() {
+            field.clone_from(value);
+        }
+    };
+    take(&mut identity.vendor, &info.vendor);
+    take(&mut identity.model, &info.model);
+    take(&mut identity.serial, &info.serial);
+    take(&mut identity.firmware, &info.firmware);
+    take(&mut identity.wwn, &info.wwn.clone().or_else(|| info.eui64.clone()).or_else(|| info.nguid.clone()));
+    identity.identity_source = info.source;
+    if info.hidden.is_some() {
+        identity.hidden = info.hidden;
+    }
+}
+
+/// Hidden sectors: restored when allowed (and the kernel made to see them),
+/// otherwise the operator is told the result will be incomplete.
+fn hidden_areas(
+    drive: &mut dyn Passthrough,
+    probed: &mut Probed,
+    target: &mut Inspected,
+    restore: HiddenRestore,
+    note: &dyn Fn(&str),
+) -> Result<(), TargetError> {
+    let Some(mut areas) = probed.info.hidden.filter(|h| h.hidden_sectors() > 0) else { return Ok(()) };
+    let path = target.identity.path.clone();
+    let failed = |why: String| TargetError::HiddenNotRestored { path: path.clone(), why };
+    if restore == HiddenRestore::Leave {
+        note(&format!(
+            "warning: {path}: {} sectors are hidden by an HPA/DCO and will not be reached, so the result can only be incomplete; --restore-hidden (and --restore-dco for a DCO) makes them addressable first",
+            areas.hidden_sectors()
+        ));
+        return Ok(());
+    }
+    let mut ata = AtaDevice { pt: drive };
+    if areas.dco_sectors() > 0 {
+        if restore != HiddenRestore::HpaAndDco {
+            return Err(failed(format!(
+                "a DCO hides {} sectors; restoring it is permanent, so it needs --restore-dco as well",
+                areas.dco_sectors()
+            )));
+        }
+        hidden::restore_dco(&mut ata).map_err(|e| failed(e.to_string()))?;
+        areas.dco_restored = true;
+        note(&format!("{path}: DCO restored (permanently) to {} sectors", areas.full_sectors()));
+    }
+    let identify = ata
+        .read_block("IDENTIFY DEVICE", &crate::drive::ata::identify())
+        .map_err(|e| failed(e.to_string()))?;
+    let now = crate::drive::identify::decode_ata(&identify).capacity.map_or(0, |c| c.sectors);
+    if now < areas.full_sectors() {
+        let commands =
+            probed.max_address.ok_or_else(|| failed("the drive has no command to restore its HPA".into()))?;
+        hidden::restore_hpa(&mut ata, commands).map_err(|e| failed(e.to_string()))?;
+        areas.hpa_restored = true;
+        note(&format!("{path}: HPA restored until power-off: {} sectors addressable", areas.full_sectors()));
+    }
+    rescan(target, areas.full_sectors(), &failed)?;
+    probed.info.hidden = Some(areas);
+    Ok(())
+}
+
+/// Makes the kernel re-read the drive's size, and checks it now sees all of it.
+fn rescan(
+    target: &mut Inspected,
+    sectors: u64,
+    failed: &dyn Fn(String) -> TargetError,
+) -> Result<(), TargetError> {
+    let name = &target.identity.name;
+    std::fs::write(format!("/sys/block/{name}/device/rescan"), "1")
+        .map_err(|e| failed(format!("the kernel could not be asked to re-read the size ({e})")))?;
+    let logical = u64::from(target.identity.logical_sector_size.max(512));
+    let fresh = crate::device::inspect(Path::new(&target.identity.path), &crate::device::SystemUse::read())?;
+    if fresh.identity.size_bytes != sectors * logical {
+        return Err(failed(format!(
+            "the kernel sees {} bytes, not the {} the drive now has",
+            fresh.identity.size_bytes,
+            sectors * logical
+        )));
+    }
+    target.identity.size_bytes = fresh.identity.size_bytes;
+    Ok(())
+}
+
+/// The drive's own erase: checked now (supported, not frozen, not running).
+fn drive_erase_work(
+    medium: &Medium,
+    target: &Inspected,
+    probed: Option<Probed>,
+    action: Action,
+) -> Result<Work, TargetError> {
+    let path = target.identity.path.clone();
+    let (Some(probed), Some(fd)) = (probed, medium.block_fd()) else {
+        return Err(TargetError::NoDrive { path });
+    };
+    let mut linux = LinuxDrive::new(fd);
+    let mut drive = DescriptorSense::enable(&mut linux);
+    let plan = sanitize::plan(&mut drive, &probed, action)
+        .map_err(|source| TargetError::Refused { path, source })?;
+    Ok(Work::DriveErase { plan, protocol: probed.protocol })
 }
 
 /// The checkpoint of an interrupted wipe of this medium, once the medium is
@@ -225,16 +438,21 @@ fn resumed_checkpoint(
     Ok(checkpoint)
 }
 
-/// A target ready to run: opened, with its plan, journal and records.
+/// A target ready to run: opened, with its work and records.
 pub struct Prepared {
     pub target: Inspected,
     medium: Medium,
-    pub plan: Plan,
-    options: Options,
-    journal: Option<FileJournal>,
-    resume: Option<Checkpoint>,
+    work: Work,
     records: Option<Records>,
     report_path: Option<PathBuf>,
+}
+
+/// What is done to a target.
+enum Work {
+    /// Overwrite passes, with the journal they checkpoint into.
+    Overwrite { plan: Plan, options: Options, journal: Option<FileJournal>, resume: Option<Box<Checkpoint>> },
+    /// The drive's own erase, proven by reading the medium.
+    DriveErase { plan: sanitize::Plan, protocol: Protocol },
 }
 
 /// Why a step after the wipe did not happen. The wipe itself is in the report.
@@ -308,7 +526,35 @@ impl Prepared {
     }
 
     pub fn resuming(&self) -> bool {
-        self.resume.is_some()
+        matches!(&self.work, Work::Overwrite { resume: Some(_), .. })
+    }
+
+    /// The overwrite plan; `None` for a drive's own erase.
+    pub fn plan(&self) -> Option<&Plan> {
+        match &self.work {
+            Work::Overwrite { plan, .. } => Some(plan),
+            Work::DriveErase { .. } => None,
+        }
+    }
+
+    /// What will be done, in one line for the confirmation.
+    pub fn describe(&self) -> String {
+        match &self.work {
+            Work::Overwrite { plan, resume, .. } => format!(
+                "{} [{}], {} pass(es){}",
+                plan.method_name,
+                plan.method,
+                plan.passes.len(),
+                if resume.is_some() { ", resuming" } else { "" }
+            ),
+            Work::DriveErase { plan, .. } => {
+                let estimate = plan
+                    .estimate
+                    .map(|e| format!("; the drive estimates {} min", e.as_secs().div_ceil(60)))
+                    .unwrap_or_default();
+                format!("{} ({}){estimate}", plan.command.name(), plan.reason)
+            }
+        }
     }
 
     /// The kernel's disk sequence number of the opened device, to check it is
@@ -325,17 +571,24 @@ impl Prepared {
         observer: &dyn Observer,
         stop: &AtomicBool,
     ) -> Outcome {
-        let report = engine::run(Job {
-            medium: &self.medium,
-            target: &self.target.identity,
-            plan: &self.plan,
-            options: &self.options,
-            workers,
-            observer,
-            stop,
-            journal: self.journal.as_ref().map(|j| j as &dyn Journal),
-            resume: self.resume.take(),
-        });
+        let report = match &mut self.work {
+            Work::Overwrite { plan, options, journal, resume } => engine::run(Job {
+                medium: &self.medium,
+                target: &self.target.identity,
+                plan,
+                options,
+                workers,
+                observer,
+                stop,
+                journal: journal.as_ref().map(|j| j as &dyn Journal),
+                resume: resume.take().map(|c| *c),
+            }),
+            Work::DriveErase { plan, protocol } => {
+                drive_erase(&self.medium, &self.target.identity, plan, *protocol, observer, stop)
+            }
+        };
+        let report = judge_hidden(report);
+        observer.event(&crate::engine::events::Event::Finished { report: &report });
         // The device is closed before the records are made: a station can power it off.
         drop(self.medium);
         let report_path = self.report_path.as_ref().map(|path| {
@@ -347,10 +600,66 @@ impl Prepared {
             (Some(plan), Some(records)) => certify(plan, settings.ledger.as_ref(), &report, records),
             _ => (None, None, None),
         };
+        let journal = match &self.work {
+            Work::Overwrite { journal, .. } => journal.as_ref(),
+            Work::DriveErase { .. } => None,
+        };
         let resumable = matches!(report.status, Status::Aborted | Status::Failed)
-            && self.journal.as_ref().is_some_and(|j| j.path().exists());
+            && journal.is_some_and(|j| j.path().exists());
         Outcome { report, report_path, certificate, pdf, filed, resumable }
     }
+}
+
+/// Runs the drive's erase between the two readings of its sample.
+fn drive_erase(
+    medium: &Medium,
+    target: &crate::device::Identity,
+    plan: &sanitize::Plan,
+    protocol: Protocol,
+    observer: &dyn Observer,
+    stop: &AtomicBool,
+) -> Report {
+    use crate::engine::events::Event;
+    let fd = medium.block_fd().expect("a drive erase was prepared on a block device");
+    let mut linux = LinuxDrive::new(fd);
+    let mut drive = DescriptorSense::enable(&mut linux);
+    observer.event(&Event::DriveStep {
+        step: &format!("marking the verification sample, then {}", plan.command.name()),
+    });
+    let progress = |p: &sanitize::Progress| {
+        observer
+            .event(&Event::DriveProgress { fraction: p.fraction, elapsed_seconds: p.elapsed.as_secs_f64() });
+    };
+    let follow =
+        sanitize::Follow { observer: &progress, stop, poll_every: std::time::Duration::from_secs(1) };
+    purge::run(purge::Job {
+        medium,
+        pt: &mut drive,
+        target,
+        protocol,
+        plan,
+        follow: &follow,
+        prng: crate::stream::Prng::for_this_cpu(),
+    })
+}
+
+/// Sectors an HPA or DCO hid, and that were not restored, were not reached:
+/// such a medium is not `erased`, whatever the rest says.
+pub fn judge_hidden(mut report: Report) -> Report {
+    if let Some(hidden) = report.target.hidden
+        && report.status == Status::Erased
+        && hidden.hidden_sectors() > 0
+        && !(hidden.hpa_restored || hidden.dco_restored)
+    {
+        report.status = Status::Incomplete;
+        report.status_reason = format!(
+            "{} hidden sectors not overwritten: an HPA/DCO hides them (the drive has {}, the host reached {}); run again with --restore-hidden",
+            hidden.hidden_sectors(),
+            hidden.full_sectors(),
+            hidden.accessible_sectors
+        );
+    }
+    report
 }
 
 /// A certificate's path, its PDF's, and its ledger entry, each if asked for.

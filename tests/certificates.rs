@@ -254,7 +254,7 @@ fn lies_are_rejected_even_when_properly_signed() {
     let mut purge = honest.clone();
     purge.sanitization.category = Category::Purge;
     let problems = resigned_problems(&station, "purge.json", &purge);
-    assert!(problems.iter().any(|p| p.contains("claims more")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("category purge is not what")), "{problems:?}");
 
     let mut other_method = honest.clone();
     other_method.sanitization.method.id = "zero".into();

@@ -2,7 +2,7 @@
 //! contradicts. A signature proves who wrote the bytes; these checks catch bytes
 //! that lie, even when properly signed.
 
-use super::model::{CERTIFICATE_FORMAT, Certificate, FLASH_WARNING};
+use super::model::{CERTIFICATE_FORMAT, Certificate, FLASH_WARNING, Technique};
 use crate::engine::report::{
     PassContent, PassRecord, SectorRange, Status, VerificationKind, VerificationResult, VerifyMode,
     total_sectors,
@@ -26,15 +26,21 @@ pub fn inconsistencies(cert: &Certificate) -> Vec<String> {
     if humantime::parse_rfc3339(&cert.issued_at).is_err() {
         fail(format!("issued_at {:?} is not an RFC 3339 UTC time", cert.issued_at));
     }
-    if s.category != s.technique.category() {
+    let proven = s.status == Status::Erased;
+    let allowed = s.technique.category(cert.medium.media_type, proven);
+    if s.category != allowed {
         fail(format!(
-            "category {:?} claims more than a {:?} can achieve ({:?})",
-            s.category,
-            s.technique,
-            s.technique.category()
+            "category {} is not what a {} with status {} achieves on this medium ({})",
+            s.category.as_str(),
+            s.technique.as_str(),
+            s.status.as_str(),
+            allowed.as_str()
         ));
     }
-    if cert.medium.media_type.is_flash() && !s.warnings.iter().any(|w| w == FLASH_WARNING) {
+    if s.technique == Technique::Overwrite
+        && cert.medium.media_type.is_flash()
+        && !s.warnings.iter().any(|w| w == FLASH_WARNING)
+    {
         fail(
             "a flash medium's certificate lacks the warning that an overwrite cannot reach spare blocks"
                 .into(),
@@ -43,14 +49,39 @@ pub fn inconsistencies(cert: &Certificate) -> Vec<String> {
     if s.status != Status::Erased && !s.warnings.iter().any(|w| w.contains("does NOT attest")) {
         fail(format!("status {} lacks the warning that the medium was not erased", s.status.as_str()));
     }
-    check_passes(cert, &mut fail);
-    check_verification(cert, &mut fail);
+    if let Some(hidden) = cert.medium.hidden
+        && proven
+        && hidden.hidden_sectors() > 0
+        && !(hidden.hpa_restored || hidden.dco_restored)
+    {
+        fail(format!(
+            "status erased, yet {} hidden sectors were not restored and covered",
+            hidden.hidden_sectors()
+        ));
+    }
     for (field, text) in record_texts(cert) {
         if text.chars().any(super::display::is_hidden) {
             fail(format!("the {field} holds control characters, which certwipe never writes into a record"));
         }
     }
+    match (&s.firmware, s.technique) {
+        (Some(firmware), _) => super::check_firmware::check(cert, firmware, &mut fail),
+        (None, Technique::Overwrite) => check_overwrite(cert, &mut fail),
+        (None, technique) => fail(format!(
+            "it claims {} by the drive, but records neither the drive's command nor the verification of it",
+            technique.as_str()
+        )),
+    }
+    check_records(cert, &mut fail);
+    problems
+}
 
+/// A host overwrite: its passes, their verification, and what the status says of them.
+fn check_overwrite(cert: &Certificate, fail: &mut impl FnMut(String)) {
+    let s = &cert.sanitization;
+    let size = cert.medium.size_bytes;
+    check_passes(cert, fail);
+    check_verification(cert, fail);
     let recomputed = crate::engine::outcome::summarize_verification(s.verify_mode, &s.passes);
     if recomputed != s.verification {
         fail(format!(
@@ -95,6 +126,10 @@ pub fn inconsistencies(cert: &Certificate) -> Vec<String> {
             );
         }
     }
+}
+
+/// The records: classification never drops, and the destination suits it.
+fn check_records(cert: &Certificate, fail: &mut impl FnMut(String)) {
     if let (Some(before), Some(after)) =
         (cert.records.classification_before, cert.records.classification_after)
         && after < before
@@ -107,7 +142,6 @@ pub fn inconsistencies(cert: &Certificate) -> Vec<String> {
     {
         fail(format!("a {} medium may not go to {destination:?}", level.english()));
     }
-    problems
 }
 
 /// The free-text fields of a certificate's records.

@@ -5,6 +5,7 @@
 pub mod allowed_signers;
 pub mod canonical;
 pub mod check;
+mod check_firmware;
 pub mod display;
 pub mod files;
 pub mod model;

@@ -9,7 +9,8 @@ use super::records::Records;
 use crate::device::{CacheBypass, Identity, MediaType, TargetKind};
 use crate::engine::checkpoint::Interruption;
 use crate::engine::report::{
-    ContentDigest, ErrorLog, MethodRecord, PassRecord, Report, Status, Tool, VerificationSummary, VerifyMode,
+    ContentDigest, ErrorLog, FirmwareRecord, MethodRecord, PassRecord, Report, Status, Tool,
+    VerificationSummary, VerifyMode,
 };
 
 pub const CERTIFICATE_FORMAT: &str = "certwipe.certificate/v1";
@@ -28,31 +29,7 @@ pub struct Certificate {
     pub sanitization: Sanitization,
 }
 
-/// NIST SP 800-88 sanitization categories.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Category {
-    Clear,
-    Purge,
-    Destroy,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Technique {
-    /// Host writes over every user-addressable location.
-    Overwrite,
-}
-
-impl Technique {
-    /// What a technique can honestly claim: an overwrite through the host interface
-    /// is Clear on every medium (NIST SP 800-88 r1 §2.4, Table A-5..A-8).
-    pub fn category(self) -> Category {
-        match self {
-            Technique::Overwrite => Category::Clear,
-        }
-    }
-}
+pub use crate::sanitization::{Category, Technique};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -71,6 +48,10 @@ pub struct Sanitization {
     pub retried_io_errors: u64,
     /// Interruptions the wipe was resumed from, and how the medium was recognised.
     pub interruptions: Vec<Interruption>,
+    /// The drive's own command and the reading that proved it, for a drive
+    /// technique; absent for a host overwrite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware: Option<FirmwareRecord>,
     pub status: Status,
     pub status_reason: String,
     /// What this certificate does not attest, in plain words.
@@ -79,7 +60,8 @@ pub struct Sanitization {
 
 impl Certificate {
     pub fn issue(report: Report, records: Records) -> Certificate {
-        let technique = Technique::Overwrite;
+        let technique = report.firmware.as_ref().map_or(Technique::Overwrite, |f| f.technique);
+        let category = technique.category(report.target.media_type, report.status == Status::Erased);
         let warnings = warnings(&report, &records);
         Certificate {
             format: CERTIFICATE_FORMAT.into(),
@@ -90,7 +72,7 @@ impl Certificate {
             medium: report.target,
             records,
             sanitization: Sanitization {
-                category: technique.category(),
+                category,
                 technique,
                 method: report.method,
                 verify_mode: report.verify_mode,
@@ -103,6 +85,7 @@ impl Certificate {
                 errors: report.errors,
                 retried_io_errors: report.retried_io_errors,
                 interruptions: report.interruptions,
+                firmware: report.firmware,
                 status: report.status,
                 status_reason: report.status_reason,
                 warnings,
@@ -136,18 +119,33 @@ pub const HIDDEN_AREA_WARNING: &str =
 pub const IMAGE_FILE_WARNING: &str = "image file: this attests the file's content only; copy-on-write, snapshotting or journaling file systems and the disk below may keep earlier copies of its data";
 pub const NO_VERIFICATION_WARNING: &str = "no verification was performed: the overwrite was not read back";
 
+pub const CRYPTO_ERASE_WARNING: &str = "cryptographic erase: it is Purge only because the drive encrypts all user data with the key it replaced; the sample read afterwards held none of the content written before";
+
 fn warnings(report: &Report, records: &Records) -> Vec<String> {
     let target = &report.target;
     let mut warnings = Vec::new();
-    if target.media_type.is_flash() {
-        warnings.push(FLASH_WARNING.to_string());
-    } else if target.media_type == MediaType::Unknown {
-        warnings.push(UNKNOWN_MEDIA_WARNING.to_string());
+    match &report.firmware {
+        None if target.media_type.is_flash() => warnings.push(FLASH_WARNING.to_string()),
+        None if target.media_type == MediaType::Unknown => warnings.push(UNKNOWN_MEDIA_WARNING.to_string()),
+        None => {}
+        Some(firmware) => warnings.extend(firmware_warnings(firmware)),
     }
-    if target.kind == TargetKind::BlockDevice
-        && matches!(target.transport.as_str(), "sata" | "usb" | "scsi" | "sas")
-    {
-        warnings.push(HIDDEN_AREA_WARNING.to_string());
+    match target.hidden {
+        Some(hidden) if hidden.hidden_sectors() > 0 && !(hidden.hpa_restored || hidden.dco_restored) => {
+            warnings.push(format!(
+                "{} sectors hidden by an HPA or DCO were not sanitized: the drive has {} sectors, the host could reach {}",
+                hidden.hidden_sectors(),
+                hidden.full_sectors(),
+                hidden.accessible_sectors
+            ));
+        }
+        Some(_) => {}
+        None if target.kind == TargetKind::BlockDevice
+            && matches!(target.transport.as_str(), "sata" | "usb" | "scsi" | "sas") =>
+        {
+            warnings.push(HIDDEN_AREA_WARNING.to_string());
+        }
+        None => {}
     }
     if target.kind == TargetKind::ImageFile {
         warnings.push(IMAGE_FILE_WARNING.to_string());
@@ -172,6 +170,24 @@ fn warnings(report: &Report, records: &Records) -> Vec<String> {
     warnings
 }
 
+/// What a drive's erase, even proven, does not attest.
+fn firmware_warnings(firmware: &FirmwareRecord) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let v = &firmware.verification;
+    if v.sample.is_some() {
+        warnings.push(format!(
+            "the drive's erase was checked by NIST SP 800-88 representative sampling ({:.1} % of the medium read back); sectors outside the sample were not read",
+            v.coverage * 100.0
+        ));
+    }
+    if firmware.technique == Technique::SanitizeCryptoErase
+        || firmware.technique == Technique::FormatCryptoErase
+    {
+        warnings.push(CRYPTO_ERASE_WARNING.to_string());
+    }
+    warnings
+}
+
 /// A random UUID (version 4) as the certificate id.
 fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
@@ -188,10 +204,5 @@ mod tests {
         assert_eq!(a.len(), 36);
         assert_eq!(&a[14..15], "4");
         assert!("89ab".contains(&a[19..20]));
-    }
-
-    #[test]
-    fn an_overwrite_is_always_clear() {
-        assert_eq!(Technique::Overwrite.category(), Category::Clear);
     }
 }

@@ -472,6 +472,9 @@ fn lay_out(l: &mut Layout<'_>, cert: &Certificate, checked: &Checked) {
         &format!("{} bytes, sector {}/{}", m.size_bytes, m.logical_sector_size, m.physical_sector_size),
     );
     l.row("介质类型", "Media type", &format!("{:?}, {} ({})", m.media_type, m.transport, m.resolved_path));
+    for (zh, en, value) in super::render::medium_rows(m) {
+        l.row(zh, en, &value);
+    }
 
     l.section("二、台帐记录", "2. Records");
     l.row(
@@ -506,7 +509,7 @@ fn lay_out(l: &mut Layout<'_>, cert: &Certificate, checked: &Checked) {
     }
 
     l.section("三、处理情况", "3. Sanitization");
-    l.row("类别", "Category", &format!("{:?} ({:?})", s.category, s.technique));
+    l.row("类别", "Category", &format!("{} ({})", s.category.as_str(), s.technique.as_str()));
     l.row("方法", "Method", &format!("{} ({}), {} round(s)", s.method.name, s.method.id, s.method.rounds));
     l.row("依据", "Source", &s.method.source);
     // Compact enough that even Gutmann's 35 passes fit the page; full seeds are in the
@@ -524,9 +527,14 @@ fn lay_out(l: &mut Layout<'_>, cert: &Certificate, checked: &Checked) {
             }
         })
         .collect();
-    l.row("覆写遍数", "Passes", &passes.join("; "));
-    let unwritten: u64 = s.passes.iter().map(|p| total_sectors(&p.unwritten)).sum();
-    l.row("未写入扇区", "Unwritten sectors", &unwritten.to_string());
+    if !passes.is_empty() {
+        l.row("覆写遍数", "Passes", &passes.join("; "));
+        let unwritten: u64 = s.passes.iter().map(|p| total_sectors(&p.unwritten)).sum();
+        l.row("未写入扇区", "Unwritten sectors", &unwritten.to_string());
+    }
+    for (zh, en, value) in s.firmware.iter().flat_map(super::render::firmware_rows) {
+        l.row(zh, en, &value);
+    }
     let verified =
         s.passes.iter().filter_map(|p| p.verification.as_ref().map(|v| (p.index, v))).map(|(i, v)| {
             format!(

@@ -26,7 +26,7 @@ pub fn summary(cert: &Certificate, checked: &Checked) -> String {
         cert.issued_at, cert.tool.name, cert.tool.version, cert.host
     );
     let _ = writeln!(out, "\nResult: {} — {}", s.status.as_str().to_uppercase(), s.status_reason);
-    let _ = writeln!(out, "  category {:?}, technique {:?}", s.category, s.technique);
+    let _ = writeln!(out, "  category {}, technique {}", s.category.as_str(), s.technique.as_str());
     let _ = writeln!(out, "\nMedium");
     let _ = writeln!(
         out,
@@ -47,6 +47,9 @@ pub fn summary(cert: &Certificate, checked: &Checked) -> String {
         m.logical_sector_size,
         m.physical_sector_size
     );
+    for (_, label, value) in medium_rows(m) {
+        let _ = writeln!(out, "  {label}: {value}");
+    }
     let _ = writeln!(out, "\nRecords");
     let _ = writeln!(out, "  organisation {}, site {}", or_dash(&r.organisation), or_dash(&r.site));
     let _ = writeln!(out, "  ledger/asset number {}", or_dash(&r.asset_number));
@@ -98,6 +101,11 @@ pub fn summary(cert: &Certificate, checked: &Checked) -> String {
             total_sectors(&pass.unwritten)
         );
     }
+    if let Some(firmware) = &s.firmware {
+        for (_, label, value) in firmware_rows(firmware) {
+            let _ = writeln!(out, "  {label}: {value}");
+        }
+    }
     let _ = writeln!(out, "  verification: {:?}, {:?}", s.verify_mode, s.verification.result);
     if let Some(digest) = &s.final_content_digest {
         let _ = writeln!(
@@ -147,4 +155,69 @@ fn person(p: &Person) -> String {
     let parts: Vec<String> =
         [&p.name, &p.title, &p.id, &p.contact].iter().filter_map(|v| (*v).clone()).collect();
     if parts.is_empty() { "-".into() } else { parts.join(", ") }
+}
+
+/// Where the identity came from and the hidden areas, when known: (Chinese
+/// label, English label, value), for `cert show` and the PDF alike.
+pub fn medium_rows(m: &crate::device::Identity) -> Vec<(&'static str, &'static str, String)> {
+    let mut rows = Vec::new();
+    if let Some(source) = m.identity_source {
+        rows.push(("标识来源", "Identity from", source.as_str().to_string()));
+    }
+    if let Some(h) = m.hidden {
+        let or_unknown = |v: Option<u64>| v.map_or("unknown".to_string(), |v| v.to_string());
+        rows.push((
+            "隐藏区",
+            "Hidden areas",
+            format!(
+                "accessible {} sectors, native {}, factory {}; {} hidden{}",
+                h.accessible_sectors,
+                or_unknown(h.native_sectors),
+                or_unknown(h.factory_sectors),
+                h.hidden_sectors(),
+                match (h.hpa_restored, h.dco_restored) {
+                    (_, true) => ", DCO restored before sanitizing",
+                    (true, false) => ", HPA restored (until power-off) before sanitizing",
+                    _ => "",
+                }
+            ),
+        ));
+    }
+    rows
+}
+
+/// A drive's erase command and its verification, as rows.
+pub fn firmware_rows(f: &crate::engine::report::FirmwareRecord) -> Vec<(&'static str, &'static str, String)> {
+    let v = &f.verification;
+    let estimate =
+        f.drive_estimate_seconds.map(|s| format!(", the drive estimated {s} s")).unwrap_or_default();
+    vec![
+        ("驱动器命令", "Drive command", format!("{} [{}] over {}", f.command, f.command_bytes, f.protocol)),
+        ("选择理由", "Chosen because", f.chosen_because.clone()),
+        (
+            "驱动器应答",
+            "Drive's answer",
+            format!(
+                "{} — {}, {:.1} s{estimate}",
+                if f.drive_reported_success { "success" } else { "no success" },
+                f.drive_status,
+                f.seconds
+            ),
+        ),
+        (
+            "读取校验",
+            "Read-back check",
+            format!(
+                "{:?}: {} bytes ({:.1} %) marked before and read after; {} sectors kept the marker, {} not {:?}, {} unreadable; before SHA-256 {}",
+                v.result,
+                v.bytes,
+                v.coverage * 100.0,
+                total_sectors(&v.marker_remaining),
+                total_sectors(&v.unexpected),
+                v.expected,
+                total_sectors(&v.unreadable),
+                v.before_sha256
+            ),
+        ),
+    ]
 }

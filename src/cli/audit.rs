@@ -11,9 +11,10 @@ use super::output::Ui;
 use super::trust::TrustArgs;
 use super::{EXIT_FAILED, EXIT_OK, Failure, print_json, signals};
 use crate::cert::files::{self, Trust};
-use crate::device::{self, Access, Medium, SystemUse};
+use crate::device::{self, Access, IdentitySource, Medium, SystemUse};
 use crate::engine;
 use crate::engine::report::VerificationResult;
+use crate::target::HiddenRestore;
 
 #[derive(Args, Debug)]
 pub struct AuditArgs {
@@ -54,10 +55,15 @@ pub fn run(args: &AuditArgs) -> Result<u8, Failure> {
         });
     }
     let cert = checked.certificate.expect("a valid certificate parsed");
-    let last = cert.sanitization.passes.last().expect("a valid certificate has passes");
+    let Some(last) = cert.sanitization.passes.last() else {
+        return Err(Failure::usage(format!(
+            "{}: the drive erased this medium itself ({}), leaving no written content to read back; an audit re-reads host overwrites (certwipe wipe)",
+            args.cert.display(),
+            cert.sanitization.technique.as_str()
+        )));
+    };
 
-    let mut target = device::inspect(&args.target, &SystemUse::read())?;
-    let medium = Medium::open(&mut target, Access::ReadOnly)?;
+    let (target, medium) = open_target(&args.target, &cert.medium)?;
     let identity_problems = cert.medium.differences(&target.identity);
 
     signals::install();
@@ -112,4 +118,19 @@ pub fn run(args: &AuditArgs) -> Result<u8, Failure> {
         println!("{}", if passed { "audit passed" } else { "audit FAILED" });
     }
     Ok(if passed { EXIT_OK } else { EXIT_FAILED })
+}
+
+/// Opens the medium read-only. A certificate with the drive's own identity is
+/// compared with what the drive says now, like with like.
+fn open_target(
+    path: &std::path::Path,
+    recorded: &device::Identity,
+) -> Result<(device::Inspected, Medium), Failure> {
+    let mut target = device::inspect(path, &SystemUse::read())?;
+    if recorded.identity_source.is_some_and(|s| s != IdentitySource::Sysfs) {
+        let note = |text: &str| eprintln!("certwipe: {text}");
+        crate::target::ask_drive(&mut target, HiddenRestore::Leave, &note)?;
+    }
+    let medium = Medium::open(&mut target, Access::ReadOnly)?;
+    Ok((target, medium))
 }

@@ -3,11 +3,13 @@
 
 mod audit;
 mod cert;
+mod identify;
 mod ledger;
 mod list;
 mod methods;
 mod output;
 mod records_args;
+mod sanitize;
 mod signals;
 mod station;
 mod station_view;
@@ -61,6 +63,12 @@ enum Command {
     /// Overwrite, verify and report on one or more targets.
     #[command(after_help = wipe::AFTER_HELP)]
     Wipe(Box<wipe::WipeArgs>),
+    /// The drive's own account: identity, size, erase commands, security state, hidden areas.
+    #[command(after_help = identify::AFTER_HELP)]
+    Identify(identify::IdentifyArgs),
+    /// Purge by the drive's own erase command (SSD, NVMe), proven by reading the medium.
+    #[command(after_help = sanitize::AFTER_HELP)]
+    Sanitize(Box<sanitize::SanitizeArgs>),
     /// Wipe, verify and certify USB media as they are plugged in, one row per port.
     #[command(after_help = station::AFTER_HELP)]
     Station(Box<station::StationArgs>),
@@ -103,6 +111,8 @@ pub fn main() -> ExitCode {
         Command::Methods(args) => methods::run(&args),
         Command::Wipe(args) => wipe::run(&args, cli.ledger.as_deref()),
         Command::Station(args) => station::run(&args, cli.ledger.as_deref()),
+        Command::Identify(args) => identify::run(&args),
+        Command::Sanitize(args) => sanitize::run(&args, cli.ledger.as_deref()),
         Command::Cert(command) => cert::run(&command),
         Command::Keygen(args) => cert::keygen(&args),
         Command::Audit(args) => audit::run(&args),

@@ -101,6 +101,36 @@ impl TargetView<'_> {
         Ui::emit_json(&value);
     }
 
+    /// A drive's own erase reports a fraction (or nothing): a percentage bar,
+    /// or a line every so often.
+    fn drive_progress(&self, fraction: Option<f64>, elapsed: f64) {
+        let text = match fraction {
+            Some(f) => format!("drive erasing, {:.1} % after {elapsed:.0} s", f * 100.0),
+            None => format!("drive erasing, {elapsed:.0} s (the drive reports no progress)"),
+        };
+        match &self.bar {
+            Some(bar) => {
+                if bar.length() != Some(1000) {
+                    bar.set_style(
+                        ProgressStyle::with_template(
+                            "{prefix:.bold} {msg:<40} [{bar:30.cyan/blue}] {percent}%",
+                        )
+                        .expect("template is valid")
+                        .progress_chars("=> "),
+                    );
+                    bar.set_length(1000);
+                }
+                bar.set_position(fraction.map_or(0, |f| (f * 1000.0) as u64));
+                bar.set_message(text);
+            }
+            None => {
+                if self.due(LOG_INTERVAL, false) {
+                    self.ui.say(&format!("{}: {text}", self.name));
+                }
+            }
+        }
+    }
+
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish();
@@ -132,6 +162,19 @@ impl Observer for TargetView<'_> {
                 self.json("verification-end", json!({"pass": pass, "verification": verification}))
             }
             (Ui::Json, Event::Warning { message }) => self.json("warning", json!({"message": message})),
+            (Ui::Json, Event::DriveStep { step }) => self.json("drive-step", json!({"step": step})),
+            (Ui::Json, Event::DriveProgress { fraction, elapsed_seconds }) => {
+                if self.due(JSON_INTERVAL, false) {
+                    self.json(
+                        "drive-progress",
+                        json!({"fraction": fraction, "elapsed_seconds": elapsed_seconds}),
+                    );
+                }
+            }
+            (_, Event::DriveStep { step }) => self.ui.say(&format!("{}: {step}", self.name)),
+            (_, Event::DriveProgress { fraction, elapsed_seconds }) => {
+                self.drive_progress(*fraction, *elapsed_seconds)
+            }
             (Ui::Json, Event::Finished { report }) => self.json(
                 "done",
                 json!({"status": report.status, "reason": report.status_reason, "report": report}),

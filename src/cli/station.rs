@@ -164,7 +164,7 @@ struct Setup {
 
 impl Setup {
     fn check(args: &StationArgs, ledger: Option<&Path>) -> Result<Setup, Failure> {
-        if args.options.records.has_assets() {
+        if args.options.certificates.records.has_assets() {
             return Err(Failure::usage(
                 "--asset names one medium; a station numbers media from the ledger or --asset-template",
             ));
@@ -184,7 +184,7 @@ impl Setup {
         }
         let settings = args.options.settings(ResumePolicy::WhenJournaled, ledger)?;
         let records = match &settings.certificates {
-            Some(_) => args.options.records.records_for(1)?.pop(),
+            Some(_) => args.options.certificates.records.records_for(1)?.pop(),
             None => None,
         };
         let policy = Policy {

@@ -114,7 +114,7 @@ impl Rows {
     }
 
     pub fn started(&self, seen: &Seen, prepared: &Prepared) {
-        let plan = &prepared.plan;
+        let plan = prepared.plan().expect("a station only overwrites");
         let resuming = prepared.resuming();
         match self.mode {
             Mode::Json => self.event(

@@ -18,7 +18,7 @@ use crate::engine::workers::{self, Workers};
 use crate::engine::{Options, VerifyMode};
 use crate::method::{self, Plan};
 use crate::stream::Prng;
-use crate::target::{CertificatePlan, Outcome, Prepared, ResumePolicy, Settings};
+use crate::target::{CertificatePlan, HiddenRestore, Outcome, Prepared, ResumePolicy, Settings};
 
 pub const AFTER_HELP: &str = "\
 Examples:
@@ -92,6 +92,41 @@ pub struct WipeOptions {
     #[arg(long)]
     pub json: bool,
 
+    #[command(flatten)]
+    pub hidden: HiddenArgs,
+
+    #[command(flatten)]
+    pub certificates: CertificateArgs,
+}
+
+/// ATA hidden areas (HPA, DCO): sectors the host cannot reach until they are
+/// restored. Left alone, a medium that has them can only end `incomplete`.
+#[derive(Args, Debug)]
+pub struct HiddenArgs {
+    /// Make a Host Protected Area addressable first (until the next power-off), so it is erased too.
+    #[arg(long, help_heading = "Hidden areas")]
+    restore_hidden: bool,
+
+    /// Also restore a Device Configuration Overlay to the factory size. This is
+    /// PERMANENT (the drive keeps its full size afterwards), hence its own flag.
+    #[arg(long, requires = "restore_hidden", help_heading = "Hidden areas")]
+    restore_dco: bool,
+}
+
+impl HiddenArgs {
+    pub fn restore(&self) -> HiddenRestore {
+        match (self.restore_hidden, self.restore_dco) {
+            (_, true) => HiddenRestore::HpaAndDco,
+            (true, false) => HiddenRestore::Hpa,
+            (false, false) => HiddenRestore::Leave,
+        }
+    }
+}
+
+/// The certificate, its PDF and the organisation's records, for every command
+/// that certifies a medium.
+#[derive(Args, Debug)]
+pub struct CertificateArgs {
     /// Write a destruction certificate per medium into DIR (NAME-ID.json, signed as NAME-ID.json.sig).
     #[arg(long, value_name = "DIR", help_heading = "Certificates")]
     cert_dir: Option<PathBuf>,
@@ -128,7 +163,7 @@ impl WipeOptions {
                 self.rounds.unwrap_or(1),
             )?),
         };
-        let certificates = self.certificate_plan()?;
+        let certificates = self.certificates.plan()?;
         // A certificate records the digest of the final content whenever it is read back in full.
         let options = Options {
             verify: self.verify.unwrap_or(VerifyMode::Last),
@@ -137,13 +172,9 @@ impl WipeOptions {
         };
         let state_dir = self.state_dir.clone().unwrap_or_else(checkpoint::default_state_dir);
         let settings =
-            Settings::new(plan, resume, options, state_dir, self.state_dir.is_some(), certificates);
-        // Opened and checked now, so that every reason a certificate could not be
-        // filed is found before anything is written.
-        match ledger {
-            Some(path) => Ok(settings.with_ledger(crate::ledger::Ledger::open(path)?)?),
-            None => Ok(settings),
-        }
+            Settings::new(plan, resume, options, state_dir, self.state_dir.is_some(), certificates)
+                .with_hidden_restore(self.hidden.restore());
+        with_ledger(settings, ledger)
     }
 
     fn refuse_with_resume(&self) -> Result<(), Failure> {
@@ -161,8 +192,12 @@ impl WipeOptions {
             None => Ok(()),
         }
     }
+}
 
-    fn certificate_plan(&self) -> Result<Option<CertificatePlan>, Failure> {
+impl CertificateArgs {
+    /// The certificate directory, key and records, checked (and the key
+    /// unlocked) before anything is written.
+    pub fn plan(&self) -> Result<Option<CertificatePlan>, Failure> {
         let Some(dir) = &self.cert_dir else { return Ok(None) };
         if self.sign_key.is_none() && !self.unsigned {
             return Err(Failure::usage(
@@ -185,6 +220,15 @@ impl WipeOptions {
     }
 }
 
+/// Opened and checked now, so that every reason a certificate could not be
+/// filed is found before anything is written.
+pub fn with_ledger(settings: Settings, ledger: Option<&Path>) -> Result<Settings, Failure> {
+    match ledger {
+        Some(path) => Ok(settings.with_ledger(crate::ledger::Ledger::open(path)?)?),
+        None => Ok(settings),
+    }
+}
+
 pub fn run(args: &WipeArgs, ledger: Option<&Path>) -> Result<u8, Failure> {
     let resume = if args.resume { ResumePolicy::Always } else { ResumePolicy::Never };
     let settings = args.options.settings(resume, ledger)?;
@@ -192,7 +236,9 @@ pub fn run(args: &WipeArgs, ledger: Option<&Path>) -> Result<u8, Failure> {
     let targets = inspect_all(&args.targets, &system)?;
     let report_paths = report_paths(args.report.as_deref(), &targets)?;
     let records = match &settings.certificates {
-        Some(_) => args.options.records.records_for(targets.len())?.into_iter().map(Some).collect(),
+        Some(_) => {
+            args.options.certificates.records.records_for(targets.len())?.into_iter().map(Some).collect()
+        }
         None => vec![None; targets.len()],
     };
     let note = |text: &str| eprintln!("certwipe: {text}");
@@ -203,7 +249,7 @@ pub fn run(args: &WipeArgs, ledger: Option<&Path>) -> Result<u8, Failure> {
         .map(|((target, records), report)| settings.prepare(target, records, report, &note))
         .collect::<Result<Vec<Prepared>, _>>()?;
     if !args.yes {
-        confirm(&prepared)?;
+        confirm(&prepared, "overwrite")?;
     }
     signals::install();
 
@@ -222,8 +268,14 @@ pub fn run(args: &WipeArgs, ledger: Option<&Path>) -> Result<u8, Failure> {
             .collect();
         handles.into_iter().map(|h| h.join().expect("a wipe thread panicked")).collect()
     });
+    Ok(finish(&ui, &outcomes, args.options.json))
+}
+
+/// Tells the operator how each target ended; the exit status: 0 only when
+/// every target succeeded.
+pub fn finish(ui: &Ui, outcomes: &[Outcome], json: bool) -> u8 {
     let mut code = EXIT_OK;
-    for outcome in &outcomes {
+    for outcome in outcomes {
         if !outcome.succeeded() {
             code = EXIT_FAILED;
         }
@@ -232,11 +284,11 @@ pub fn run(args: &WipeArgs, ledger: Option<&Path>) -> Result<u8, Failure> {
         {
             ui.say(&format!("certwipe: warning: {warning}"));
         }
-        if !args.options.json {
+        if !json {
             ui.say(&summary_line(outcome));
         }
     }
-    Ok(code)
+    code
 }
 
 fn summary_line(outcome: &Outcome) -> String {
@@ -258,7 +310,7 @@ fn summary_line(outcome: &Outcome) -> String {
 
 /// Inspects every target and refuses the whole run if any is unsafe, so a typo in a
 /// list of devices never wipes the others half-way through a batch.
-fn inspect_all(paths: &[PathBuf], system: &SystemUse) -> Result<Vec<Inspected>, Failure> {
+pub fn inspect_all(paths: &[PathBuf], system: &SystemUse) -> Result<Vec<Inspected>, Failure> {
     let mut seen: HashMap<(u64, u64), &Path> = HashMap::new();
     let mut targets = Vec::new();
     for path in paths {
@@ -285,7 +337,7 @@ fn inspect_all(paths: &[PathBuf], system: &SystemUse) -> Result<Vec<Inspected>, 
 
 /// Where each target's report goes, checked before anything is written so hours of
 /// wiping never end in an unwritable report.
-fn report_paths(report: Option<&Path>, targets: &[Inspected]) -> Result<Vec<Option<PathBuf>>, Failure> {
+pub fn report_paths(report: Option<&Path>, targets: &[Inspected]) -> Result<Vec<Option<PathBuf>>, Failure> {
     let Some(report) = report else { return Ok(vec![None; targets.len()]) };
     let stamp =
         humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace([':', '-'], "");
@@ -311,14 +363,16 @@ fn report_paths(report: Option<&Path>, targets: &[Inspected]) -> Result<Vec<Opti
     Ok(paths.into_iter().map(Some).collect())
 }
 
-fn confirm(prepared: &[Prepared]) -> Result<(), Failure> {
+/// Shows every target and what will be done to it, and asks for each target's
+/// name to be typed. `what` says what happens ("overwrite", "erase").
+pub fn confirm(prepared: &[Prepared], what: &str) -> Result<(), Failure> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
-        return Err(Failure::usage(
-            "refusing to wipe without confirmation: stdin is not a terminal; pass --yes once you have checked the targets",
-        ));
+        return Err(Failure::usage(format!(
+            "refusing to {what} without confirmation: stdin is not a terminal; pass --yes once you have checked the targets"
+        )));
     }
-    eprintln!("certwipe will overwrite ALL data on:");
+    eprintln!("certwipe will {what} ALL data on:");
     for job in prepared {
         let id = &job.target.identity;
         eprintln!(
@@ -331,18 +385,11 @@ fn confirm(prepared: &[Prepared]) -> Result<(), Failure> {
         );
     }
     for job in prepared {
-        let resuming = if job.resuming() { ", resuming" } else { "" };
-        eprintln!(
-            "{}: {} [{}], {} pass(es){resuming}",
-            job.medium_path(),
-            job.plan.method_name,
-            job.plan.method,
-            job.plan.passes.len()
-        );
+        eprintln!("{}: {}", job.medium_path(), job.describe());
     }
     for job in prepared {
         let name = &job.target.identity.name;
-        eprint!("Type {name} to confirm wiping {}: ", job.medium_path());
+        eprint!("Type {name} to confirm: {what} {}: ", job.medium_path());
         let mut line = String::new();
         stdin.lock().read_line(&mut line).map_err(|e| Failure::usage(e.to_string()))?;
         if line.trim() != name {

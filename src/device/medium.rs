@@ -189,6 +189,12 @@ impl Medium {
         if self.is_image { None } else { ioctl::disk_sequence(self.main.as_fd()) }
     }
 
+    /// The open block device, for commands to the drive behind it; `None` for
+    /// an image file.
+    pub fn block_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        (!self.is_image).then(|| self.main.as_fd())
+    }
+
     /// The smallest unit the medium reads or writes: the unit of bad ranges.
     pub fn sector_size(&self) -> usize {
         self.logical_sector as usize

@@ -1,6 +1,8 @@
 //! Targets: discovery (`list`), identity (what goes into the report), safety checks
 //! (what `wipe` refuses) and opening a target for direct I/O.
 
+#[cfg(test)]
+pub(crate) mod fake;
 mod ioctl;
 mod medium;
 pub mod sysfs;
@@ -103,9 +105,32 @@ pub struct Identity {
     /// For loop devices: the file behind it.
     pub backing_file: Option<String>,
     pub usage: Usage,
+    /// Where model, serial and firmware came from: the drive itself, or sysfs.
+    /// Absent in records made before certwipe asked drives (sysfs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_source: Option<IdentitySource>,
+    /// ATA hidden areas: the accessible, native and factory sizes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<HiddenAreas>,
 }
 
 impl Identity {
+    /// A block device of `size` bytes known by nothing else, for unit tests.
+    #[cfg(test)]
+    pub fn for_tests(size: u64) -> Identity {
+        Identity {
+            path: "fake".into(),
+            resolved_path: "fake".into(),
+            name: "fake".into(),
+            kind: TargetKind::BlockDevice,
+            logical_sector_size: 512,
+            physical_sector_size: 512,
+            transport: "fake".into(),
+            media_type: MediaType::Unknown,
+            ..image_identity("fake", Path::new("fake"), size)
+        }
+    }
+
     /// Reasons to believe `now` is not the medium this identity describes.
     pub fn differences(&self, now: &Identity) -> Vec<String> {
         let mut problems = Vec::new();
@@ -132,6 +157,66 @@ impl Identity {
             }
         }
         problems
+    }
+}
+
+/// Where a medium's identity came from, as the certificate records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IdentitySource {
+    AtaIdentify,
+    NvmeIdentify,
+    ScsiVpd,
+    Sysfs,
+}
+
+impl IdentitySource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentitySource::AtaIdentify => "ata-identify",
+            IdentitySource::NvmeIdentify => "nvme-identify",
+            IdentitySource::ScsiVpd => "scsi-vpd",
+            IdentitySource::Sysfs => "sysfs",
+        }
+    }
+}
+
+/// Both sizes, as the certificate records them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HiddenAreas {
+    /// Sectors the host can address now (IDENTIFY).
+    pub accessible_sectors: u64,
+    /// Sectors without the HPA (native max address + 1), when the drive says.
+    pub native_sectors: Option<u64>,
+    /// Sectors without the DCO (its maximum LBA + 1), when the drive says.
+    pub factory_sectors: Option<u64>,
+    /// What certwipe restored before overwriting.
+    pub hpa_restored: bool,
+    pub dco_restored: bool,
+}
+
+impl HiddenAreas {
+    /// The largest size the drive admits to.
+    pub fn full_sectors(&self) -> u64 {
+        self.accessible_sectors.max(self.native_sectors.unwrap_or(0)).max(self.factory_sectors.unwrap_or(0))
+    }
+
+    /// Sectors beyond what the host can address.
+    pub fn hidden_sectors(&self) -> u64 {
+        self.full_sectors() - self.accessible_sectors
+    }
+
+    pub fn hpa_sectors(&self) -> u64 {
+        self.native_sectors.map_or(0, |n| n.saturating_sub(self.accessible_sectors))
+    }
+
+    pub fn dco_sectors(&self) -> u64 {
+        match (self.factory_sectors, self.native_sectors) {
+            (Some(factory), Some(native)) => factory.saturating_sub(native),
+            (Some(factory), None) => factory.saturating_sub(self.accessible_sectors),
+            _ => 0,
+        }
     }
 }
 
@@ -168,7 +253,7 @@ pub enum DeviceError {
 }
 
 impl DeviceError {
-    fn io(path: &Path, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
         let path = path.display().to_string();
         match source.raw_os_error() {
             Some(libc::ENOENT) | Some(libc::ENXIO) | Some(libc::ENODEV) => DeviceError::NotFound { path },
@@ -282,6 +367,8 @@ fn image_identity(path: &str, resolved: &Path, size: u64) -> Identity {
         media_type: MediaType::ImageFile,
         backing_file: None,
         usage: Usage::default(),
+        identity_source: None,
+        hidden: None,
     }
 }
 
@@ -314,6 +401,8 @@ fn block_identity(path: &str, resolved: &str, block: &SysBlock, system: &SystemU
         media_type: MediaType::classify(transport, rotational),
         backing_file: disk.attr("loop/backing_file"),
         usage: Usage::of(block, system),
+        identity_source: Some(IdentitySource::Sysfs),
+        hidden: None,
     }
 }
 

@@ -43,6 +43,15 @@ pub enum Event<'a> {
         pass: usize,
         verification: &'a PassVerification,
     },
+    /// A step of a drive's own erase (`certwipe sanitize`) begins.
+    DriveStep {
+        step: &'a str,
+    },
+    /// The drive's own erase is running; its progress when the drive reports it.
+    DriveProgress {
+        fraction: Option<f64>,
+        elapsed_seconds: f64,
+    },
     /// A problem worth telling the operator now (an I/O error, a retry).
     Warning {
         message: &'a str,

@@ -144,10 +144,10 @@ pub fn run(job: Job<'_>) -> Report {
     {
         journal.finish();
     }
-    let report = Report {
+    Report {
         format: REPORT_FORMAT.into(),
         tool: Tool::this(),
-        host: nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
+        host: host_name(),
         target: target.clone(),
         method: MethodRecord {
             id: plan.method.clone(),
@@ -165,11 +165,10 @@ pub fn run(job: Job<'_>) -> Report {
         errors: run.errors.into_inner().unwrap_or_else(|e| e.into_inner()),
         retried_io_errors: run.io.retried(),
         interruptions: checkpoint.interruptions,
+        firmware: None,
         status,
         status_reason,
-    };
-    observer.event(&Event::Finished { report: &report });
-    report
+    }
 }
 
 /// Every pass of the plan not yet done (after a resume, from the one in flight),
@@ -291,111 +290,17 @@ pub fn audit(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
-    use std::io;
     use std::ops::Range;
 
     use super::*;
-    use crate::device::{CacheBypass, MediaType, TargetKind, Usage};
+    use crate::device::fake::{FakeDisk, SECTOR};
     use crate::method;
-
-    /// A medium in memory whose scripted sectors fail every write, or which is
-    /// pulled after a number of writes.
-    struct FakeDisk {
-        data: Mutex<Vec<u8>>,
-        bad: BTreeSet<u64>,
-        pulled_after_writes: Option<usize>,
-        writes: std::sync::atomic::AtomicUsize,
-    }
-
-    const SECTOR: usize = 512;
-
-    impl FakeDisk {
-        fn new(size: usize, bad: impl IntoIterator<Item = u64>) -> FakeDisk {
-            FakeDisk {
-                data: Mutex::new(vec![0xAB; size]),
-                bad: bad.into_iter().collect(),
-                pulled_after_writes: None,
-                writes: 0.into(),
-            }
-        }
-
-        fn touches_bad(&self, offset: u64, len: usize) -> bool {
-            let sectors = offset / SECTOR as u64..(offset + len as u64).div_ceil(SECTOR as u64);
-            self.bad.range(sectors).next().is_some()
-        }
-
-        fn gone(&self) -> bool {
-            self.pulled_after_writes
-                .is_some_and(|n| self.writes.load(std::sync::atomic::Ordering::Relaxed) >= n)
-        }
-    }
-
-    impl BlockIo for FakeDisk {
-        fn size(&self) -> u64 {
-            lock(&self.data).len() as u64
-        }
-        fn sector_size(&self) -> usize {
-            SECTOR
-        }
-        fn smallest_transfer(&self) -> usize {
-            SECTOR
-        }
-        fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-            if self.gone() {
-                return Err(io::Error::from_raw_os_error(libc::ENODEV));
-            }
-            self.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if self.touches_bad(offset, buf.len()) {
-                return Err(io::Error::from_raw_os_error(libc::EIO));
-            }
-            lock(&self.data)[offset as usize..offset as usize + buf.len()].copy_from_slice(buf);
-            Ok(())
-        }
-        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-            if self.gone() {
-                return Err(io::Error::from_raw_os_error(libc::ENODEV));
-            }
-            buf.copy_from_slice(&lock(&self.data)[offset as usize..offset as usize + buf.len()]);
-            Ok(())
-        }
-        fn sync(&self) -> io::Result<()> {
-            Ok(())
-        }
-        fn cache_bypass(&self) -> CacheBypass {
-            CacheBypass::ODirect
-        }
-    }
-
-    fn identity(size: u64) -> Identity {
-        Identity {
-            path: "fake".into(),
-            resolved_path: "fake".into(),
-            name: "fake".into(),
-            kind: TargetKind::BlockDevice,
-            size_bytes: size,
-            logical_sector_size: SECTOR as u32,
-            physical_sector_size: SECTOR as u32,
-            vendor: None,
-            model: None,
-            serial: None,
-            firmware: None,
-            wwn: None,
-            transport: "fake".into(),
-            rotational: None,
-            removable: false,
-            read_only: false,
-            media_type: MediaType::Unknown,
-            backing_file: None,
-            usage: Usage::default(),
-        }
-    }
 
     fn wipe_fake(disk: &FakeDisk) -> Report {
         let plan = Plan::from_method(method::find("zero").unwrap(), 1).unwrap();
         let options = Options { verify: VerifyMode::Last, ..Options::default() };
         let stop = AtomicBool::new(false);
-        wipe(disk, &identity(disk.size()), &plan, &options, &events::Silent, &stop)
+        wipe(disk, &Identity::for_tests(disk.size()), &plan, &options, &events::Silent, &stop)
     }
 
     fn sectors(ranges: &[SectorRange]) -> Vec<Range<u64>> {
@@ -408,7 +313,7 @@ mod tests {
         let report = wipe_fake(&disk);
         assert_eq!(report.status, Status::Incomplete, "{}", report.status_reason);
         assert_eq!(sectors(&report.passes[0].unwritten), vec![3..4, 8191..8194, 20_000..20_001]);
-        let data = lock(&disk.data);
+        let data = disk.contents();
         assert!(
             data[..3 * SECTOR].iter().all(|b| *b == 0)
                 && data[3 * SECTOR..4 * SECTOR].iter().all(|b| *b == 0xAB)

@@ -7,6 +7,8 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use crate::device::{CacheBypass, Identity};
+use crate::drive::sanitize::Expectation;
+use crate::sanitization::Technique;
 use crate::stream::{PassData, RandomStream, Seed};
 
 pub const REPORT_FORMAT: &str = "certwipe.report/v1";
@@ -34,9 +36,65 @@ pub struct Report {
     pub retried_io_errors: u64,
     /// Interruptions (crash, kill, Ctrl-C) this run was resumed from.
     pub interruptions: Vec<crate::engine::checkpoint::Interruption>,
+    /// The drive's own erase command and its verification (`certwipe
+    /// sanitize`); absent for host overwrites.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware: Option<FirmwareRecord>,
     pub status: Status,
     /// One sentence a person can act on.
     pub status_reason: String,
+}
+
+/// A drive's own erase command, what the drive answered, and the reading of
+/// the medium that checked it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirmwareRecord {
+    pub technique: Technique,
+    /// ata, nvme or scsi.
+    pub protocol: String,
+    /// The command's name in its standard.
+    pub command: String,
+    /// The bytes sent: a CDB in hex, or the NVMe command's dwords.
+    pub command_bytes: String,
+    /// Why this command (for `auto`, why it was the strongest offered).
+    pub chosen_because: String,
+    pub drive_reported_success: bool,
+    /// What the drive answered at the end, in its own terms.
+    pub drive_status: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub seconds: f64,
+    /// The drive's own estimate of the time it needs.
+    pub drive_estimate_seconds: Option<u64>,
+    pub notes: Vec<String>,
+    pub verification: FirmwareVerification,
+}
+
+/// The check of a drive's erase: before the command, a NIST sample of the
+/// medium was read (its SHA-256 kept) and overwritten with a marker stream;
+/// afterwards the same sample is read again. No sector may still hold the
+/// marker, and each must read as the command leaves it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirmwareVerification {
+    /// How the sample positions derive; absent when the medium is small
+    /// enough to check every sector.
+    pub sample: Option<SampleRecord>,
+    pub bytes: u64,
+    /// Fraction of the medium sampled.
+    pub coverage: f64,
+    /// SHA-256 of the sampled content before anything was written.
+    pub before_sha256: String,
+    /// What every sampled sector held when the drive's command was sent.
+    pub marker: RandomStream,
+    pub expected: Expectation,
+    /// Sectors that still hold the marker after the drive's command.
+    pub marker_remaining: Vec<SectorRange>,
+    /// Sectors that do not read as the command leaves them.
+    pub unexpected: Vec<SectorRange>,
+    pub unreadable: Vec<SectorRange>,
+    pub result: VerificationResult,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -309,6 +367,11 @@ pub struct ErrorRecord {
 /// RFC 3339 UTC with milliseconds.
 pub fn timestamp(time: SystemTime) -> String {
     humantime::format_rfc3339_millis(time).to_string()
+}
+
+/// This machine's name, for the record.
+pub fn host_name() -> String {
+    nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 pub fn now() -> String {

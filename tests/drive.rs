@@ -1,0 +1,129 @@
+//! The drive's own commands from the command line: `identify` on real drives'
+//! IDENTIFY dumps and on devices with no drive behind them, `sanitize`
+//! refusing what it cannot do before anything is written, and `cert verify`
+//! refusing a purge claim that lacks the drive's command and its proof. The
+//! drive commands themselves run against scripted drives (unit tests) and an
+//! emulated NVMe, SATA and SCSI disk in QEMU (tests/qemu.rs).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+fn fixture(name: &str) -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/identify").join(name);
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!("note: {} absent; skipped", path.display());
+        None
+    }
+}
+
+#[test]
+fn identify_decodes_a_real_drives_dump_and_says_what_it_offers() {
+    let Some(dump) = fixture("ata-INTEL_SSDSA2CW120G3--4PC10302.bin") else { return };
+    let out = certwipe(&["identify", "--from", dump.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    for expected in [
+        "model      INTEL SSDSA2CW120G3",
+        "serial     CVPR109301UZ120LGN",
+        "234441648 sectors of 512 bytes",
+        "solid state",
+        "FROZEN",
+        "checksum   valid",
+        "offers     security-erase, security-erase-enhanced",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    let out = certwipe(&["identify", "--json", "--from", dump.to_str().unwrap()]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["drive"]["ata"]["security"]["frozen"], true);
+    assert_eq!(json["drive"]["wwn"], "50015179594f0f14");
+    assert!(json["auto"].as_str().unwrap().starts_with("none:"), "auto never picks a security erase");
+}
+
+#[test]
+fn a_corrupted_dump_fails_its_checksum_and_a_wrong_size_is_refused() {
+    let Some(dump) = fixture("ata-WDC_WD5000AAKS--00TMA0-12.01C01.bin") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = std::fs::read(&dump).unwrap();
+    bytes[100] ^= 0x20;
+    let corrupt = dir.path().join("corrupt.bin");
+    std::fs::write(&corrupt, &bytes).unwrap();
+    let out = certwipe(&["identify", "--from", corrupt.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("CHECKSUM INVALID"), "{text}");
+
+    let short = dir.path().join("short.bin");
+    std::fs::write(&short, &bytes[..300]).unwrap();
+    let out = certwipe(&["identify", "--from", short.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("300 bytes; expected a 512-byte ATA IDENTIFY DEVICE"), "{}", stderr(&out));
+}
+
+#[test]
+fn devices_without_a_drive_are_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("disk.img");
+    write_all_new(&image, 1 << 20);
+    let out = certwipe(&["sanitize", "--yes", "--action", "auto", image.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("an image file has no drive to sanitize"), "{}", stderr(&out));
+    assert!(contains_marker(&read_all(&image)));
+    if !have_root() {
+        return;
+    }
+    let device = LoopDevice::new(Backing::Tmpfs, 1 << 20, 512);
+    plant_markers(&device.path);
+    let path = device.path.to_str().unwrap();
+    let out = certwipe(&["sanitize", "--yes", "--action", "block-erase", path]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no drive answers commands here"), "{}", stderr(&out));
+    assert!(contains_marker(&read_all(&device.path)), "nothing was written");
+    let out = certwipe(&["identify", path]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no drive answers pass-through commands"), "{}", stderr(&out));
+    assert_eq!(certwipe(&["sanitize", "--status", path]).status.code(), Some(2));
+}
+
+fn write_all_new(path: &Path, size: usize) {
+    make_file(path, size as u64);
+    plant_markers(path);
+}
+
+/// Re-signs `cert` with the station key using stock ssh-keygen.
+fn resign(station: &Station, cert: &Path) {
+    let _ = std::fs::remove_file(certwipe::cert::files::signature_path(cert));
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-Y", "sign", "-n", "certwipe", "-f"])
+        .arg(&station.key)
+        .arg(cert)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn a_purge_claim_without_the_drive_command_and_its_proof_is_rejected() {
+    let station = Station::new();
+    let disk = station.dir.path().join("claim.img");
+    make_file(&disk, 1 << 20);
+    let cert = station.wipe(&disk, &[]);
+    // A properly signed overwrite certificate, edited to claim a drive's
+    // purge, and signed again with the station's own key.
+    let text = std::fs::read_to_string(&cert).unwrap();
+    let forged = text
+        .replace("\"category\": \"clear\"", "\"category\": \"purge\"")
+        .replace("\"technique\": \"overwrite\"", "\"technique\": \"sanitize-block-erase\"");
+    assert_ne!(forged, text);
+    std::fs::write(&cert, forged).unwrap();
+    resign(&station, &cert);
+    let (code, output) = station.verify(&cert);
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("records neither the drive's command nor the verification"), "{output}");
+}
