@@ -18,6 +18,7 @@ pub mod ledger;
 pub mod method;
 pub mod purge;
 pub mod sanitization;
+pub mod serve;
 pub mod station;
 pub mod stream;
 pub mod target;

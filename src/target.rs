@@ -15,7 +15,7 @@ use std::sync::atomic::AtomicBool;
 use thiserror::Error;
 
 use crate::cert::files::{Bundle, write_certificate};
-use crate::cert::pdf::{self, Lang, PdfError};
+use crate::cert::pdf::{self, PdfError};
 use crate::cert::records::Records;
 use crate::cert::sign::SigningKey;
 use crate::cert::{CertError, Certificate};
@@ -77,6 +77,8 @@ pub struct CertificatePlan {
     /// `None` only with an explicit `--unsigned`.
     pub key: Option<SigningKey>,
     pub pdf: bool,
+    /// The records office's page, for the PDF's QR code.
+    pub verify_url: Option<String>,
 }
 
 /// Whether a target continues an interrupted wipe of the same medium.
@@ -511,10 +513,14 @@ impl Outcome {
         if let Some(Err(error)) = &self.pdf {
             parts.push(error.to_string());
         }
-        match &self.filed {
-            Some(Ok(imported)) => parts.push(format!("in ledger as {}", imported.number)),
-            Some(Err(error)) => parts.push(error.to_string()),
-            None => {}
+        match (&self.filed, &self.certificate) {
+            (Some(Ok(imported)), _) => parts.push(format!("in ledger as {}", imported.number)),
+            (Some(Err(error)), Some(Ok(path))) => parts.push(format!(
+                "{error} — the signed certificate is kept: file it later with `certwipe ledger import {}`",
+                path.display()
+            )),
+            (Some(Err(error)), _) => parts.push(error.to_string()),
+            (None, _) => {}
         }
         parts.join("; ")
     }
@@ -683,7 +689,8 @@ fn certify(
     }
     let pdf = plan.pdf.then(|| {
         let output = path.with_extension("pdf");
-        pdf::write_file(&path, &output, Lang::Both, None, None)
+        let options = pdf::Options { verify_url: plan.verify_url.as_deref(), ..pdf::Options::default() };
+        pdf::write_file(&path, &output, &options, None)
             .map(|missing| (output, missing))
             .map_err(StepError::Pdf)
     });

@@ -537,7 +537,9 @@ fn cutting_off_the_newest_entries_is_caught_by_a_kept_head() {
         .output()
         .unwrap();
     assert!(status.status.success());
-    assert!(verify_ledger(&office.ledger, &["--head", kept.to_str().unwrap()]).1.contains("intact"));
+    assert!(
+        verify_ledger(Path::new(&office.ledger), &["--head", kept.to_str().unwrap()]).1.contains("intact")
+    );
     let last = "(SELECT max(seq) FROM entries)";
     let cut = tampered_copy(
         &office,
@@ -723,7 +725,7 @@ fn a_certificate_that_cannot_be_filed_is_refused_before_the_wipe_whatever_the_re
     plant_markers(&disk);
     let before = std::fs::read(&disk).unwrap();
     let certs = office.dir.path().join("certs");
-    let ledger = office.ledger.to_str().unwrap();
+    let ledger = office.ledger.as_str();
     let cases: [(&[&str], &str); 2] = [
         (&["--unsigned", "--asset", "NOPE"], "files signed certificates"),
         (&["--sign-key", office.key.to_str().unwrap(), "--asset", "NOPE"], "register it first"),

@@ -9,120 +9,7 @@ use common::*;
 
 #[test]
 fn the_whole_life_of_a_classified_medium() {
-    let office = Office::new();
-    office.ok(&[
-        "register",
-        "MJ-2026-0042",
-        "--type",
-        "hdd",
-        "--classification",
-        "机密",
-        "--holder",
-        "Dept 3",
-    ]);
-    // wipe --ledger verifies the new certificate and files it under its asset number.
-    let cert = office.certificate(
-        "disk42",
-        &[
-            "--asset",
-            "MJ-2026-0042",
-            "--classification",
-            "secret",
-            "--destination",
-            "destruction",
-            "--operator",
-            "Li Wei",
-        ],
-        true,
-    );
-    // The validator countersigns later; importing again records just that.
-    let out = certwipe(&[
-        "cert",
-        "countersign",
-        cert.to_str().unwrap(),
-        "--key",
-        office.validator.to_str().unwrap(),
-        "--role",
-        "validator",
-        "--name",
-        "Wang Fang",
-        "--allowed-signers",
-        office.allowed.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    office.ok(&["import", cert.to_str().unwrap()]);
-    office.refused(&["import", cert.to_str().unwrap()], "imported once");
-    office.ok(&[
-        "approve",
-        "MJ-2026-0042",
-        "--role",
-        "approver",
-        "--name",
-        "Chen Jie",
-        "--title",
-        "Director",
-    ]);
-    office.ok(&[
-        "destroy",
-        "MJ-2026-0042",
-        "--method",
-        "shred",
-        "--date",
-        "2026-11-30",
-        "--place",
-        "Room 5",
-        "--destroyer",
-        "Li Wei",
-        "--witness",
-        "Zhang San",
-    ]);
-    let history: serde_json::Value =
-        serde_json::from_str(&office.ok(&["show", "MJ-2026-0042", "--json"])).unwrap();
-    let kinds: Vec<&str> =
-        history["history"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["register", "certificate", "countersignature", "approval", "destruction"]);
-    assert_eq!(history["history"][1]["data"]["signer"]["principals"][0], "station-1");
-    assert_eq!(history["history"][2]["data"]["signer"]["principals"][0], "wang.fang");
-    assert_eq!(history["history"][1]["data"]["status"], "erased");
-
-    let csv = office.ok(&["export", "--csv"]);
-    let mut lines = csv.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let row: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let field = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
-    assert_eq!(field("ledger_number"), "MJ-2026-0042");
-    assert_eq!(field("classification_zh"), "机密");
-    assert_eq!(field("status"), "erased");
-    assert_eq!(field("category"), "clear");
-    assert_eq!(field("operator"), "Li Wei");
-    assert_eq!(field("destroyed_on"), "2026-11-30");
-    assert_eq!(field("witness"), "Zhang San");
-    assert_eq!(field("approvals"), "validator Wang Fang; approver Chen Jie");
-    let rows: serde_json::Value = serde_json::from_str(&office.ok(&["export", "--json"])).unwrap();
-    assert_eq!(rows[0]["destruction_method"], "shred");
-
-    let verified = office.ok(&["verify"]);
-    assert!(
-        verified.contains("6 entries, 1 certificates, 1 countersignatures") && verified.contains("intact"),
-        "{verified}"
-    );
-    office.refused(
-        &[
-            "destroy",
-            "MJ-2026-0042",
-            "--method",
-            "shred",
-            "--date",
-            "d",
-            "--place",
-            "p",
-            "--destroyer",
-            "a",
-            "--witness",
-            "b",
-        ],
-        "already destroyed",
-    );
+    whole_life(&Office::new());
 }
 
 #[test]
@@ -213,7 +100,7 @@ fn concurrent_imports_from_two_processes_lose_nothing() {
     }
     let spawn = |batch: &[PathBuf]| {
         certwipe_command()
-            .args(["ledger", "import", "--ledger", office.ledger.to_str().unwrap()])
+            .args(["ledger", "import", "--ledger", &office.ledger])
             .args(["--sign-key", office.key.to_str().unwrap()])
             .args(batch)
             .stdout(std::process::Stdio::null())

@@ -215,3 +215,38 @@ fn wipe_pdf_writes_the_pdf_beside_the_certificate() {
         "an unsigned certificate shows blank lines:\n{text}"
     );
 }
+
+#[test]
+fn with_a_verify_url_the_qr_code_opens_the_records_office_page() {
+    if !have_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cert_path = certified(dir.path());
+    let cert = Certificate::parse(&std::fs::read(&cert_path).unwrap()).unwrap();
+    // The station profile names the page; the QR code then carries its address.
+    let profile = dir.path().join("profile.toml");
+    std::fs::write(&profile, "verify_url = \"https://records.example/ledger/\"\n").unwrap();
+    let pdf = dir.path().join("linked.pdf");
+    let out = certwipe(&[
+        "cert",
+        "pdf",
+        cert_path.to_str().unwrap(),
+        "-o",
+        pdf.to_str().unwrap(),
+        "--profile",
+        profile.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let png = dir.path().join("linked");
+    run(Command::new("pdftoppm").args(["-r", "150", "-png", "-f", "1", "-l", "1"]).arg(&pdf).arg(&png));
+    let decoded = run(Command::new("zbarimg").args(["-q", "--raw"]).arg(dir.path().join("linked-1.png")));
+    let sha256 = certwipe::stream::sha256_hex(&std::fs::read(&cert_path).unwrap());
+    assert_eq!(
+        decoded.trim(),
+        format!("https://records.example/ledger/c/{}?sha256={sha256}", cert.certificate_id)
+    );
+    // The id and the hash stay in the printed footer.
+    let text = run(Command::new("pdftotext").arg(&pdf).arg("-"));
+    assert!(text.contains(&sha256) && text.contains(&cert.certificate_id), "{text}");
+}

@@ -58,14 +58,31 @@ impl crate::exit::ExitStatus for PdfError {
     }
 }
 
+/// How a certificate is printed.
+#[derive(Clone, Copy, Debug)]
+pub struct Options<'a> {
+    pub lang: Lang,
+    /// A font file (`FILE[:INDEX]`) instead of the system's Noto Sans CJK.
+    pub font: Option<&'a str>,
+    /// The records office's page (`certwipe serve`): when given, the QR code
+    /// opens `<verify_url>/c/<id>?sha256=<hex>`; the id and hash stay in the
+    /// footer either way.
+    pub verify_url: Option<&'a str>,
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Options { lang: Lang::Both, font: None, verify_url: None }
+    }
+}
+
 /// Prints the certificate file `cert`, with its signature files attached, to
 /// `output`. Returns the characters the font had no glyph for (printed as code
 /// points).
 pub fn write_file(
     cert: &Path,
     output: &Path,
-    lang: Lang,
-    font: Option<&str>,
+    options: &Options<'_>,
     trust: Option<super::files::Trust<'_>>,
 ) -> Result<Vec<char>, PdfError> {
     let checked = super::files::check_files(cert, trust)?;
@@ -75,7 +92,7 @@ pub fn write_file(
             problems: checked.problems.join("; "),
         });
     };
-    let rendered = render(certificate, &checked, &super::files::with_companions(cert), lang, font)?;
+    let rendered = render(certificate, &checked, &super::files::with_companions(cert), options)?;
     crate::durable::write_atomically(output, &rendered.bytes, 0o644)
         .map_err(|source| PdfError::Output { path: output.display().to_string(), source })?;
     Ok(rendered.missing_glyphs)
@@ -333,7 +350,7 @@ fn level(lang: Lang, c: Option<Classification>) -> String {
     }
 }
 
-fn both(lang: Lang, zh: &str, en: &str) -> String {
+pub fn both(lang: Lang, zh: &str, en: &str) -> String {
     match lang {
         Lang::Zh => zh.into(),
         Lang::En => en.into(),
@@ -346,9 +363,13 @@ fn or_dash(value: &Option<String>) -> String {
 }
 
 /// The text a QR code on the page carries: the certificate id and the SHA-256 of
-/// the exact certificate file.
-pub fn qr_payload(cert: &Certificate, sha256: &str) -> String {
-    format!("certwipe:{}:sha256:{sha256}", cert.certificate_id)
+/// the exact certificate file — as the records office's page address when
+/// there is one, so that scanning the paper opens the record.
+pub fn qr_payload(cert: &Certificate, sha256: &str, verify_url: Option<&str>) -> String {
+    match verify_url {
+        Some(base) => format!("{}/c/{}?sha256={sha256}", base.trim_end_matches('/'), cert.certificate_id),
+        None => format!("certwipe:{}:sha256:{sha256}", cert.certificate_id),
+    }
 }
 
 /// A rendered certificate, and the characters its font could not show.
@@ -364,11 +385,11 @@ pub fn render(
     cert: &Certificate,
     checked: &Checked,
     attachments: &[PathBuf],
-    lang: Lang,
-    font: Option<&str>,
+    options: &Options<'_>,
 ) -> Result<Rendered, PdfError> {
+    let lang = options.lang;
     let cert = &super::display::escaped(cert);
-    let (face, bold) = find_font(font, lang)?;
+    let (face, bold) = find_font(options.font, lang)?;
     let mut layout =
         Layout { lang, face: &face, pages: vec![Vec::new()], y: MARGIN, missing: BTreeSet::new() };
     lay_out(&mut layout, cert, checked);
@@ -385,7 +406,7 @@ pub fn render(
             draw(&mut surface, &op, &face, bold.as_ref());
         }
         if number == 0 {
-            draw_qr(&mut surface, &qr_payload(cert, &checked.sha256));
+            draw_qr(&mut surface, &qr_payload(cert, &checked.sha256, options.verify_url));
         }
         let footer = format!(
             "{} {}  ·  SHA-256 {}  ·  {}/{}",

@@ -144,6 +144,9 @@ pub struct Profile {
     pub allowed_signers: Option<PathBuf>,
     /// The station's signing key (OpenSSH Ed25519), for certificates and ledger entries.
     pub sign_key: Option<PathBuf>,
+    /// The records office's page (`certwipe serve`), e.g. `https://records.example/`:
+    /// printed certificates' QR codes then open `<verify_url>/c/<id>?sha256=<hex>`.
+    pub verify_url: Option<String>,
 }
 
 /// The default profile, used when it exists and no `--profile` is given.

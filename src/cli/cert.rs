@@ -41,6 +41,10 @@ pub struct PdfArgs {
     /// Font file with Chinese glyphs, FILE[:INDEX] for a collection [default: Noto Sans CJK SC].
     #[arg(long, value_name = "FILE")]
     font: Option<String>,
+    /// The records office's page: the QR code opens URL/c/<id>?sha256=<hex>
+    /// [default: verify_url in the station profile; else the QR holds certwipe:<id>:sha256:<hex>]
+    #[arg(long, value_name = "URL")]
+    verify_url: Option<String>,
     #[command(flatten)]
     trust: TrustArgs,
 }
@@ -111,7 +115,16 @@ pub fn run(command: &CertCommand) -> Result<u8, Failure> {
             let output = args.output.clone().unwrap_or_else(|| args.cert.with_extension("pdf"));
             let allowed = args.trust.load()?;
             let trust = allowed.as_ref().map(|allowed| Trust { allowed, station: None });
-            write_pdf(&args.cert, &output, args.lang, args.font.as_deref(), trust)?;
+            let verify_url = match &args.verify_url {
+                Some(url) => Some(url.clone()),
+                None => crate::cert::records::Profile::find(args.trust.profile.as_deref())?.verify_url,
+            };
+            let options = pdf::Options {
+                lang: args.lang,
+                font: args.font.as_deref(),
+                verify_url: verify_url.as_deref(),
+            };
+            write_pdf(&args.cert, &output, &options, trust)?;
             println!("{}", output.display());
             Ok(EXIT_OK)
         }
@@ -122,11 +135,10 @@ pub fn run(command: &CertCommand) -> Result<u8, Failure> {
 pub fn write_pdf(
     cert: &Path,
     output: &Path,
-    lang: Lang,
-    font: Option<&str>,
+    options: &pdf::Options<'_>,
     trust: Option<Trust<'_>>,
 ) -> Result<(), Failure> {
-    let missing = pdf::write_file(cert, output, lang, font, trust)?;
+    let missing = pdf::write_file(cert, output, options, trust)?;
     if let Some(warning) = missing_glyphs_warning(output, &missing) {
         eprintln!("certwipe: warning: {warning}");
     }

@@ -11,7 +11,7 @@ use crate::cert::display::escape;
 use crate::cert::files::{Bundle, Role};
 use crate::cert::records::{Classification, Destination, Profile};
 use crate::cert::sign::SigningKey;
-use crate::ledger::{self, Destruction, DestructionMethod, KeptHead, Ledger, Medium};
+use crate::ledger::{self, Destruction, DestructionMethod, KeptHead, Ledger, Location, Medium};
 
 pub const AFTER_HELP: &str = "\
 Every change to the ledger is an entry in a hash chain, signed by the station
@@ -175,9 +175,9 @@ pub struct HeadArgs {
     output: Option<PathBuf>,
 }
 
-pub fn run(args: &LedgerArgs, path: Option<&Path>) -> Result<u8, Failure> {
-    let path = path.map(Path::to_path_buf).unwrap_or_else(ledger::default_path);
-    let mut ledger = Ledger::open(&path)?;
+pub fn run(args: &LedgerArgs, location: Option<&Location>) -> Result<u8, Failure> {
+    let location = location.cloned().unwrap_or_else(|| Location::Sqlite(ledger::default_path()));
+    let mut ledger = Ledger::open(&location)?;
     let profile = || -> Result<Profile, Failure> { Ok(Profile::find(args.profile.as_deref())?) };
     let key = || -> Result<SigningKey, Failure> {
         let path = match &args.sign_key {
@@ -241,7 +241,10 @@ pub fn run(args: &LedgerArgs, path: Option<&Path>) -> Result<u8, Failure> {
         LedgerCommand::Export(a) => {
             let rows = ledger.export_rows()?;
             if a.csv {
-                print!("{}", to_csv(&rows));
+                use std::io::Write;
+                std::io::stdout()
+                    .write_all(&to_csv(&rows)?)
+                    .map_err(|e| Failure { code: EXIT_FAILED, message: format!("CSV export: {e}") })?;
             } else {
                 print_json(&rows)?;
             }
@@ -363,22 +366,57 @@ fn verify(ledger: &mut Ledger, args: &VerifyArgs, profile: &Profile) -> Result<u
     Ok(if intact { EXIT_OK } else { EXIT_FAILED })
 }
 
-fn to_csv(rows: &[serde_json::Value]) -> String {
-    let Some(first) = rows.first().and_then(|r| r.as_object()) else { return String::new() };
+/// The rows as CSV (RFC 4180, through the `csv` crate: every CR, LF, quote and
+/// comma quoted). A cell that a spreadsheet would run as a formula (starting
+/// with `=`, `+`, `-`, `@`, tab or CR) gets a leading `'`, so it shows as text.
+fn to_csv(rows: &[serde_json::Value]) -> Result<Vec<u8>, Failure> {
+    let Some(first) = rows.first().and_then(|r| r.as_object()) else { return Ok(Vec::new()) };
     let columns: Vec<&String> = first.keys().collect();
-    let cell = |value: &serde_json::Value| {
-        let text = match value {
-            serde_json::Value::Null => String::new(),
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        if text.contains([',', '"', '\n']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text }
-    };
-    let mut out = columns.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(",") + "\n";
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let failed = |e: csv::Error| Failure { code: EXIT_FAILED, message: format!("CSV export: {e}") };
+    out.write_record(columns.iter().map(|c| c.as_str())).map_err(failed)?;
     for row in rows {
-        let line: Vec<String> = columns.iter().map(|c| cell(&row[c.as_str()])).collect();
-        out.push_str(&line.join(","));
-        out.push('\n');
+        out.write_record(columns.iter().map(|c| spreadsheet_text(&row[c.as_str()]))).map_err(failed)?;
     }
-    out
+    out.into_inner().map_err(|e| Failure { code: EXIT_FAILED, message: format!("CSV export: {e}") })
+}
+
+fn spreadsheet_text(value: &serde_json::Value) -> String {
+    let text = match value {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    match text.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{text}"),
+        _ => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_cells_stay_text_and_parse_back() {
+        let rows = vec![json!({
+            "holder": "=HYPERLINK(\"http://evil.example\",\"click\")",
+            "notes": "line one\r\nline \"two\", with a comma",
+            "serial": "+1-555",
+            "tab": "\tx",
+            "plain": "MJ-2026-0042",
+            "missing": null,
+        })];
+        let bytes = to_csv(&rows).unwrap();
+        let mut reader = csv::Reader::from_reader(bytes.as_slice());
+        let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+        let record = reader.records().next().unwrap().unwrap();
+        let field = |name: &str| record[header.iter().position(|h| h == name).unwrap()].to_string();
+        assert_eq!(field("holder"), "'=HYPERLINK(\"http://evil.example\",\"click\")");
+        assert_eq!(field("notes"), "line one\r\nline \"two\", with a comma");
+        assert_eq!(field("serial"), "'+1-555");
+        assert_eq!(field("tab"), "'\tx");
+        assert_eq!(field("plain"), "MJ-2026-0042");
+        assert_eq!(field("missing"), "");
+    }
 }

@@ -10,13 +10,13 @@ mod methods;
 mod output;
 mod records_args;
 mod sanitize;
+mod serve;
 mod signals;
 mod station;
 mod station_view;
 mod trust;
 mod wipe;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -46,10 +46,11 @@ was done and proved.\n\nA host overwrite is NIST SP 800-88 'Clear'. It is never 
     after_help = AFTER_HELP
 )]
 pub struct Cli {
-    /// The media ledger database [default: ledger.sqlite in /var/lib/certwipe for root, else ~/.local/state/certwipe]; with
-    /// `wipe`, each certificate is imported into it.
-    #[arg(long, global = true, value_name = "PATH")]
-    ledger: Option<PathBuf>,
+    /// The media ledger: a file (SQLite) [default: ledger.sqlite in /var/lib/certwipe for root, else
+    /// ~/.local/state/certwipe], or a PostgreSQL server, postgres://user@host/database. With
+    /// `wipe`, `sanitize` and `station`, each certificate is filed in it.
+    #[arg(long, global = true, value_name = "PATH|URL", env = "CERTWIPE_LEDGER")]
+    ledger: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -79,6 +80,9 @@ enum Command {
     Keygen(cert::KeygenArgs),
     /// Re-read a medium and confirm it still holds what its certificate says was written last.
     Audit(audit::AuditArgs),
+    /// The records office's read-only page over the ledger: search, media histories, certificates verified.
+    #[command(after_help = serve::AFTER_HELP)]
+    Serve(serve::ServeArgs),
     /// The media ledger (台帐): register media, import certificates, record approvals and destruction.
     #[command(after_help = ledger::AFTER_HELP)]
     Ledger(ledger::LedgerArgs),
@@ -106,17 +110,19 @@ impl<E: ExitStatus + std::fmt::Display> From<E> for Failure {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    let location = cli.ledger.as_deref().map(crate::ledger::Location::parse);
     let result = match cli.command {
         Command::List(args) => list::run(&args),
         Command::Methods(args) => methods::run(&args),
-        Command::Wipe(args) => wipe::run(&args, cli.ledger.as_deref()),
-        Command::Station(args) => station::run(&args, cli.ledger.as_deref()),
+        Command::Wipe(args) => wipe::run(&args, location.as_ref()),
+        Command::Station(args) => station::run(&args, location.as_ref()),
         Command::Identify(args) => identify::run(&args),
-        Command::Sanitize(args) => sanitize::run(&args, cli.ledger.as_deref()),
+        Command::Sanitize(args) => sanitize::run(&args, location.as_ref()),
         Command::Cert(command) => cert::run(&command),
         Command::Keygen(args) => cert::keygen(&args),
         Command::Audit(args) => audit::run(&args),
-        Command::Ledger(command) => ledger::run(&command, cli.ledger.as_deref()),
+        Command::Ledger(command) => ledger::run(&command, location.as_ref()),
+        Command::Serve(args) => serve::run(&args, location.as_ref()),
     };
     match result {
         Ok(code) => ExitCode::from(code),

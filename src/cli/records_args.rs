@@ -97,6 +97,11 @@ impl RecordArgs {
         !self.assets.is_empty()
     }
 
+    /// The records office's page for printed QR codes, from the station profile.
+    pub fn verify_url(&self) -> Result<Option<String>, Failure> {
+        Ok(self.profile()?.verify_url)
+    }
+
     fn profile(&self) -> Result<Profile, Failure> {
         Ok(Profile::find(self.profile.as_deref())?)
     }

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use crate::ledger::Location;
+
 use super::output::Ui;
 use super::wipe::{self, CertificateArgs, HiddenArgs};
 use super::{EXIT_OK, Failure, print_json, signals};
@@ -81,7 +83,7 @@ pub struct SanitizeArgs {
     certificates: CertificateArgs,
 }
 
-pub fn run(args: &SanitizeArgs, ledger: Option<&Path>) -> Result<u8, Failure> {
+pub fn run(args: &SanitizeArgs, ledger: Option<&Location>) -> Result<u8, Failure> {
     if args.status {
         return status(&args.target, args.json);
     }

@@ -11,6 +11,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use clap::Args;
+
+use crate::ledger::Location;
 use indicatif::HumanBytes;
 use serde_json::json;
 
@@ -92,7 +94,7 @@ fn parse_size(text: &str) -> Result<u64, String> {
 /// Scans of sysfs happen at least this often, events or not.
 const RESCAN: Duration = Duration::from_secs(2);
 
-pub fn run(args: &StationArgs, ledger: Option<&Path>) -> Result<u8, Failure> {
+pub fn run(args: &StationArgs, ledger: Option<&Location>) -> Result<u8, Failure> {
     let setup = Setup::check(args, ledger)?;
     let start = scan::scan(Path::new("/sys"));
     let snapshot = Snapshot::take(&start);
@@ -163,7 +165,7 @@ struct Setup {
 }
 
 impl Setup {
-    fn check(args: &StationArgs, ledger: Option<&Path>) -> Result<Setup, Failure> {
+    fn check(args: &StationArgs, ledger: Option<&Location>) -> Result<Setup, Failure> {
         if args.options.certificates.records.has_assets() {
             return Err(Failure::usage(
                 "--asset names one medium; a station numbers media from the ledger or --asset-template",

@@ -7,6 +7,8 @@ use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+
+use crate::ledger::Location;
 use indicatif::HumanBytes;
 
 use super::output::Ui;
@@ -151,7 +153,7 @@ pub struct CertificateArgs {
 impl WipeOptions {
     /// The settings of a run, checked: a plan (unless resuming), the certificate
     /// directory, key and records, and the ledger each certificate is filed in.
-    pub fn settings(&self, resume: ResumePolicy, ledger: Option<&Path>) -> Result<Settings, Failure> {
+    pub fn settings(&self, resume: ResumePolicy, ledger: Option<&Location>) -> Result<Settings, Failure> {
         let plan = match (resume, &self.passes) {
             (ResumePolicy::Always, _) => {
                 self.refuse_with_resume()?;
@@ -216,20 +218,21 @@ impl CertificateArgs {
         // The records are checked once here, before any key is unlocked.
         self.records.records_for(1)?;
         let key = self.sign_key.as_deref().map(super::cert::load_key).transpose()?;
-        Ok(Some(CertificatePlan { dir: dir.clone(), key, pdf: self.pdf }))
+        let verify_url = self.records.verify_url()?;
+        Ok(Some(CertificatePlan { dir: dir.clone(), key, pdf: self.pdf, verify_url }))
     }
 }
 
 /// Opened and checked now, so that every reason a certificate could not be
 /// filed is found before anything is written.
-pub fn with_ledger(settings: Settings, ledger: Option<&Path>) -> Result<Settings, Failure> {
+pub fn with_ledger(settings: Settings, ledger: Option<&Location>) -> Result<Settings, Failure> {
     match ledger {
-        Some(path) => Ok(settings.with_ledger(crate::ledger::Ledger::open(path)?)?),
+        Some(location) => Ok(settings.with_ledger(crate::ledger::Ledger::open(location)?)?),
         None => Ok(settings),
     }
 }
 
-pub fn run(args: &WipeArgs, ledger: Option<&Path>) -> Result<u8, Failure> {
+pub fn run(args: &WipeArgs, ledger: Option<&Location>) -> Result<u8, Failure> {
     let resume = if args.resume { ResumePolicy::Always } else { ResumePolicy::Never };
     let settings = args.options.settings(resume, ledger)?;
     let system = SystemUse::read();

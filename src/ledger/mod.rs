@@ -11,11 +11,17 @@
 //! classified medium is never reused or released, and its classification only
 //! ever rises, to the highest any of its certificates records.
 //!
-//! The rules live here; the rows live in a [`store::Store`]: SQLite (a path).
+//! The rules live here; the rows live in a [`store::Store`]: SQLite (a path,
+//! one file per station) or PostgreSQL (a URL, one server for the
+//! organisation), chosen by [`Location`].
 
 pub mod chain;
+mod location;
+mod postgres;
 mod sqlite;
 pub mod store;
+
+pub use location::Location;
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -38,6 +44,8 @@ pub enum LedgerError {
     Open { location: String, why: String },
     #[error("ledger: {0}")]
     Database(#[from] rusqlite::Error),
+    #[error("ledger: the database server: {0}")]
+    Server(#[from] ::postgres::Error),
     #[error(
         "ledger {0} has no allowed signers yet, so nothing written to it could be verified: run `certwipe ledger init --allowed-signers FILE --sign-key KEY` first"
     )]
@@ -83,9 +91,10 @@ impl crate::exit::ExitStatus for LedgerError {
     /// fails is not the operator's usage error.
     fn exit_status(&self) -> u8 {
         match self {
-            LedgerError::Database(_) | LedgerError::Certificate { .. } | LedgerError::Tampered { .. } => {
-                crate::exit::FAILED
-            }
+            LedgerError::Database(_)
+            | LedgerError::Server(_)
+            | LedgerError::Certificate { .. }
+            | LedgerError::Tampered { .. } => crate::exit::FAILED,
             _ => crate::exit::USAGE,
         }
     }
@@ -201,9 +210,26 @@ pub fn default_path() -> PathBuf {
 }
 
 impl Ledger {
-    /// Opens (creating if needed) the ledger at `location`: a file path (SQLite).
-    pub fn open(location: &Path) -> Result<Ledger, LedgerError> {
-        Ok(Ledger { store: Box::new(sqlite::SqliteStore::open(location)?) })
+    /// Opens the ledger at `location`, creating it (or bringing its schema up
+    /// to date) if needed.
+    pub fn open(location: &Location) -> Result<Ledger, LedgerError> {
+        Self::open_as(location, false)
+    }
+
+    /// Opens an existing ledger only to read it: nothing is created or
+    /// migrated, so a read-only database role (or file) suffices.
+    pub fn open_read_only(location: &Location) -> Result<Ledger, LedgerError> {
+        Self::open_as(location, true)
+    }
+
+    fn open_as(location: &Location, read_only: bool) -> Result<Ledger, LedgerError> {
+        let store: Box<dyn Store + Send> = match location {
+            Location::Sqlite(path) => Box::new(sqlite::SqliteStore::open(path, read_only)?),
+            Location::Postgres(url) => {
+                Box::new(postgres::PostgresStore::open(url, location.shown(), read_only)?)
+            }
+        };
+        Ok(Ledger { store })
     }
 
     pub fn location(&self) -> String {

@@ -70,8 +70,13 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    pub fn open(path: &Path) -> Result<SqliteStore, LedgerError> {
+    /// Opens the ledger file, creating and migrating it unless `read_only`
+    /// (then it must exist and be current).
+    pub fn open(path: &Path, read_only: bool) -> Result<SqliteStore, LedgerError> {
         let fail = |why: String| LedgerError::Open { location: path.display().to_string(), why };
+        if read_only {
+            return Self::open_read_only(path).map_err(|e| fail(e.to_string()));
+        }
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
         }
@@ -85,6 +90,22 @@ impl SqliteStore {
         db.execute_batch("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;")
             .map_err(|e| fail(e.to_string()))?;
         migrate(&mut db).map_err(|e| fail(e.to_string()))?;
+        Ok(SqliteStore { db, path: path.to_path_buf() })
+    }
+
+    fn open_read_only(path: &Path) -> Result<SqliteStore, String> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let db = Connection::open_with_flags(path, flags).map_err(|e| e.to_string())?;
+        db.busy_timeout(Duration::from_secs(30)).map_err(|e| e.to_string())?;
+        let version: i64 = db
+            .query_row("SELECT coalesce(max(version), 0) FROM schema_migrations", [], |r| r.get(0))
+            .map_err(|e| format!("not a certwipe ledger ({e})"))?;
+        let latest = MIGRATIONS.last().map_or(0, |(v, _)| *v);
+        if version != latest {
+            return Err(format!(
+                "its schema is version {version}, this certwipe needs {latest}; open it once to write"
+            ));
+        }
         Ok(SqliteStore { db, path: path.to_path_buf() })
     }
 }

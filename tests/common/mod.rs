@@ -3,6 +3,8 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 pub mod faulty;
+pub mod page;
+pub mod postgres;
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -330,18 +332,26 @@ pub struct Office {
     pub key: PathBuf,
     pub validator: PathBuf,
     pub allowed: PathBuf,
-    pub ledger: PathBuf,
+    /// The ledger: a file path, or a PostgreSQL URL.
+    pub ledger: String,
 }
 
 impl Office {
+    /// An office with its own SQLite ledger.
     pub fn new() -> Office {
+        Self::with_ledger(None)
+    }
+
+    /// An office whose ledger is `location` (a PostgreSQL URL), or a new
+    /// SQLite file in its directory.
+    pub fn with_ledger(location: Option<String>) -> Office {
         let dir = tempfile::tempdir().unwrap();
         let (key, station_line) = station_key(dir.path(), "station", "station-1");
         let (validator, validator_line) = station_key(dir.path(), "validator", "wang.fang");
         let allowed = dir.path().join("allowed_signers");
         std::fs::write(&allowed, [station_line, validator_line].concat()).unwrap();
         std::fs::create_dir(dir.path().join("certs")).unwrap();
-        let ledger = dir.path().join("ledger.sqlite");
+        let ledger = location.unwrap_or_else(|| dir.path().join("ledger.sqlite").display().to_string());
         let office = Office { dir, key, validator, allowed, ledger };
         office.ok(&["init", "--allowed-signers", office.allowed.to_str().unwrap()]);
         office
@@ -351,7 +361,7 @@ impl Office {
     pub fn ledger(&self, args: &[&str]) -> (i32, String, String) {
         let mut full = vec!["ledger"];
         full.extend_from_slice(args);
-        full.extend(["--ledger", self.ledger.to_str().unwrap(), "--sign-key", self.key.to_str().unwrap()]);
+        full.extend(["--ledger", &self.ledger, "--sign-key", self.key.to_str().unwrap()]);
         let out = certwipe(&full);
         (out.status.code().unwrap(), String::from_utf8_lossy(&out.stdout).into_owned(), stderr(&out))
     }
@@ -383,7 +393,7 @@ impl Office {
         ];
         args.extend_from_slice(records);
         if into_ledger {
-            args.extend(["--ledger", self.ledger.to_str().unwrap()]);
+            args.extend(["--ledger", &self.ledger]);
         }
         args.push(image.to_str().unwrap());
         let out = certwipe(&args);
@@ -401,4 +411,122 @@ pub fn certificate_of(certs: &Path, name: &str) -> PathBuf {
             file.starts_with(&format!("{name}.img-")) && file.ends_with(".json")
         })
         .unwrap()
+}
+
+/// A classified medium's whole life in `office`'s ledger: registered, wiped
+/// and filed, countersigned, approved, destroyed; shown, exported, verified.
+pub fn whole_life(office: &Office) {
+    office.ok(&[
+        "register",
+        "MJ-2026-0042",
+        "--type",
+        "hdd",
+        "--classification",
+        "机密",
+        "--holder",
+        "Dept 3",
+    ]);
+    // wipe --ledger verifies the new certificate and files it under its asset number.
+    let cert = office.certificate(
+        "disk42",
+        &[
+            "--asset",
+            "MJ-2026-0042",
+            "--classification",
+            "secret",
+            "--destination",
+            "destruction",
+            "--operator",
+            "Li Wei",
+        ],
+        true,
+    );
+    // The validator countersigns later; importing again records just that.
+    let out = certwipe(&[
+        "cert",
+        "countersign",
+        cert.to_str().unwrap(),
+        "--key",
+        office.validator.to_str().unwrap(),
+        "--role",
+        "validator",
+        "--name",
+        "Wang Fang",
+        "--allowed-signers",
+        office.allowed.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    office.ok(&["import", cert.to_str().unwrap()]);
+    office.refused(&["import", cert.to_str().unwrap()], "imported once");
+    office.ok(&[
+        "approve",
+        "MJ-2026-0042",
+        "--role",
+        "approver",
+        "--name",
+        "Chen Jie",
+        "--title",
+        "Director",
+    ]);
+    office.ok(&[
+        "destroy",
+        "MJ-2026-0042",
+        "--method",
+        "shred",
+        "--date",
+        "2026-11-30",
+        "--place",
+        "Room 5",
+        "--destroyer",
+        "Li Wei",
+        "--witness",
+        "Zhang San",
+    ]);
+    let history: serde_json::Value =
+        serde_json::from_str(&office.ok(&["show", "MJ-2026-0042", "--json"])).unwrap();
+    let kinds: Vec<&str> =
+        history["history"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["register", "certificate", "countersignature", "approval", "destruction"]);
+    assert_eq!(history["history"][1]["data"]["signer"]["principals"][0], "station-1");
+    assert_eq!(history["history"][2]["data"]["signer"]["principals"][0], "wang.fang");
+    assert_eq!(history["history"][1]["data"]["status"], "erased");
+
+    let csv = office.ok(&["export", "--csv"]);
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let row: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let field = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
+    assert_eq!(field("ledger_number"), "MJ-2026-0042");
+    assert_eq!(field("classification_zh"), "机密");
+    assert_eq!(field("status"), "erased");
+    assert_eq!(field("category"), "clear");
+    assert_eq!(field("operator"), "Li Wei");
+    assert_eq!(field("destroyed_on"), "2026-11-30");
+    assert_eq!(field("witness"), "Zhang San");
+    assert_eq!(field("approvals"), "validator Wang Fang; approver Chen Jie");
+    let rows: serde_json::Value = serde_json::from_str(&office.ok(&["export", "--json"])).unwrap();
+    assert_eq!(rows[0]["destruction_method"], "shred");
+
+    let verified = office.ok(&["verify"]);
+    assert!(
+        verified.contains("6 entries, 1 certificates, 1 countersignatures") && verified.contains("intact"),
+        "{verified}"
+    );
+    office.refused(
+        &[
+            "destroy",
+            "MJ-2026-0042",
+            "--method",
+            "shred",
+            "--date",
+            "d",
+            "--place",
+            "p",
+            "--destroyer",
+            "a",
+            "--witness",
+            "b",
+        ],
+        "already destroyed",
+    );
 }

@@ -115,6 +115,8 @@ done
 
 for b in "${BINS[@]}"; do
     cp "$b" "$R/bin/$(basename "$b")"; chmod 755 "$R/bin/$(basename "$b")"
+    # Debug info only costs the guest's memory (the initramfs is unpacked into RAM).
+    strip --strip-debug "$R/bin/$(basename "$b")"
     # A dynamic binary brings its loader and libraries, at the paths it names.
     file_is_static "$b" || ldd "$b" | grep -o '/[^ ]*' | while read -r lib; do
         mkdir -p "$R$(dirname "$lib")"; cp -L "$lib" "$R$lib"

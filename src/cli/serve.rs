@@ -1,0 +1,61 @@
+//! `certwipe serve`: the records office's read-only page over the ledger.
+
+use clap::Args;
+
+use super::trust::TrustArgs;
+use super::{EXIT_OK, Failure, signals};
+use crate::cert::records::Profile;
+use crate::ledger::{self, Ledger, Location};
+use crate::serve::{Site, serve};
+
+pub const AFTER_HELP: &str = "\
+Read-only: the page searches by ledger number, serial, certificate id or the
+text of a printed certificate's QR code; shows each medium's whole history
+with the ledger's state; and shows each certificate with its signatures
+verified again (against --allowed-signers) on every view, with its exact files
+and PDF to download. It needs only read access: a PostgreSQL role with SELECT
+rights, or a ledger file it can read. Plain HTML, no JavaScript.
+
+Example:
+  certwipe serve --ledger postgres://office@db.example/ledger \\
+      --allowed-signers /etc/certwipe/allowed_signers --listen 127.0.0.1:8080
+
+Put it behind the organisation's HTTPS reverse proxy to reach it from other
+machines; set verify_url in the stations' profile to that address so that a
+printed certificate's QR code opens its page.";
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
+    listen: String,
+
+    /// The page's public address, for the QR codes of the PDFs it renders
+    /// [default: verify_url in the station profile]
+    #[arg(long, value_name = "URL")]
+    verify_url: Option<String>,
+
+    #[command(flatten)]
+    trust: TrustArgs,
+}
+
+pub fn run(args: &ServeArgs, location: Option<&Location>) -> Result<u8, Failure> {
+    let allowed = args.trust.load()?.ok_or_else(|| {
+        Failure::usage(
+            "the page verifies every certificate it shows: give --allowed-signers FILE (or allowed_signers in the station profile)",
+        )
+    })?;
+    let location = location.cloned().unwrap_or_else(|| Location::Sqlite(ledger::default_path()));
+    let ledger = Ledger::open_read_only(&location)?;
+    let verify_url = match &args.verify_url {
+        Some(url) => Some(url.clone()),
+        None => Profile::find(args.trust.profile.as_deref())?.verify_url,
+    };
+    signals::install();
+    let mut site = Site::new(ledger, allowed, verify_url);
+    let ready = |address: std::net::SocketAddr| {
+        eprintln!("certwipe: serving ledger {location} read-only at http://{address}/ (Ctrl-C stops)")
+    };
+    serve(&args.listen, &mut site, &signals::STOP, &ready)?;
+    Ok(EXIT_OK)
+}

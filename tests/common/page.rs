@@ -1,0 +1,80 @@
+//! A running `certwipe serve` for tests: raw HTTP requests, and what a real
+//! headless browser (Debian's chromium) shows, with a screenshot kept in
+//! target/screenshots/ to be looked at.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use super::certwipe_command;
+
+/// A running `certwipe serve`, stopped when dropped.
+pub struct Page {
+    child: Child,
+    address: String,
+}
+
+impl Page {
+    pub fn start(ledger: &str, allowed: &Path) -> Page {
+        let mut child = certwipe_command()
+            .args(["serve", "--listen", "127.0.0.1:0", "--ledger", ledger, "--allowed-signers"])
+            .arg(allowed)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
+        let address = line
+            .split("http://")
+            .nth(1)
+            .and_then(|s| s.split('/').next())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        Page { child, address: address.to_string() }
+    }
+
+    /// A raw request; the status code and the whole response.
+    pub fn raw(&self, request: &str) -> (u16, String) {
+        let mut stream = TcpStream::connect(&self.address).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).unwrap();
+        let text = String::from_utf8_lossy(&response).into_owned();
+        let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        (status, text)
+    }
+
+    pub fn get(&self, target: &str) -> (u16, String) {
+        self.raw(&format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+    }
+
+    /// What a browser shows: the DOM after rendering, and a screenshot.
+    pub fn browse(&self, target: &str, screenshot: &str) -> Option<String> {
+        let url = format!("http://{}{target}", self.address);
+        let chromium = |args: &[&str]| {
+            Command::new("chromium")
+                .args(["--headless", "--no-sandbox", "--disable-gpu"])
+                .args(args)
+                .arg(&url)
+                .output()
+        };
+        let Ok(out) = chromium(&["--dump-dom"]) else {
+            assert!(std::env::var_os("CI").is_none(), "CI installs chromium");
+            eprintln!("skipping the browser checks: chromium is not installed");
+            return None;
+        };
+        let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+        std::fs::create_dir_all(&shots).unwrap();
+        let shot = format!("--screenshot={}", shots.join(screenshot).display());
+        chromium(&[&shot, "--window-size=1200,1400"]).unwrap();
+        Some(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+impl Drop for Page {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

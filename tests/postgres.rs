@@ -1,0 +1,195 @@
+//! The ledger on a real PostgreSQL server the test starts itself: a medium's
+//! whole life, eight stations importing at once, tampering, and a server that
+//! goes away in the middle of an import.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use common::postgres::Server;
+use common::*;
+
+#[test]
+fn a_mediums_whole_life_on_postgresql() {
+    let Some(server) = Server::start() else { return };
+    let office = Office::with_ledger(Some(server.database("life")));
+    whole_life(&office);
+    // The schema was migrated once and recorded, as in a SQLite ledger.
+    let mut client = ::postgres::Client::connect(&office.ledger, ::postgres::NoTls).unwrap();
+    let versions: Vec<i64> = client
+        .query("SELECT version FROM schema_migrations ORDER BY version", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, [1, 2]);
+}
+
+/// Certificates of `count` registered media, not yet in the ledger.
+fn certificates(office: &Office, prefix: &str, count: usize) -> Vec<PathBuf> {
+    (0..count)
+        .map(|i| {
+            let number = format!("{prefix}-{i}");
+            office.ok(&["register", &number, "--type", "hdd", "--classification", "unclassified"]);
+            office.certificate(&format!("{prefix}{i}"), &["--asset", &number], false)
+        })
+        .collect()
+}
+
+fn import(office: &Office, certs: &[PathBuf]) -> std::process::Child {
+    certwipe_command()
+        .args(["ledger", "import", "--ledger", &office.ledger, "--sign-key", office.key.to_str().unwrap()])
+        .args(certs)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn eight_stations_importing_at_once_lose_no_entry_and_keep_one_chain() {
+    let Some(server) = Server::start() else { return };
+    let office = Office::with_ledger(Some(server.database("busy")));
+    let certs = certificates(&office, "S", 24);
+    // Eight processes, three certificates each, all at once.
+    let children: Vec<_> = certs.chunks(3).map(|batch| import(&office, batch)).collect();
+    assert_eq!(children.len(), 8);
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    // init + 24 registrations + 24 certificates, in one unbroken chain.
+    let verified = office.ok(&["verify"]);
+    assert!(verified.contains("49 entries, 24 certificates") && verified.contains("intact"), "{verified}");
+    let mut client = ::postgres::Client::connect(&office.ledger, ::postgres::NoTls).unwrap();
+    let seqs: Vec<i64> =
+        client.query("SELECT seq FROM entries ORDER BY seq", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+    assert_eq!(seqs, (1..=49).collect::<Vec<i64>>(), "no gap, no duplicate");
+}
+
+/// A copy of the ledger database with `sql` applied, verified: its output.
+fn tampered(server: &Server, sql: &str) -> String {
+    // One statement each: a database is not made inside a transaction block.
+    server.sql("postgres", "DROP DATABASE IF EXISTS tampered");
+    server.sql("postgres", "CREATE DATABASE tampered TEMPLATE tampering");
+    server.sql("tampered", sql);
+    let out = certwipe(&["ledger", "verify", "--ledger", &server.url("certwipe", "tampered")]);
+    assert_eq!(out.status.code(), Some(1), "{sql}: tampering went unnoticed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn tampering_with_the_database_is_detected_on_postgresql_too() {
+    let Some(server) = Server::start() else { return };
+    let office = Office::with_ledger(Some(server.database("tampering")));
+    for number in ["A-1", "A-2", "A-3"] {
+        office.ok(&["register", number, "--type", "hdd", "--classification", "secret"]);
+    }
+    office.certificate(
+        "a1",
+        &["--asset", "A-1", "--classification", "secret", "--destination", "destruction"],
+        true,
+    );
+    office.ok(&["approve", "A-2", "--role", "witness", "--name", "Zhang San"]);
+    assert!(office.ok(&["verify"]).contains("intact"));
+
+    let cases = [
+        (
+            "UPDATE entries SET data = replace(data, 'Zhang San', 'Somebody Else') WHERE kind = 'approval'",
+            "was altered",
+        ),
+        ("DELETE FROM entries WHERE seq = 2", "removed"),
+        (
+            "UPDATE entries SET seq = 100 WHERE seq = 2; UPDATE entries SET seq = 2 WHERE seq = 3; UPDATE entries SET seq = 3 WHERE seq = 100",
+            "chain is broken",
+        ),
+        ("UPDATE media SET classification = 'unclassified' WHERE number = 'A-3'", "media table was altered"),
+        (
+            "UPDATE certificates SET json = convert_to(replace(convert_from(json, 'UTF8'), 'erased', 'ERASED'), 'UTF8')",
+            "stored bytes changed",
+        ),
+        ("DELETE FROM certificates", "missing from the certificate store"),
+        ("UPDATE certificates SET number = 'A-2'", "stored under another medium"),
+        (
+            "SET session_replication_role = replica; DELETE FROM media WHERE number = 'A-3'",
+            "missing from the media table",
+        ),
+    ];
+    for (sql, expected) in cases {
+        let out = tampered(&server, sql);
+        assert!(out.contains(expected), "{sql}: {out}");
+    }
+}
+
+#[test]
+fn a_server_that_goes_away_mid_import_loses_nothing() {
+    let Some(server) = Server::start() else { return };
+    let office = Office::with_ledger(Some(server.database("flaky")));
+    let certs = certificates(&office, "F", 60);
+    let mut client = ::postgres::Client::connect(&office.ledger, ::postgres::NoTls).unwrap();
+    let child = import(&office, &certs);
+    // Stop the server as soon as the import has filed its first certificate.
+    while client.query_one("SELECT count(*) FROM certificates", &[]).unwrap().get::<_, i64>(0) == 0 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    server.stop_now();
+    drop(client);
+    let out = child.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "a database failure after work was done is not exit 2: {said}");
+    assert!(said.contains("database server"), "{said}");
+    // Every signed certificate is still there to be filed later...
+    assert!(certs.iter().all(|c| c.exists() && certwipe::cert::files::signature_path(c).exists()));
+    server.restart();
+    let (code, _, stderr) = office.ledger(&["verify"]);
+    assert_eq!(code, 0, "{stderr}");
+    let filed: i64 = ::postgres::Client::connect(&office.ledger, ::postgres::NoTls)
+        .unwrap()
+        .query_one("SELECT count(*) FROM certificates", &[])
+        .unwrap()
+        .get(0);
+    assert!(filed > 0 && filed < 60, "the server went away mid-import ({filed} of 60 filed)");
+    // ... and `ledger import` files the rest (the ones already in are refused as such).
+    let (_, _, stderr) = office
+        .ledger(&[&["import"][..], &certs.iter().map(|c| c.to_str().unwrap()).collect::<Vec<_>>()].concat());
+    assert_eq!(stderr.matches("is already in the ledger").count() as i64, filed, "{stderr}");
+    let verified = office.ok(&["verify"]);
+    assert!(verified.contains("121 entries, 60 certificates") && verified.contains("intact"), "{verified}");
+}
+
+#[test]
+fn the_records_office_reads_with_a_read_only_role() {
+    let Some(server) = Server::start() else { return };
+    let office = Office::with_ledger(Some(server.database("office")));
+    whole_life(&office);
+    // The page's role may read and nothing else (docs/ledger.md).
+    server.sql(
+        "office",
+        "CREATE ROLE records LOGIN;
+         GRANT CONNECT ON DATABASE office TO records;
+         GRANT USAGE ON SCHEMA public TO records;
+         GRANT SELECT ON ALL TABLES IN SCHEMA public TO records;",
+    );
+    let reader = server.url("records", "office");
+    let page = common::page::Page::start(&reader, &office.allowed);
+    let (status, body) = page.get("/m/MJ-2026-0042?lang=en");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Ledger intact") && body.contains("destruction"), "{body}");
+    // The same role cannot write: the ledger refuses before writing anything.
+    let out = certwipe(&[
+        "ledger",
+        "register",
+        "R-1",
+        "--type",
+        "hdd",
+        "--classification",
+        "secret",
+        "--ledger",
+        &reader,
+        "--sign-key",
+        office.key.to_str().unwrap(),
+    ]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("permission denied"), "{}", stderr(&out));
+}
