@@ -8,20 +8,6 @@ use std::process::Command;
 
 use common::*;
 
-/// Re-signs `cert` with the station key using stock ssh-keygen, as an attacker
-/// holding the key (or a careless operator) would.
-fn resign(station: &Station, cert: &Path) {
-    let sig = certwipe::cert::files::signature_path(cert);
-    let _ = std::fs::remove_file(&sig);
-    let status = Command::new("ssh-keygen")
-        .args(["-q", "-Y", "sign", "-n", "certwipe", "-f"])
-        .arg(&station.key)
-        .arg(cert)
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 fn signed_certificate(station: &Station, name: &str) -> std::path::PathBuf {
     let disk = station.dir.path().join(name);
     make_file(&disk, 1 << 20);
@@ -88,7 +74,7 @@ fn a_certificate_with_two_readings_is_refused() {
     for (expected, forged) in attacks {
         assert_ne!(forged, text);
         std::fs::write(&cert, &forged).unwrap();
-        resign(&station, &cert);
+        station.resign(&cert);
         let (code, output) = station.verify(&cert);
         assert_eq!(code, 1, "a re-signed certificate with two readings was accepted: {output}");
         assert!(output.contains(expected), "expected {expected:?} in {output}");
@@ -340,10 +326,9 @@ fn a_certificate_forged_with_any_key_is_never_reported_verified() {
     );
     let text = std::fs::read_to_string(&cert).unwrap();
     std::fs::write(&cert, text.replace("\"Li Wei\"", "\"Forger\"")).unwrap();
-    resign(
-        &Station { dir: tempfile::tempdir().unwrap(), key: forger.clone(), allowed: station.allowed.clone() },
-        &cert,
-    );
+    let forging =
+        Station { dir: tempfile::tempdir().unwrap(), key: forger.clone(), allowed: station.allowed.clone() };
+    forging.resign(&cert);
     // No allowed signers: intact, but not verified.
     let out = certwipe(&["cert", "verify", cert.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
@@ -550,20 +535,7 @@ fn cutting_off_the_newest_entries_is_caught_by_a_kept_head() {
     assert_eq!(code, 1);
     assert!(said.contains("newer entries were cut off"), "{said}");
     // The countersignatures a ledger keeps are checked again too.
-    let out = certwipe(&[
-        "cert",
-        "countersign",
-        cert.to_str().unwrap(),
-        "--key",
-        office.validator.to_str().unwrap(),
-        "--role",
-        "validator",
-        "--name",
-        "Wang Fang",
-        "--allowed-signers",
-        office.allowed.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    office.countersign(&cert);
     office.ok(&["import", cert.to_str().unwrap()]);
     let forged = tampered_copy(
         &office,
@@ -582,7 +554,7 @@ fn rewrite(station: &Station, cert: &Path, change: impl FnOnce(&mut serde_json::
     let mut value: serde_json::Value = serde_json::from_slice(&std::fs::read(cert).unwrap()).unwrap();
     change(&mut value);
     std::fs::write(cert, certwipe::cert::canonical::to_bytes(&value)).unwrap();
-    resign(station, cert);
+    station.resign(cert);
 }
 
 #[test]

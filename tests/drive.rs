@@ -8,7 +8,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::*;
 
@@ -96,18 +95,6 @@ fn write_all_new(path: &Path, size: usize) {
     plant_markers(path);
 }
 
-/// Re-signs `cert` with the station key using stock ssh-keygen.
-fn resign(station: &Station, cert: &Path) {
-    let _ = std::fs::remove_file(certwipe::cert::files::signature_path(cert));
-    let status = Command::new("ssh-keygen")
-        .args(["-q", "-Y", "sign", "-n", "certwipe", "-f"])
-        .arg(&station.key)
-        .arg(cert)
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 #[test]
 fn a_purge_claim_without_the_drive_command_and_its_proof_is_rejected() {
     let station = Station::new();
@@ -122,7 +109,7 @@ fn a_purge_claim_without_the_drive_command_and_its_proof_is_rejected() {
         .replace("\"technique\": \"overwrite\"", "\"technique\": \"sanitize-block-erase\"");
     assert_ne!(forged, text);
     std::fs::write(&cert, forged).unwrap();
-    resign(&station, &cert);
+    station.resign(&cert);
     let (code, output) = station.verify(&cert);
     assert_eq!(code, 1, "{output}");
     assert!(output.contains("records neither the drive's command nor the verification"), "{output}");

@@ -49,15 +49,7 @@ fn tampered(office: &Office, sql: &str) -> String {
 #[test]
 fn tampering_with_the_database_file_is_detected() {
     let office = Office::new();
-    for number in ["A-1", "A-2", "A-3"] {
-        office.ok(&["register", number, "--type", "hdd", "--classification", "secret"]);
-    }
-    office.certificate(
-        "a1",
-        &["--asset", "A-1", "--classification", "secret", "--destination", "destruction"],
-        true,
-    );
-    office.ok(&["approve", "A-2", "--role", "witness", "--name", "Zhang San"]);
+    tampering_fixture(&office);
     // Checkpoint the WAL into the main file so a plain copy holds everything.
     rusqlite::Connection::open(&office.ledger)
         .unwrap()
@@ -98,20 +90,10 @@ fn concurrent_imports_from_two_processes_lose_nothing() {
         office.ok(&["register", &number, "--type", "hdd", "--classification", "unclassified"]);
         certs.push(office.certificate(&format!("c{i}"), &["--asset", &number], false));
     }
-    let spawn = |batch: &[PathBuf]| {
-        certwipe_command()
-            .args(["ledger", "import", "--ledger", &office.ledger])
-            .args(["--sign-key", office.key.to_str().unwrap()])
-            .args(batch)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
     let (even, odd): (Vec<_>, Vec<_>) = certs.iter().cloned().enumerate().partition(|(i, _)| i % 2 == 0);
     let even: Vec<PathBuf> = even.into_iter().map(|(_, p)| p).collect();
     let odd: Vec<PathBuf> = odd.into_iter().map(|(_, p)| p).collect();
-    let (a, b) = (spawn(&even), spawn(&odd));
+    let (a, b) = (office.spawn_import(&even), office.spawn_import(&odd));
     for child in [a, b] {
         let out = child.wait_with_output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));

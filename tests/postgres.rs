@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Stdio;
 
 use common::postgres::Server;
 use common::*;
@@ -37,23 +36,13 @@ fn certificates(office: &Office, prefix: &str, count: usize) -> Vec<PathBuf> {
         .collect()
 }
 
-fn import(office: &Office, certs: &[PathBuf]) -> std::process::Child {
-    certwipe_command()
-        .args(["ledger", "import", "--ledger", &office.ledger, "--sign-key", office.key.to_str().unwrap()])
-        .args(certs)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
 #[test]
 fn eight_stations_importing_at_once_lose_no_entry_and_keep_one_chain() {
     let Some(server) = Server::start() else { return };
     let office = Office::with_ledger(Some(server.database("busy")));
     let certs = certificates(&office, "S", 24);
     // Eight processes, three certificates each, all at once.
-    let children: Vec<_> = certs.chunks(3).map(|batch| import(&office, batch)).collect();
+    let children: Vec<_> = certs.chunks(3).map(|batch| office.spawn_import(batch)).collect();
     assert_eq!(children.len(), 8);
     for child in children {
         let out = child.wait_with_output().unwrap();
@@ -83,15 +72,7 @@ fn tampered(server: &Server, sql: &str) -> String {
 fn tampering_with_the_database_is_detected_on_postgresql_too() {
     let Some(server) = Server::start() else { return };
     let office = Office::with_ledger(Some(server.database("tampering")));
-    for number in ["A-1", "A-2", "A-3"] {
-        office.ok(&["register", number, "--type", "hdd", "--classification", "secret"]);
-    }
-    office.certificate(
-        "a1",
-        &["--asset", "A-1", "--classification", "secret", "--destination", "destruction"],
-        true,
-    );
-    office.ok(&["approve", "A-2", "--role", "witness", "--name", "Zhang San"]);
+    tampering_fixture(&office);
     assert!(office.ok(&["verify"]).contains("intact"));
 
     let cases = [
@@ -128,7 +109,7 @@ fn a_server_that_goes_away_mid_import_loses_nothing() {
     let office = Office::with_ledger(Some(server.database("flaky")));
     let certs = certificates(&office, "F", 60);
     let mut client = ::postgres::Client::connect(&office.ledger, ::postgres::NoTls).unwrap();
-    let child = import(&office, &certs);
+    let child = office.spawn_import(&certs);
     // Stop the server as soon as the import has filed its first certificate.
     while client.query_one("SELECT count(*) FROM certificates", &[]).unwrap().get::<_, i64>(0) == 0 {
         std::thread::sleep(std::time::Duration::from_millis(5));

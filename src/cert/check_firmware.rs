@@ -95,20 +95,14 @@ fn check_verification(cert: &Certificate, firmware: &FirmwareRecord, fail: &mut 
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicBool;
-    use std::time::Duration;
-
     use crate::cert::check::inconsistencies;
     use crate::cert::model::{Category, Certificate, Technique};
     use crate::cert::records::Records;
-    use crate::device::{BlockIo, HiddenAreas, Identity, MediaType};
+    use crate::device::{BlockIo, HiddenAreas, MediaType};
     use crate::drive::Passthrough;
     use crate::drive::fake::{FakeAta, FakeNvme, SanitizeScript, SecurityScript};
-    use crate::drive::probe::probe;
-    use crate::drive::sanitize::{self, Action, Follow, Progress};
+    use crate::drive::sanitize::Action;
     use crate::engine::report::{SectorRange, Status, VerificationResult};
-    use crate::purge;
-    use crate::stream::Prng;
 
     fn certificate(
         pt: &mut dyn Passthrough,
@@ -117,21 +111,7 @@ mod tests {
         action: Action,
         media: MediaType,
     ) -> Certificate {
-        let probed = probe(pt, transport).unwrap().unwrap();
-        let plan = sanitize::plan(pt, &probed, action).unwrap();
-        let stop = AtomicBool::new(false);
-        let follow = Follow { observer: &|_: &Progress| {}, stop: &stop, poll_every: Duration::ZERO };
-        let mut target = Identity::for_tests(disk.size());
-        target.media_type = media;
-        let report = purge::run(purge::Job {
-            medium: disk,
-            pt,
-            target: &target,
-            protocol: probed.protocol,
-            plan: &plan,
-            follow: &follow,
-            prng: Prng::Chacha8,
-        });
+        let report = crate::purge::run_scripted(pt, disk, transport, action, media);
         let records = Records {
             organisation: None,
             site: None,

@@ -596,6 +596,50 @@ pub fn run(pt: &mut dyn Passthrough, plan: &Plan, follow: &Follow<'_>) -> DriveO
     }
 }
 
+/// What one status poll said.
+enum Poll {
+    /// Still running, with the drive's progress if it gives one.
+    Running(Option<u16>),
+    /// Nothing to report yet.
+    Waiting,
+    Ended(DriveOutcome),
+}
+
+/// Polls until the drive says how the command ended, reporting progress; a
+/// vanished device ends it at once, a few failed polls in a row (a bridge's
+/// hiccup) are tolerated.
+fn poll_until_ended(
+    follow: &Follow<'_>,
+    started: Instant,
+    mut poll: impl FnMut() -> Result<Poll, CommandError>,
+) -> DriveOutcome {
+    let mut errors = 0;
+    loop {
+        match poll() {
+            Ok(Poll::Ended(outcome)) => return outcome,
+            Ok(Poll::Running(progress)) => {
+                errors = 0;
+                if !follow.tick(started, progress) {
+                    return DriveOutcome::new(
+                        Ending::Interrupted,
+                        format!("in progress, {}", percent(progress)),
+                    );
+                }
+            }
+            Ok(Poll::Waiting) => std::thread::sleep(follow.poll_every),
+            Err(error) if error.is_gone() => return DriveOutcome::new(Ending::Gone, error.to_string()),
+            Err(error) => {
+                errors += 1;
+                if errors > POLL_ERRORS_TOLERATED {
+                    let status = format!("its status could no longer be read: {error}");
+                    return DriveOutcome::new(Ending::Failed, status);
+                }
+                std::thread::sleep(follow.poll_every);
+            }
+        }
+    }
+}
+
 fn run_ata_sanitize(
     pt: &mut dyn Passthrough,
     sub: ata::Sanitize,
@@ -612,49 +656,18 @@ fn run_ata_sanitize(
         Err(error) => return DriveOutcome::from_start_error(error),
         Ok(_) => {}
     }
-    let mut errors = 0;
-    loop {
-        match sanitize_status(pt) {
-            Ok(status) if status.in_progress => {
-                errors = 0;
-                if !follow.tick(started, status.progress) {
-                    return DriveOutcome::new(
-                        Ending::Interrupted,
-                        format!("in progress, {}", percent(status.progress)),
-                    );
-                }
-            }
-            Ok(status) if status.completed_without_error => {
-                return DriveOutcome::new(
-                    Ending::Succeeded,
-                    "SANITIZE STATUS EXT: operation completed without error",
-                );
-            }
-            Ok(_) => {
-                return DriveOutcome::new(
-                    Ending::Failed,
-                    "SANITIZE STATUS EXT: ended without reporting success",
-                );
-            }
-            Err(CommandError::Ata { registers, .. }) if registers.lba & 0xFF == 1 => {
-                return DriveOutcome::new(
-                    Ending::Failed,
-                    "SANITIZE STATUS EXT: the sanitize operation failed",
-                );
-            }
-            Err(error) if error.is_gone() => return DriveOutcome::new(Ending::Gone, error.to_string()),
-            Err(error) => {
-                errors += 1;
-                if errors > POLL_ERRORS_TOLERATED {
-                    return DriveOutcome::new(
-                        Ending::Failed,
-                        format!("its status could no longer be read: {error}"),
-                    );
-                }
-                std::thread::sleep(follow.poll_every);
-            }
+    let ended = |ending, status: &str| Ok(Poll::Ended(DriveOutcome::new(ending, status)));
+    poll_until_ended(follow, started, || match sanitize_status(pt) {
+        Ok(status) if status.in_progress => Ok(Poll::Running(status.progress)),
+        Ok(status) if status.completed_without_error => {
+            ended(Ending::Succeeded, "SANITIZE STATUS EXT: operation completed without error")
         }
-    }
+        Ok(_) => ended(Ending::Failed, "SANITIZE STATUS EXT: ended without reporting success"),
+        Err(CommandError::Ata { registers, .. }) if registers.lba & 0xFF == 1 => {
+            ended(Ending::Failed, "SANITIZE STATUS EXT: the sanitize operation failed")
+        }
+        Err(error) => Err(error),
+    })
 }
 
 fn run_nvme_sanitize(
@@ -670,46 +683,26 @@ fn run_nvme_sanitize(
     }
     // The drive accepted it, so the log's next verdict is this sanitize's
     // (an idle log alone could be an old sanitize's, or none).
-    let (mut errors, mut unchanged) = (0, 0);
-    loop {
-        match device.sanitize_log() {
-            Ok(log) if log.state == SanitizeState::InProgress => {
-                errors = 0;
-                if !follow.tick(started, log.progress) {
-                    return DriveOutcome::new(
-                        Ending::Interrupted,
-                        format!("in progress, {}", percent(log.progress)),
-                    );
-                }
+    let mut unchanged = 0;
+    poll_until_ended(follow, started, || {
+        let log = device.sanitize_log()?;
+        Ok(match log.state {
+            SanitizeState::InProgress => Poll::Running(log.progress),
+            _ if log.succeeded() && log.last_cdw10 & 0x7 == command.cdw10 & 0x7 => {
+                Poll::Ended(DriveOutcome::new(Ending::Succeeded, nvme_verdict(&log)))
             }
-            Ok(log) if log.succeeded() && log.last_cdw10 & 0x7 == command.cdw10 & 0x7 => {
-                return DriveOutcome::new(Ending::Succeeded, nvme_verdict(&log));
+            SanitizeState::Failed => Poll::Ended(DriveOutcome::new(Ending::Failed, nvme_verdict(&log))),
+            _ if unchanged >= NVME_START_POLLS => {
+                let status =
+                    format!("accepted, but the sanitize log never showed it: {}", nvme_verdict(&log));
+                Poll::Ended(DriveOutcome::new(Ending::Failed, status))
             }
-            Ok(log) if log.state == SanitizeState::Failed => {
-                return DriveOutcome::new(Ending::Failed, nvme_verdict(&log));
-            }
-            Ok(log) => {
+            _ => {
                 unchanged += 1;
-                if unchanged > NVME_START_POLLS {
-                    let status =
-                        format!("accepted, but the sanitize log never showed it: {}", nvme_verdict(&log));
-                    return DriveOutcome::new(Ending::Failed, status);
-                }
-                std::thread::sleep(follow.poll_every);
+                Poll::Waiting
             }
-            Err(error) if error.is_gone() => return DriveOutcome::new(Ending::Gone, error.to_string()),
-            Err(error) => {
-                errors += 1;
-                if errors > POLL_ERRORS_TOLERATED {
-                    return DriveOutcome::new(
-                        Ending::Failed,
-                        format!("its status could no longer be read: {error}"),
-                    );
-                }
-                std::thread::sleep(follow.poll_every);
-            }
-        }
-    }
+        })
+    })
 }
 
 fn nvme_verdict(log: &SanitizeLog) -> String {
@@ -793,37 +786,14 @@ fn run_scsi_sanitize(
     if let Err(error) = device.command("SANITIZE", &cdb, transfer) {
         return DriveOutcome::from_start_error(error.into_command());
     }
-    let mut errors = 0;
-    loop {
-        match device.request_sense() {
-            Ok(Some(sense)) if sense.is_sanitize_in_progress() => {
-                errors = 0;
-                if !follow.tick(started, sense.progress) {
-                    return DriveOutcome::new(
-                        Ending::Interrupted,
-                        format!("in progress, {}", percent(sense.progress)),
-                    );
-                }
-            }
-            Ok(Some(sense)) if sense.is_sanitize_failed() => {
-                return DriveOutcome::new(Ending::Failed, format!("SANITIZE failed: {}", sense.describe()));
-            }
-            Ok(_) => return scsi_verdict(&mut device),
-            Err(ScsiError::Command(error)) if error.is_gone() => {
-                return DriveOutcome::new(Ending::Gone, error.to_string());
-            }
-            Err(error) => {
-                errors += 1;
-                if errors > POLL_ERRORS_TOLERATED {
-                    return DriveOutcome::new(
-                        Ending::Failed,
-                        format!("its progress could no longer be read: {error}"),
-                    );
-                }
-                std::thread::sleep(follow.poll_every);
-            }
+    poll_until_ended(follow, started, || match device.request_sense().map_err(ScsiError::into_command)? {
+        Some(sense) if sense.is_sanitize_in_progress() => Ok(Poll::Running(sense.progress)),
+        Some(sense) if sense.is_sanitize_failed() => {
+            let status = format!("SANITIZE failed: {}", sense.describe());
+            Ok(Poll::Ended(DriveOutcome::new(Ending::Failed, status)))
         }
-    }
+        _ => Ok(Poll::Ended(scsi_verdict(&mut device))),
+    })
 }
 
 /// After a SANITIZE no longer reports progress, a failed one makes every

@@ -150,32 +150,45 @@ fn judge_verified(drive: &str, v: &FirmwareVerification) -> (Status, String) {
     }
 }
 
+/// Plans and runs `action` on a scripted drive and its medium, as a medium of
+/// `media` type: what the unit tests of this module and of the certificate rules
+/// start from.
+#[cfg(test)]
+pub(crate) fn run_scripted(
+    pt: &mut dyn Passthrough,
+    medium: &dyn BlockIo,
+    transport: &str,
+    action: sanitize::Action,
+    media: crate::device::MediaType,
+) -> Report {
+    let probed = crate::drive::probe::probe(pt, transport).unwrap().unwrap();
+    let plan = sanitize::plan(pt, &probed, action).unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let follow =
+        Follow { observer: &|_: &sanitize::Progress| {}, stop: &stop, poll_every: std::time::Duration::ZERO };
+    let mut target = Identity::for_tests(medium.size());
+    target.media_type = media;
+    run(Job {
+        medium,
+        pt,
+        target: &target,
+        protocol: probed.protocol,
+        plan: &plan,
+        follow: &follow,
+        prng: Prng::Chacha8,
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicBool;
-    use std::time::Duration;
-
     use super::*;
+    use crate::device::MediaType;
     use crate::drive::fake::{FakeAta, FakeNvme, SanitizeScript};
-    use crate::drive::probe::probe;
-    use crate::drive::sanitize::{Action, Progress};
+    use crate::drive::sanitize::Action;
     use crate::engine::report::Status;
 
     fn purge(pt: &mut dyn Passthrough, medium: &dyn BlockIo, transport: &str, action: Action) -> Report {
-        let probed = probe(pt, transport).unwrap().unwrap();
-        let plan = sanitize::plan(pt, &probed, action).unwrap();
-        let stop = AtomicBool::new(false);
-        let follow = Follow { observer: &|_: &Progress| {}, stop: &stop, poll_every: Duration::ZERO };
-        let target = Identity::for_tests(medium.size());
-        run(Job {
-            medium,
-            pt,
-            target: &target,
-            protocol: probed.protocol,
-            plan: &plan,
-            follow: &follow,
-            prng: Prng::Chacha8,
-        })
+        run_scripted(pt, medium, transport, action, MediaType::Unknown)
     }
 
     fn script() -> SanitizeScript {

@@ -298,6 +298,19 @@ impl Station {
             .expect("a certificate was written")
     }
 
+    /// Re-signs `cert` with the station key using stock ssh-keygen, as an
+    /// attacker holding the key (or a careless operator) would.
+    pub fn resign(&self, cert: &Path) {
+        let _ = std::fs::remove_file(certwipe::cert::files::signature_path(cert));
+        let status = Command::new("ssh-keygen")
+            .args(["-q", "-Y", "sign", "-n", "certwipe", "-f"])
+            .arg(&self.key)
+            .arg(cert)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     pub fn verify(&self, cert: &Path) -> (i32, String) {
         let out = certwipe(&[
             "cert",
@@ -378,6 +391,35 @@ impl Office {
         assert!(stderr.contains(expected), "{args:?}: expected {expected:?} in {stderr}");
     }
 
+    /// The validator (Wang Fang) countersigns `cert`.
+    pub fn countersign(&self, cert: &Path) {
+        let out = certwipe(&[
+            "cert",
+            "countersign",
+            cert.to_str().unwrap(),
+            "--key",
+            self.validator.to_str().unwrap(),
+            "--role",
+            "validator",
+            "--name",
+            "Wang Fang",
+            "--allowed-signers",
+            self.allowed.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+
+    /// `certwipe ledger import CERTS...` started in the background.
+    pub fn spawn_import(&self, certs: &[PathBuf]) -> std::process::Child {
+        certwipe_command()
+            .args(["ledger", "import", "--ledger", &self.ledger, "--sign-key", self.key.to_str().unwrap()])
+            .args(certs)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
     /// Wipes a fresh image with a signed certificate; returns the certificate path.
     pub fn certificate(&self, name: &str, records: &[&str], into_ledger: bool) -> PathBuf {
         let image = self.dir.path().join(format!("{name}.img"));
@@ -442,20 +484,7 @@ pub fn whole_life(office: &Office) {
         true,
     );
     // The validator countersigns later; importing again records just that.
-    let out = certwipe(&[
-        "cert",
-        "countersign",
-        cert.to_str().unwrap(),
-        "--key",
-        office.validator.to_str().unwrap(),
-        "--role",
-        "validator",
-        "--name",
-        "Wang Fang",
-        "--allowed-signers",
-        office.allowed.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    office.countersign(&cert);
     office.ok(&["import", cert.to_str().unwrap()]);
     office.refused(&["import", cert.to_str().unwrap()], "imported once");
     office.ok(&[
@@ -529,4 +558,18 @@ pub fn whole_life(office: &Office) {
         ],
         "already destroyed",
     );
+}
+
+/// Three registered media, one certificate filed and one approval: what the
+/// tampering tests edit, on either backend.
+pub fn tampering_fixture(office: &Office) {
+    for number in ["A-1", "A-2", "A-3"] {
+        office.ok(&["register", number, "--type", "hdd", "--classification", "secret"]);
+    }
+    office.certificate(
+        "a1",
+        &["--asset", "A-1", "--classification", "secret", "--destination", "destruction"],
+        true,
+    );
+    office.ok(&["approve", "A-2", "--role", "witness", "--name", "Zhang San"]);
 }
