@@ -144,18 +144,11 @@ fn probe_scsi(pt: &mut dyn Passthrough) -> Result<Probed, CommandError> {
             .ok()
             .and_then(|data| scsi::decode_supported(&data))
     };
-    let mut scsi_features = ScsiFeatures {
+    let scsi_features = ScsiFeatures {
         sanitize_overwrite: supported(scsi::SanitizeAction::Overwrite { pattern: 0 }),
         sanitize_block_erase: supported(scsi::SanitizeAction::BlockErase),
         sanitize_crypto_erase: supported(scsi::SanitizeAction::CryptoErase),
     };
-    if scsi_features == ScsiFeatures::default() && !sanitize_known(&mut device) {
-        scsi_features = ScsiFeatures {
-            sanitize_overwrite: Some(false),
-            sanitize_block_erase: Some(false),
-            sanitize_crypto_erase: Some(false),
-        };
-    }
     let info = DriveInfo {
         source: Some(IdentitySource::ScsiVpd),
         vendor: inquiry.vendor,
@@ -171,14 +164,20 @@ fn probe_scsi(pt: &mut dyn Passthrough) -> Result<Probed, CommandError> {
     Ok(Probed { protocol: Protocol::Scsi, info, namespace: None, max_address: None, notes })
 }
 
-/// Whether the device knows SANITIZE at all, when it would not say through
+/// Whether a SCSI device knows SANITIZE at all, when it would not say through
 /// REPORT SUPPORTED OPERATION CODES: SANITIZE with the reserved service
 /// action 00h must be rejected, as an invalid field by a device that has the
 /// command and as an invalid opcode by one that does not. Nothing runs either
-/// way, so no sample is ever marked for a command the device cannot take.
-fn sanitize_known(device: &mut ScsiDevice<'_>) -> bool {
+/// way. Asked only when a sanitize is about to be planned, never by `wipe` or
+/// `identify`. `Err` holds the device's answer when it does not know it.
+pub fn sanitize_known(pt: &mut dyn Passthrough) -> Result<(), String> {
     let probe = [0x48, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-    !matches!(device.command("SANITIZE (service action 00h)", &probe, Transfer::None), Err(ScsiError::Sense { sense, .. }) if sense.is_invalid_opcode())
+    match (ScsiDevice { pt }).command("SANITIZE (service action 00h)", &probe, Transfer::None) {
+        Err(ScsiError::Sense { sense, .. }) if sense.is_invalid_opcode() => {
+            Err(format!("SANITIZE: {}", sense.describe()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A SAT translator answering in fixed-format sense cannot return the upper
@@ -280,26 +279,19 @@ mod tests {
     }
 
     #[test]
-    fn a_device_that_does_not_know_sanitize_is_found_out_without_running_anything() {
+    fn a_device_that_will_not_say_is_unknown_and_only_a_sanitize_asks_further() {
         let mut qemu_like = FakeScsi::new(2048);
         qemu_like.reports_opcodes = false;
         qemu_like.knows_sanitize = false;
         let probed = probe(&mut qemu_like, "scsi").unwrap().unwrap();
-        let none = Some(false);
-        let expected = ScsiFeatures {
-            sanitize_overwrite: none,
-            sanitize_block_erase: none,
-            sanitize_crypto_erase: none,
-        };
-        assert_eq!(probed.info.scsi.unwrap(), expected);
+        assert_eq!(probed.info.scsi.unwrap(), ScsiFeatures::default(), "unknown: probing sends no SANITIZE");
+        assert_eq!(
+            sanitize_known(&mut qemu_like),
+            Err("SANITIZE: ILLEGAL REQUEST (ASC/ASCQ 20h/00h)".to_string())
+        );
         let mut silent = FakeScsi::new(2048);
         silent.reports_opcodes = false;
-        let probed = probe(&mut silent, "scsi").unwrap().unwrap();
-        assert_eq!(
-            probed.info.scsi.unwrap(),
-            ScsiFeatures::default(),
-            "it has SANITIZE but would not say which actions"
-        );
+        assert_eq!(sanitize_known(&mut silent), Ok(()), "it has SANITIZE but would not say which actions");
     }
 
     #[test]

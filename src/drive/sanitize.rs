@@ -401,7 +401,7 @@ pub fn plan(pt: &mut dyn Passthrough, probed: &Probed, action: Action) -> Result
                 check_nvme_sanitize(pt, &mut plan, false)?;
             }
         }
-        DriveCommand::ScsiSanitize(_) => check_scsi_sanitize(pt)?,
+        DriveCommand::ScsiSanitize(_) => check_scsi_sanitize(pt, probed)?,
     }
     Ok(plan)
 }
@@ -488,7 +488,16 @@ fn check_nvme_sanitize(pt: &mut dyn Passthrough, plan: &mut Plan, required: bool
     }
 }
 
-fn check_scsi_sanitize(pt: &mut dyn Passthrough) -> Result<(), Refusal> {
+fn check_scsi_sanitize(pt: &mut dyn Passthrough, probed: &Probed) -> Result<(), Refusal> {
+    // A device that would not say which actions it has is asked whether it has
+    // the command at all, before any sample is marked.
+    if let Err(answer) = super::probe::sanitize_known(pt) {
+        return Err(Refusal::Unsupported {
+            asked: "SANITIZE".into(),
+            offers: "no SANITIZE command".into(),
+            answer: format!("{answer}; {}", capabilities(probed)),
+        });
+    }
     match (ScsiDevice { pt }).request_sense() {
         Ok(Some(sense)) if sense.is_sanitize_in_progress() => {
             Err(Refusal::InProgress { progress: percent(sense.progress) })
@@ -1046,6 +1055,16 @@ mod tests {
         device.sanitize.fails = true;
         let (_, outcome, _) = sanitize(&mut device, "sas", Action::Overwrite).unwrap();
         assert_eq!(outcome.ending, Ending::Failed, "{}", outcome.drive_status);
+    }
+
+    #[test]
+    fn a_scsi_device_without_sanitize_is_refused_before_anything_is_marked() {
+        let mut device = FakeScsi::new(4096);
+        device.reports_opcodes = false;
+        device.knows_sanitize = false;
+        let Err(error) = sanitize(&mut device, "usb", Action::Auto) else { panic!("no SANITIZE") };
+        assert!(error.to_string().contains("SANITIZE: ILLEGAL REQUEST (ASC/ASCQ 20h/00h)"), "{error}");
+        assert!(device.disk.contents().iter().all(|&b| b == 0xAB), "nothing written");
     }
 
     #[test]
