@@ -197,7 +197,7 @@ fn check_unsupported<'a>(run: &impl Fn(&str) -> &'a Ran) {
         ("sanitize-sata-security", "Security feature set not supported"),
         (
             "sanitize-scsi",
-            "SANITIZE overwrite not supported, block erase not supported, crypto erase not supported",
+            "does not support SANITIZE; it offers: no SANITIZE command (the drive's answer: REPORT SUPPORTED OPERATION CODES: no answer; SANITIZE: ILLEGAL REQUEST (ASC/ASCQ 20h/00h))",
         ),
     ] {
         let ran = run(name);

@@ -622,6 +622,8 @@ pub struct FakeScsi {
     pub reports_opcodes: bool,
     /// Has the SANITIZE command at all.
     pub knows_sanitize: bool,
+    /// SANITIZE commands received with the reserved service action 00h.
+    pub reserved_sanitize_probes: usize,
     running: Option<(u8, u32)>,
     failed: bool,
 }
@@ -635,6 +637,7 @@ impl FakeScsi {
             sanitize: script,
             reports_opcodes: true,
             knows_sanitize: true,
+            reserved_sanitize_probes: 0,
             running: None,
             failed: false,
         }
@@ -698,6 +701,9 @@ impl Passthrough for FakeScsi {
             return Err(enodev());
         }
         let sectors = self.disk.contents().len() as u64 / SECTOR as u64;
+        if cdb[0] == 0x48 && cdb[1] & 0x1F == 0 {
+            self.reserved_sanitize_probes += 1;
+        }
         Ok(match cdb[0] {
             0x12 => self.inquiry(cdb, transfer),
             0x9E => {

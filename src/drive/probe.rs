@@ -284,7 +284,8 @@ mod tests {
         qemu_like.reports_opcodes = false;
         qemu_like.knows_sanitize = false;
         let probed = probe(&mut qemu_like, "scsi").unwrap().unwrap();
-        assert_eq!(probed.info.scsi.unwrap(), ScsiFeatures::default(), "unknown: probing sends no SANITIZE");
+        assert_eq!(probed.info.scsi.unwrap(), ScsiFeatures::default(), "unknown");
+        assert_eq!(qemu_like.reserved_sanitize_probes, 0, "identifying sends no SANITIZE");
         assert_eq!(
             sanitize_known(&mut qemu_like),
             Err("SANITIZE: ILLEGAL REQUEST (ASC/ASCQ 20h/00h)".to_string())

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::ata::{self, AtaDevice, SanitizeStatus};
+use super::identify::ScsiFeatures;
 use super::nvme::{self, NvmeDevice, SanitizeLog, SanitizeState};
 use super::probe::{Probed, Protocol};
 use super::scsi::{self, ScsiDevice, ScsiError};
@@ -491,11 +492,12 @@ fn check_nvme_sanitize(pt: &mut dyn Passthrough, plan: &mut Plan, required: bool
 fn check_scsi_sanitize(pt: &mut dyn Passthrough, probed: &Probed) -> Result<(), Refusal> {
     // A device that would not say which actions it has is asked whether it has
     // the command at all, before any sample is marked.
-    if let Err(answer) = super::probe::sanitize_known(pt) {
+    let silent = probed.info.scsi.unwrap_or_default() == ScsiFeatures::default();
+    if silent && let Err(answer) = super::probe::sanitize_known(pt) {
         return Err(Refusal::Unsupported {
             asked: "SANITIZE".into(),
             offers: "no SANITIZE command".into(),
-            answer: format!("{answer}; {}", capabilities(probed)),
+            answer: format!("REPORT SUPPORTED OPERATION CODES: no answer; {answer}"),
         });
     }
     match (ScsiDevice { pt }).request_sense() {
@@ -1050,6 +1052,7 @@ mod tests {
         let mut device = FakeScsi::new(4096);
         let (plan, outcome, seen) = sanitize(&mut device, "sas", Action::Auto).unwrap();
         assert_eq!(plan.command, DriveCommand::ScsiSanitize(scsi::SanitizeAction::BlockErase));
+        assert_eq!(device.reserved_sanitize_probes, 0, "a device that lists its commands is not probed");
         assert_eq!(outcome.ending, Ending::Succeeded, "{}", outcome.drive_status);
         assert_eq!(seen, vec![Some(0.25), Some(0.25)]);
         device.sanitize.fails = true;
@@ -1064,6 +1067,7 @@ mod tests {
         device.knows_sanitize = false;
         let Err(error) = sanitize(&mut device, "usb", Action::Auto) else { panic!("no SANITIZE") };
         assert!(error.to_string().contains("SANITIZE: ILLEGAL REQUEST (ASC/ASCQ 20h/00h)"), "{error}");
+        assert_eq!(device.reserved_sanitize_probes, 1);
         assert!(device.disk.contents().iter().all(|&b| b == 0xAB), "nothing written");
     }
 
