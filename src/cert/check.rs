@@ -4,8 +4,8 @@
 
 use super::model::{CERTIFICATE_FORMAT, Certificate, FLASH_WARNING, Technique};
 use crate::engine::report::{
-    PassContent, PassRecord, SectorRange, Status, VerificationKind, VerificationResult, VerifyMode,
-    total_sectors,
+    PassContent, PassRecord, PassVerification, SectorRange, Status, VerificationKind, VerificationResult,
+    VerifyMode, total_sectors,
 };
 use crate::method::{PassKind, Plan};
 
@@ -234,7 +234,6 @@ fn content_matches(content: &PassContent, kind: &PassKind) -> bool {
 
 fn check_verification(cert: &Certificate, fail: &mut impl FnMut(String)) {
     let s = &cert.sanitization;
-    let size = cert.medium.size_bytes;
     let verified: Vec<&PassRecord> = s.passes.iter().filter(|p| p.verification.is_some()).collect();
     let indexes: Vec<usize> = verified.iter().map(|p| p.index).collect();
     if indexes != s.verification.passes_verified {
@@ -261,67 +260,7 @@ fn check_verification(cert: &Certificate, fail: &mut impl FnMut(String)) {
     }
     for pass in verified {
         let v = pass.verification.as_ref().expect("filtered on is_some");
-        let wrong_result = match v.result {
-            VerificationResult::Passed => !v.mismatches.is_empty() || !v.unreadable.is_empty(),
-            VerificationResult::Failed => v.mismatches.is_empty(),
-            VerificationResult::Incomplete | VerificationResult::NotRun => false,
-        };
-        if wrong_result {
-            fail(format!(
-                "pass {}: verification result {:?} contradicts its mismatch lists",
-                pass.index, v.result
-            ));
-        }
-        let expected_coverage = v.bytes_read as f64 / size as f64;
-        if (v.coverage - expected_coverage).abs() > 1e-9 || v.bytes_read > size {
-            fail(format!(
-                "pass {}: coverage {} does not match {} bytes read",
-                pass.index, v.coverage, v.bytes_read
-            ));
-        }
-        let expected_kind = if s.verify_mode == VerifyMode::Sample { v.kind } else { VerificationKind::Full };
-        if v.kind != expected_kind {
-            fail(format!(
-                "pass {}: a {:?} verification under verify mode {:?}",
-                pass.index, v.kind, s.verify_mode
-            ));
-        }
-        if let Some(sample) = &v.sample {
-            let unit = u64::from(cert.medium.logical_sector_size).max(crate::buffer::ALIGN as u64);
-            let planned = crate::engine::sample::plan(size, unit, sample.seed)
-                .map(|plan| plan.ranges.iter().map(|r| r.end - r.start).sum::<u64>());
-            if v.result == VerificationResult::Passed && planned != Some(v.bytes_read) {
-                fail(format!(
-                    "pass {}: the sample seed does not give the {} bytes said to be read",
-                    pass.index, v.bytes_read
-                ));
-            }
-        }
-        // Saturating: these numbers come from the file being checked.
-        let sectors_on_medium = size.div_ceil(u64::from(cert.medium.logical_sector_size));
-        let outside = |ranges: &[SectorRange]| {
-            ranges.iter().any(|r| r.first_lba.saturating_add(r.sectors) > sectors_on_medium)
-        };
-        if outside(&v.mismatches) || outside(&v.unreadable) || outside(&pass.unwritten) {
-            fail(format!("pass {}: a listed sector lies beyond the end of the medium", pass.index));
-        }
-        match v.kind {
-            VerificationKind::Full if v.result == VerificationResult::Passed && v.bytes_read != size => {
-                fail(format!(
-                    "pass {}: a full verification that passed read {} of {size} bytes",
-                    pass.index, v.bytes_read
-                ))
-            }
-            VerificationKind::Sample
-                if v.result == VerificationResult::Passed && (v.coverage < 0.10 || v.sample.is_none()) =>
-            {
-                fail(format!(
-                    "pass {}: a sampled verification below 10 % coverage or without its seed",
-                    pass.index
-                ))
-            }
-            _ => {}
-        }
+        check_pass_verification(cert, pass, v, fail);
     }
     let mismatched =
         s.passes.iter().filter_map(|p| p.verification.as_ref()).any(|v| !v.mismatches.is_empty());
@@ -330,5 +269,78 @@ fn check_verification(cert: &Certificate, fail: &mut impl FnMut(String)) {
             "data read back differed from what was written, yet the status is {}",
             s.status.as_str()
         ));
+    }
+}
+
+/// One verified pass: its result, coverage, kind and listed sectors agree
+/// with each other and with the medium.
+fn check_pass_verification(
+    cert: &Certificate,
+    pass: &PassRecord,
+    v: &PassVerification,
+    fail: &mut impl FnMut(String),
+) {
+    let s = &cert.sanitization;
+    let size = cert.medium.size_bytes;
+    let wrong_result = match v.result {
+        VerificationResult::Passed => !v.mismatches.is_empty() || !v.unreadable.is_empty(),
+        VerificationResult::Failed => v.mismatches.is_empty(),
+        VerificationResult::Incomplete | VerificationResult::NotRun => false,
+    };
+    if wrong_result {
+        fail(format!(
+            "pass {}: verification result {:?} contradicts its mismatch lists",
+            pass.index, v.result
+        ));
+    }
+    let expected_coverage = v.bytes_read as f64 / size as f64;
+    if (v.coverage - expected_coverage).abs() > 1e-9 || v.bytes_read > size {
+        fail(format!(
+            "pass {}: coverage {} does not match {} bytes read",
+            pass.index, v.coverage, v.bytes_read
+        ));
+    }
+    let expected_kind = if s.verify_mode == VerifyMode::Sample { v.kind } else { VerificationKind::Full };
+    if v.kind != expected_kind {
+        fail(format!(
+            "pass {}: a {:?} verification under verify mode {:?}",
+            pass.index, v.kind, s.verify_mode
+        ));
+    }
+    if let Some(sample) = &v.sample {
+        let unit = u64::from(cert.medium.logical_sector_size).max(crate::buffer::ALIGN as u64);
+        let planned = crate::engine::sample::plan(size, unit, sample.seed)
+            .map(|plan| plan.ranges.iter().map(|r| r.end - r.start).sum::<u64>());
+        if v.result == VerificationResult::Passed && planned != Some(v.bytes_read) {
+            fail(format!(
+                "pass {}: the sample seed does not give the {} bytes said to be read",
+                pass.index, v.bytes_read
+            ));
+        }
+    }
+    // Saturating: these numbers come from the file being checked.
+    let sectors_on_medium = size.div_ceil(u64::from(cert.medium.logical_sector_size));
+    let outside = |ranges: &[SectorRange]| {
+        ranges.iter().any(|r| r.first_lba.saturating_add(r.sectors) > sectors_on_medium)
+    };
+    if outside(&v.mismatches) || outside(&v.unreadable) || outside(&pass.unwritten) {
+        fail(format!("pass {}: a listed sector lies beyond the end of the medium", pass.index));
+    }
+    match v.kind {
+        VerificationKind::Full if v.result == VerificationResult::Passed && v.bytes_read != size => {
+            fail(format!(
+                "pass {}: a full verification that passed read {} of {size} bytes",
+                pass.index, v.bytes_read
+            ))
+        }
+        VerificationKind::Sample
+            if v.result == VerificationResult::Passed && (v.coverage < 0.10 || v.sample.is_none()) =>
+        {
+            fail(format!(
+                "pass {}: a sampled verification below 10 % coverage or without its seed",
+                pass.index
+            ))
+        }
+        _ => {}
     }
 }

@@ -18,8 +18,9 @@ use thiserror::Error;
 
 use super::display::escape;
 use super::files::{Checked, SignatureCheck};
-use super::model::Certificate;
-use super::records::Classification;
+use super::model::{Certificate, Sanitization};
+use super::records::{Classification, Records};
+use crate::device::Identity;
 use crate::engine::report::{PassContent, Status, total_sectors};
 use crate::stream::RandomStream;
 
@@ -452,11 +453,18 @@ pub fn render(
 }
 
 fn lay_out(l: &mut Layout<'_>, cert: &Certificate, checked: &Checked) {
+    header(l, cert);
+    medium_section(l, &cert.medium, &cert.records);
+    records_section(l, &cert.records);
+    sanitization_section(l, &cert.sanitization);
+    signatures(l, checked);
+}
+
+/// Title, identifiers and the result, left of the QR code.
+fn header(l: &mut Layout<'_>, cert: &Certificate) {
     let lang = l.lang;
     let s = &cert.sanitization;
-    let m = &cert.medium;
     let r = &cert.records;
-    // Header, left of the QR code.
     l.y += 16.0;
     if lang != Lang::En {
         l.text(MARGIN, 17.0, true, "存储介质数据销毁证明");
@@ -480,7 +488,9 @@ fn lay_out(l: &mut Layout<'_>, cert: &Certificate, checked: &Checked) {
     l.text(MARGIN, 13.0, true, &verdict);
     l.y += 4.0;
     l.row("说明", "Reason", &s.status_reason);
+}
 
+fn medium_section(l: &mut Layout<'_>, m: &Identity, r: &Records) {
     l.section("一、介质信息", "1. Medium");
     l.row("台帐编号", "Ledger number", &or_dash(&r.asset_number));
     l.row("制造商", "Manufacturer", &or_dash(&m.vendor));
@@ -496,7 +506,10 @@ fn lay_out(l: &mut Layout<'_>, cert: &Certificate, checked: &Checked) {
     for (zh, en, value) in super::render::medium_rows(m) {
         l.row(zh, en, &value);
     }
+}
 
+fn records_section(l: &mut Layout<'_>, r: &Records) {
+    let lang = l.lang;
     l.section("二、台帐记录", "2. Records");
     l.row(
         "单位 / 地点",
@@ -528,7 +541,9 @@ fn lay_out(l: &mut Layout<'_>, cert: &Certificate, checked: &Checked) {
     if let Some(notes) = &r.notes {
         l.row("备注", "Notes", notes);
     }
+}
 
+fn sanitization_section(l: &mut Layout<'_>, s: &Sanitization) {
     l.section("三、处理情况", "3. Sanitization");
     l.row("类别", "Category", &format!("{} ({})", s.category.as_str(), s.technique.as_str()));
     l.row("方法", "Method", &format!("{} ({}), {} round(s)", s.method.name, s.method.id, s.method.rounds));
@@ -600,7 +615,6 @@ fn lay_out(l: &mut Layout<'_>, cert: &Certificate, checked: &Checked) {
             l.row("", "", &format!("{} more not listed", s.errors.omitted));
         }
     }
-    signatures(l, checked);
 }
 
 fn signatures(l: &mut Layout<'_>, checked: &Checked) {

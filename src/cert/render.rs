@@ -6,8 +6,9 @@ use indicatif::HumanBytes;
 
 use super::display::escape;
 use super::files::Checked;
-use super::model::Certificate;
-use super::records::Person;
+use super::model::{Certificate, Sanitization};
+use super::records::{Person, Records};
+use crate::device::Identity;
 use crate::engine::report::total_sectors;
 
 /// The summary of `cert`; every text that came from the certificate is shown with
@@ -16,9 +17,6 @@ pub fn summary(cert: &Certificate, checked: &Checked) -> String {
     let cert = &super::display::escaped(cert);
     let mut out = String::new();
     let s = &cert.sanitization;
-    let m = &cert.medium;
-    let r = &cert.records;
-    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     let _ = writeln!(out, "Destruction certificate {}", cert.certificate_id);
     let _ = writeln!(
         out,
@@ -27,6 +25,18 @@ pub fn summary(cert: &Certificate, checked: &Checked) -> String {
     );
     let _ = writeln!(out, "\nResult: {} — {}", s.status.as_str().to_uppercase(), s.status_reason);
     let _ = writeln!(out, "  category {}, technique {}", s.category.as_str(), s.technique.as_str());
+    medium_section(&mut out, &cert.medium);
+    records_section(&mut out, &cert.records);
+    sanitization_section(&mut out, s);
+    signatures_section(&mut out, checked);
+    out
+}
+
+fn or_dash(v: &Option<String>) -> String {
+    v.clone().unwrap_or_else(|| "-".into())
+}
+
+fn medium_section(out: &mut String, m: &Identity) {
     let _ = writeln!(out, "\nMedium");
     let _ = writeln!(
         out,
@@ -50,6 +60,9 @@ pub fn summary(cert: &Certificate, checked: &Checked) -> String {
     for (_, label, value) in medium_rows(m) {
         let _ = writeln!(out, "  {label}: {value}");
     }
+}
+
+fn records_section(out: &mut String, r: &Records) {
     let _ = writeln!(out, "\nRecords");
     let _ = writeln!(out, "  organisation {}, site {}", or_dash(&r.organisation), or_dash(&r.site));
     let _ = writeln!(out, "  ledger/asset number {}", or_dash(&r.asset_number));
@@ -74,6 +87,9 @@ pub fn summary(cert: &Certificate, checked: &Checked) -> String {
     if let Some(notes) = &r.notes {
         let _ = writeln!(out, "  notes: {notes}");
     }
+}
+
+fn sanitization_section(out: &mut String, s: &Sanitization) {
     let _ =
         writeln!(out, "\nSanitization: {} ({}), {} round(s)", s.method.name, s.method.id, s.method.rounds);
     let _ = writeln!(out, "  source: {}", s.method.source);
@@ -121,6 +137,9 @@ pub fn summary(cert: &Certificate, checked: &Checked) -> String {
     for warning in &s.warnings {
         let _ = writeln!(out, "  warning: {warning}");
     }
+}
+
+fn signatures_section(out: &mut String, checked: &Checked) {
     let _ = writeln!(out, "\nSignatures (certificate SHA-256 {})", checked.sha256);
     for signature in &checked.signatures {
         let who = signature
@@ -148,7 +167,6 @@ pub fn summary(cert: &Certificate, checked: &Checked) -> String {
     for problem in &checked.problems {
         let _ = writeln!(out, "  problem: {}", escape(problem));
     }
-    out
 }
 
 fn person(p: &Person) -> String {

@@ -10,6 +10,7 @@ use serde_json::json;
 use super::output::Ui;
 use super::trust::TrustArgs;
 use super::{EXIT_FAILED, EXIT_OK, Failure, print_json, signals};
+use crate::cert::Certificate;
 use crate::cert::files::{self, Trust};
 use crate::device::{self, Access, IdentitySource, Medium, SystemUse};
 use crate::engine;
@@ -37,24 +38,7 @@ pub struct AuditArgs {
 }
 
 pub fn run(args: &AuditArgs) -> Result<u8, Failure> {
-    let allowed = args.trust.load()?.ok_or_else(|| {
-        Failure::usage(
-            "an audit checks the medium against a verified certificate: give --allowed-signers FILE (or allowed_signers in the station profile)",
-        )
-    })?;
-    let checked = files::check_files(&args.cert, Some(Trust { allowed: &allowed, station: None }))?;
-    if !checked.is_valid() {
-        let why = checked.reasons();
-        return Err(Failure {
-            code: EXIT_FAILED,
-            message: format!(
-                "{}: the certificate does not verify, so there is nothing to audit against: {}",
-                args.cert.display(),
-                why.join("; ")
-            ),
-        });
-    }
-    let cert = checked.certificate.expect("a valid certificate parsed");
+    let cert = verified_certificate(args)?;
     let Some(last) = cert.sanitization.passes.last() else {
         return Err(Failure::usage(format!(
             "{}: the drive erased this medium itself ({}), leaving no written content to read back; an audit re-reads host overwrites (certwipe wipe)",
@@ -118,6 +102,28 @@ pub fn run(args: &AuditArgs) -> Result<u8, Failure> {
         println!("{}", if passed { "audit passed" } else { "audit FAILED" });
     }
     Ok(if passed { EXIT_OK } else { EXIT_FAILED })
+}
+
+/// The certificate, only when its signatures verify against the allowed signers.
+fn verified_certificate(args: &AuditArgs) -> Result<Certificate, Failure> {
+    let allowed = args.trust.load()?.ok_or_else(|| {
+        Failure::usage(
+            "an audit checks the medium against a verified certificate: give --allowed-signers FILE (or allowed_signers in the station profile)",
+        )
+    })?;
+    let checked = files::check_files(&args.cert, Some(Trust { allowed: &allowed, station: None }))?;
+    if !checked.is_valid() {
+        let why = checked.reasons();
+        return Err(Failure {
+            code: EXIT_FAILED,
+            message: format!(
+                "{}: the certificate does not verify, so there is nothing to audit against: {}",
+                args.cert.display(),
+                why.join("; ")
+            ),
+        });
+    }
+    Ok(checked.certificate.expect("a valid certificate parsed"))
 }
 
 /// Opens the medium read-only. A certificate with the drive's own identity is

@@ -238,35 +238,39 @@ pub fn run(args: &LedgerArgs, location: Option<&Location>) -> Result<u8, Failure
         }
         LedgerCommand::List(a) => list(&mut ledger, a.json)?,
         LedgerCommand::Show(a) => show(&mut ledger, &a.number, a.json)?,
-        LedgerCommand::Export(a) => {
-            let rows = ledger.export_rows()?;
-            if a.csv {
-                use std::io::Write;
-                std::io::stdout()
-                    .write_all(&to_csv(&rows)?)
-                    .map_err(|e| Failure { code: EXIT_FAILED, message: format!("CSV export: {e}") })?;
-            } else {
-                print_json(&rows)?;
-            }
-        }
+        LedgerCommand::Export(a) => export(&mut ledger, a.csv)?,
         LedgerCommand::Verify(a) => return verify(&mut ledger, a, &profile()?),
-        LedgerCommand::Head(a) => {
-            let (bytes, signature) = ledger.head(&key()?)?;
-            match &a.output {
-                Some(file) => {
-                    let write = |path: &Path, bytes: &[u8]| {
-                        crate::durable::write_atomically(path, bytes, 0o644)
-                            .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))
-                    };
-                    write(file, &bytes)?;
-                    write(&crate::cert::files::signature_path(file), signature.as_bytes())?;
-                    println!("{}", file.display());
-                }
-                None => print!("{}{signature}", String::from_utf8_lossy(&bytes)),
-            }
-        }
+        LedgerCommand::Head(a) => head(&mut ledger, a.output.as_deref(), &key()?)?,
     }
     Ok(EXIT_OK)
+}
+
+fn export(ledger: &mut Ledger, csv: bool) -> Result<(), Failure> {
+    let rows = ledger.export_rows()?;
+    if !csv {
+        return print_json(&rows);
+    }
+    use std::io::Write;
+    std::io::stdout()
+        .write_all(&to_csv(&rows)?)
+        .map_err(|e| Failure { code: EXIT_FAILED, message: format!("CSV export: {e}") })
+}
+
+/// The signed statement of the chain's head, to stdout or into FILE and FILE.sig.
+fn head(ledger: &mut Ledger, output: Option<&Path>, key: &SigningKey) -> Result<(), Failure> {
+    let (bytes, signature) = ledger.head(key)?;
+    let Some(file) = output else {
+        print!("{}{signature}", String::from_utf8_lossy(&bytes));
+        return Ok(());
+    };
+    let write = |path: &Path, bytes: &[u8]| {
+        crate::durable::write_atomically(path, bytes, 0o644)
+            .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))
+    };
+    write(file, &bytes)?;
+    write(&crate::cert::files::signature_path(file), signature.as_bytes())?;
+    println!("{}", file.display());
+    Ok(())
 }
 
 /// Imports each certificate; one that fails is reported and the others go on.
