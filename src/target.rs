@@ -21,13 +21,14 @@ use crate::cert::sign::SigningKey;
 use crate::cert::{CertError, Certificate};
 use std::os::fd::AsFd;
 
-use crate::device::{Access, DeviceError, Inspected, Medium, TargetKind};
-use crate::drive::Passthrough;
+use crate::device::{Access, DeviceError, HiddenAreas, Inspected, Medium, TargetKind};
 use crate::drive::ata::AtaDevice;
 use crate::drive::hidden;
+use crate::drive::hidden::MaxAddressCommands;
 use crate::drive::linux::LinuxDrive;
 use crate::drive::probe::{self, DescriptorSense, Probed, Protocol};
 use crate::drive::sanitize::{self, Action};
+use crate::drive::{CommandError, Passthrough};
 use crate::engine::checkpoint::{self, Checkpoint, FileJournal, Interruption, Journal, JournalError};
 use crate::engine::events::Observer;
 use crate::engine::report::{Report, Status};
@@ -55,15 +56,26 @@ pub enum TargetError {
     NoDrive { path: String },
     #[error("{path}: {source} — nothing was written")]
     Refused { path: String, source: crate::drive::sanitize::Refusal },
-    #[error("{path}: restoring the hidden area failed: {why} — no data was written")]
+    #[error("{path}: the hidden area cannot be restored: {why} — nothing was written")]
     HiddenNotRestored { path: String, why: String },
+    /// After the operator confirmed, restoring changed (or may have changed)
+    /// the drive's size, so this is not a refusal.
+    #[error(
+        "{path}: restoring the hidden area failed: {source}; the drive's size may have changed (see certwipe identify) — no data was overwritten"
+    )]
+    RestoreFailed { path: String, source: CommandError },
+    #[error(
+        "{source}; this followed restoring the hidden area of {path}, so its size has changed — no data was overwritten"
+    )]
+    AfterRestore { path: String, source: Box<TargetError> },
 }
 
 impl crate::exit::ExitStatus for TargetError {
-    /// Everything here is found before the target is written.
+    /// Everything but a failed restore is found before the target is touched.
     fn exit_status(&self) -> u8 {
         match self {
             TargetError::Ledger(error) => error.exit_status(),
+            TargetError::RestoreFailed { .. } | TargetError::AfterRestore { .. } => crate::exit::FAILED,
             _ => crate::exit::USAGE,
         }
     }
@@ -171,6 +183,10 @@ impl Settings {
         Ok(self)
     }
 
+    pub fn hidden_restore(&self) -> HiddenRestore {
+        self.restore
+    }
+
     pub fn has_ledger(&self) -> bool {
         self.ledger.is_some()
     }
@@ -198,14 +214,29 @@ impl Settings {
         report_path: Option<PathBuf>,
         note: &dyn Fn(&str),
     ) -> Result<Prepared, TargetError> {
-        let drive = ask_drive(&mut target, self.restore, note)?;
+        let drive = ask_drive(&mut target, note)?;
+        let restore = plan_restore(drive.as_ref(), &target.identity.path, self.restore, note)?;
+        let restore = restore.map(|areas| PendingRestore {
+            areas,
+            probed: drive.clone().expect("hidden areas are reported by a drive"),
+        });
         self.check_registered(&target, records.as_ref())?;
         let medium = Medium::open(&mut target, Access::ReadWrite)?;
-        let work = match self.drive_erase {
-            Some(action) => drive_erase_work(&medium, &target, drive, action)?,
-            None => self.overwrite_work(&target, &medium, note)?,
-        };
-        Ok(Prepared { target, medium, work, records, report_path })
+        let work = self.work(&target, &medium, drive, note)?;
+        Ok(Prepared { target, medium, work, records, report_path, restore })
+    }
+
+    fn work(
+        &self,
+        target: &Inspected,
+        medium: &Medium,
+        drive: Option<Probed>,
+        note: &dyn Fn(&str),
+    ) -> Result<Work, TargetError> {
+        match self.drive_erase {
+            Some(action) => drive_erase_work(medium, target, drive, action),
+            None => self.overwrite_work(target, medium, note),
+        }
     }
 
     /// With a ledger, the medium must be registered there (by asset number or
@@ -283,13 +314,9 @@ impl Settings {
 }
 
 /// Asks the drive behind a block device who it is; its own model, serial and
-/// hidden areas replace what sysfs said. Restores hidden areas when allowed.
+/// hidden areas replace what sysfs said. Changes nothing on the drive.
 /// `None` when nothing answers (loop devices, image files, some bridges).
-pub fn ask_drive(
-    target: &mut Inspected,
-    restore: HiddenRestore,
-    note: &dyn Fn(&str),
-) -> Result<Option<Probed>, TargetError> {
+pub fn ask_drive(target: &mut Inspected, note: &dyn Fn(&str)) -> Result<Option<Probed>, TargetError> {
     if target.identity.kind != TargetKind::BlockDevice {
         return Ok(None);
     }
@@ -297,7 +324,7 @@ pub fn ask_drive(
     let file = std::fs::File::open(&path).map_err(|e| DeviceError::io(Path::new(&path), e))?;
     let mut linux = LinuxDrive::new(file.as_fd());
     let mut drive = DescriptorSense::enable(&mut linux);
-    let mut probed = match probe::probe(&mut drive, &target.identity.transport) {
+    let probed = match probe::probe(&mut drive, &target.identity.transport) {
         Ok(Some(probed)) => probed,
         Ok(None) => return Ok(None),
         Err(error) => {
@@ -308,7 +335,6 @@ pub fn ask_drive(
     for problem in &probed.notes {
         note(&format!("note: {path}: {problem}"));
     }
-    hidden_areas(&mut drive, &mut probed, target, restore, note)?;
     take_identity(&mut target.identity, &probed.info);
     Ok(Some(probed))
 }
@@ -331,51 +357,63 @@ fn take_identity(identity: &mut crate::device::Identity, info: &crate::drive::Dr
     }
 }
 
-/// Hidden sectors: restored when allowed (and the kernel made to see them),
-/// otherwise the operator is told the result will be incomplete.
-fn hidden_areas(
-    drive: &mut dyn Passthrough,
-    probed: &mut Probed,
-    target: &mut Inspected,
+/// Which hidden sectors will be restored once the operator has confirmed:
+/// refused now when that cannot be done as asked, and the operator told when
+/// they are left hidden (the result can then only be incomplete).
+fn plan_restore(
+    drive: Option<&Probed>,
+    path: &str,
     restore: HiddenRestore,
     note: &dyn Fn(&str),
-) -> Result<(), TargetError> {
-    let Some(mut areas) = probed.info.hidden.filter(|h| h.hidden_sectors() > 0) else { return Ok(()) };
-    let path = target.identity.path.clone();
-    let failed = |why: String| TargetError::HiddenNotRestored { path: path.clone(), why };
+) -> Result<Option<HiddenAreas>, TargetError> {
+    let Some(drive) = drive else { return Ok(None) };
+    let Some(areas) = drive.info.hidden.filter(|h| h.hidden_sectors() > 0) else { return Ok(None) };
+    let refused = |why: String| TargetError::HiddenNotRestored { path: path.to_string(), why };
     if restore == HiddenRestore::Leave {
         note(&format!(
             "warning: {path}: {} sectors are hidden by an HPA/DCO and will not be reached, so the result can only be incomplete; --restore-hidden (and --restore-dco for a DCO) makes them addressable first",
             areas.hidden_sectors()
         ));
-        return Ok(());
+        return Ok(None);
     }
+    if areas.dco_sectors() > 0 && restore != HiddenRestore::HpaAndDco {
+        return Err(refused(format!(
+            "a DCO hides {} sectors; restoring it is permanent, so it needs --restore-dco as well",
+            areas.dco_sectors()
+        )));
+    }
+    if areas.hpa_sectors() > 0 && drive.max_address.is_none() {
+        return Err(refused("the drive has no command to restore its HPA".into()));
+    }
+    Ok(Some(areas))
+}
+
+/// Restores what [`plan_restore`] planned: the DCO first (permanent), then the
+/// HPA (until power-off) if one still limits the size. The areas, as restored.
+fn restore_areas(
+    drive: &mut dyn Passthrough,
+    mut areas: HiddenAreas,
+    commands: Option<MaxAddressCommands>,
+    path: &str,
+    note: &dyn Fn(&str),
+) -> Result<HiddenAreas, CommandError> {
     let mut ata = AtaDevice { pt: drive };
     if areas.dco_sectors() > 0 {
-        if restore != HiddenRestore::HpaAndDco {
-            return Err(failed(format!(
-                "a DCO hides {} sectors; restoring it is permanent, so it needs --restore-dco as well",
-                areas.dco_sectors()
-            )));
-        }
-        hidden::restore_dco(&mut ata).map_err(|e| failed(e.to_string()))?;
+        hidden::restore_dco(&mut ata)?;
         areas.dco_restored = true;
         note(&format!("{path}: DCO restored (permanently) to {} sectors", areas.full_sectors()));
     }
-    let identify = ata
-        .read_block("IDENTIFY DEVICE", &crate::drive::ata::identify())
-        .map_err(|e| failed(e.to_string()))?;
+    let identify = ata.read_block("IDENTIFY DEVICE", &crate::drive::ata::identify())?;
     let now = crate::drive::identify::decode_ata(&identify).capacity.map_or(0, |c| c.sectors);
-    if now < areas.full_sectors() {
-        let commands =
-            probed.max_address.ok_or_else(|| failed("the drive has no command to restore its HPA".into()))?;
-        hidden::restore_hpa(&mut ata, commands).map_err(|e| failed(e.to_string()))?;
+    // Without the commands (checked when planned) the rescan finds the size short.
+    if now < areas.full_sectors()
+        && let Some(commands) = commands
+    {
+        hidden::restore_hpa(&mut ata, commands)?;
         areas.hpa_restored = true;
         note(&format!("{path}: HPA restored until power-off: {} sectors addressable", areas.full_sectors()));
     }
-    rescan(target, areas.full_sectors(), &failed)?;
-    probed.info.hidden = Some(areas);
-    Ok(())
+    Ok(areas)
 }
 
 /// Makes the kernel re-read the drive's size, and checks it now sees all of it.
@@ -447,6 +485,30 @@ pub struct Prepared {
     work: Work,
     records: Option<Records>,
     report_path: Option<PathBuf>,
+    /// Hidden sectors to make addressable once the operator has confirmed.
+    restore: Option<PendingRestore>,
+}
+
+/// A restore planned before confirmation and done after it, with the drive's
+/// account it is planned from.
+struct PendingRestore {
+    areas: HiddenAreas,
+    probed: Probed,
+}
+
+impl PendingRestore {
+    fn describe(&self) -> String {
+        let dco = self.areas.dco_sectors();
+        let hpa = self.areas.hpa_sectors();
+        let mut steps = Vec::new();
+        if dco > 0 {
+            steps.push(format!("restore the DCO PERMANENTLY ({dco} sectors)"));
+        }
+        if hpa > 0 {
+            steps.push(format!("restore the HPA until power-off ({hpa} sectors)"));
+        }
+        format!("first {}, then ", steps.join(" and "))
+    }
 }
 
 /// What is done to a target.
@@ -545,7 +607,8 @@ impl Prepared {
 
     /// What will be done, in one line for the confirmation.
     pub fn describe(&self) -> String {
-        match &self.work {
+        let first = self.restore.as_ref().map(|r| r.describe()).unwrap_or_default();
+        let work = match &self.work {
             Work::Overwrite { plan, resume, .. } => format!(
                 "{} [{}], {} pass(es){}",
                 plan.method_name,
@@ -560,7 +623,36 @@ impl Prepared {
                     .unwrap_or_default();
                 format!("{} ({}){estimate}", plan.command.name(), plan.reason)
             }
-        }
+        };
+        format!("{first}{work}")
+    }
+
+    /// Makes the planned hidden sectors addressable — after the operator has
+    /// confirmed, because a DCO restore is permanent — then opens the medium
+    /// again at its full size and plans its work for that size.
+    pub fn restore_hidden(
+        mut self,
+        settings: &Settings,
+        note: &dyn Fn(&str),
+    ) -> Result<Prepared, TargetError> {
+        let Some(PendingRestore { areas, mut probed }) = self.restore.take() else { return Ok(self) };
+        let path = self.target.identity.path.clone();
+        let fd = self.medium.block_fd().expect("hidden areas are a drive's, on a block device");
+        let mut linux = LinuxDrive::new(fd);
+        let restored =
+            restore_areas(&mut DescriptorSense::enable(&mut linux), areas, probed.max_address, &path, note)
+                .map_err(|source| TargetError::RestoreFailed { path: path.clone(), source })?;
+        let Prepared { mut target, medium, records, report_path, .. } = self;
+        drop(medium);
+        let after =
+            |source: TargetError| TargetError::AfterRestore { path: path.clone(), source: Box::new(source) };
+        let failed = |why: String| TargetError::HiddenNotRestored { path: path.clone(), why };
+        rescan(&mut target, restored.full_sectors(), &failed).map_err(after)?;
+        probed.info.hidden = Some(restored);
+        take_identity(&mut target.identity, &probed.info);
+        let medium = Medium::open(&mut target, Access::ReadWrite).map_err(|e| after(e.into()))?;
+        let work = settings.work(&target, &medium, Some(probed), note).map_err(after)?;
+        Ok(Prepared { target, medium, work, records, report_path, restore: None })
     }
 
     /// The kernel's disk sequence number of the opened device, to check it is
@@ -708,4 +800,69 @@ fn write_report(path: &Path, report: &Report) -> std::io::Result<()> {
     let mut text = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
     text.push(b'\n');
     crate::durable::write_atomically(path, &text, 0o644)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+    use crate::drive::fake::FakeAta;
+    use crate::exit::ExitStatus;
+
+    const SET_MAX_ADDRESS_EXT: u8 = 0x37;
+
+    fn probed(drive: &mut FakeAta) -> Probed {
+        probe::probe(drive, "sata").unwrap().expect("the fake drive answers")
+    }
+
+    #[test]
+    fn a_restore_is_planned_without_changing_the_drive_and_done_only_when_asked() {
+        let mut drive = FakeAta::new(1000).with_dco(900).with_hpa(700);
+        let probed = probed(&mut drive);
+        let planned = plan_restore(Some(&probed), "/dev/sdx", HiddenRestore::HpaAndDco, &|_| {}).unwrap();
+        let planned = planned.expect("both areas are to be restored");
+        assert_eq!(drive.accessible(), 700, "probing and planning left the sizes alone");
+        assert!(
+            !drive.sent.contains(&SET_MAX_ADDRESS_EXT),
+            "no SET MAX before confirmation: {:x?}",
+            drive.sent
+        );
+        let description = PendingRestore { areas: planned, probed: probed.clone() }.describe();
+        assert_eq!(
+            description,
+            "first restore the DCO PERMANENTLY (100 sectors) and restore the HPA until power-off (200 sectors), then "
+        );
+
+        let restored = restore_areas(&mut drive, planned, probed.max_address, "/dev/sdx", &|_| {}).unwrap();
+        assert_eq!(drive.accessible(), 1000);
+        assert!(restored.dco_restored);
+        assert_eq!(restored.full_sectors(), 1000);
+    }
+
+    #[test]
+    fn hidden_areas_that_cannot_be_restored_as_asked_are_refused_before_anything() {
+        let mut drive = FakeAta::new(1000).with_dco(900).with_hpa(700);
+        let mut probed = probed(&mut drive);
+        let notes = RefCell::new(Vec::new());
+        let note = |text: &str| notes.borrow_mut().push(text.to_string());
+        assert!(plan_restore(Some(&probed), "/dev/sdx", HiddenRestore::Leave, &note).unwrap().is_none());
+        assert!(notes.borrow()[0].contains("300 sectors are hidden"), "{:?}", notes.borrow());
+
+        let error = plan_restore(Some(&probed), "/dev/sdx", HiddenRestore::Hpa, &note).unwrap_err();
+        assert!(error.to_string().contains("needs --restore-dco"), "{error}");
+        assert_eq!(error.exit_status(), crate::exit::USAGE);
+
+        probed.max_address = None;
+        let error = plan_restore(Some(&probed), "/dev/sdx", HiddenRestore::HpaAndDco, &note).unwrap_err();
+        assert!(error.to_string().contains("no command to restore its HPA"), "{error}");
+        assert_eq!(drive.accessible(), 700);
+
+        // Once the drive was changed, nothing may promise that nothing was.
+        let failed = TargetError::RestoreFailed {
+            path: "/dev/sdx".into(),
+            source: CommandError::io("SET MAX ADDRESS EXT", std::io::Error::other("gone")),
+        };
+        assert_eq!(failed.exit_status(), crate::exit::FAILED);
+    }
 }

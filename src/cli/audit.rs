@@ -15,7 +15,6 @@ use crate::cert::files::{self, Trust};
 use crate::device::{self, Access, IdentitySource, Medium, SystemUse};
 use crate::engine;
 use crate::engine::report::VerificationResult;
-use crate::target::HiddenRestore;
 
 #[derive(Args, Debug)]
 pub struct AuditArgs {
@@ -135,7 +134,7 @@ fn open_target(
     let mut target = device::inspect(path, &SystemUse::read())?;
     if recorded.identity_source.is_some_and(|s| s != IdentitySource::Sysfs) {
         let note = |text: &str| eprintln!("certwipe: {text}");
-        crate::target::ask_drive(&mut target, HiddenRestore::Leave, &note)?;
+        crate::target::ask_drive(&mut target, &note)?;
     }
     let medium = Medium::open(&mut target, Access::ReadOnly)?;
     Ok((target, medium))

@@ -118,6 +118,7 @@ pub fn run(args: &SanitizeArgs, ledger: Option<&Location>) -> Result<u8, Failure
     if !args.yes {
         wipe::confirm(std::slice::from_ref(&prepared), "erase, by the drive's own command,")?;
     }
+    let prepared = prepared.restore_hidden(&settings, &note)?;
     signals::install();
     let ui = Ui::choose(args.json);
     let view = ui.view(&prepared.target.identity.name, &prepared.target.identity.path);

@@ -25,7 +25,7 @@ use crate::engine::workers::{self, Workers};
 use crate::station::scan::{self, Change, MediumKey, Seen, Snapshot, Watch};
 use crate::station::uevent::Uevents;
 use crate::station::{self as policy, Policy, SummaryRow, TestLoops};
-use crate::target::{Outcome, Prepared, ResumePolicy, Settings};
+use crate::target::{HiddenRestore, Outcome, Prepared, ResumePolicy, Settings};
 
 pub const AFTER_HELP: &str = "\
 The station records every block device present when it starts and never touches
@@ -237,8 +237,13 @@ impl Setup {
                 snapshot.len()
             ),
             format!(
-                "station: certificates {certificates}; ledger {}",
-                if s.has_ledger() { "yes" } else { "no" }
+                "station: certificates {certificates}; ledger {}; hidden areas (HPA/DCO) {}",
+                if s.has_ledger() { "yes" } else { "no" },
+                match s.hidden_restore() {
+                    HiddenRestore::Leave => "left alone (such media end incomplete)",
+                    HiddenRestore::Hpa => "HPA restored until power-off",
+                    HiddenRestore::HpaAndDco => "HPA restored, DCO restored PERMANENTLY",
+                }
             ),
         ];
         for line in lines {
@@ -329,7 +334,8 @@ impl Station<'_> {
                     .into(),
             );
         }
-        Ok(prepared)
+        // The station's policy, confirmed at its start, covers restoring.
+        prepared.restore_hidden(&self.setup.settings, &note).map_err(|e| e.to_string())
     }
 
     /// The certificate's records: the station's, with the ledger number the

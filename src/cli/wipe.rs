@@ -254,6 +254,7 @@ pub fn run(args: &WipeArgs, ledger: Option<&Location>) -> Result<u8, Failure> {
     if !args.yes {
         confirm(&prepared, "overwrite")?;
     }
+    let prepared = restore_hidden(prepared, &settings, &note)?;
     signals::install();
 
     let ui = Ui::choose(args.options.json);
@@ -368,6 +369,16 @@ pub fn report_paths(report: Option<&Path>, targets: &[Inspected]) -> Result<Vec<
 
 /// Shows every target and what will be done to it, and asks for each target's
 /// name to be typed. `what` says what happens ("overwrite", "erase").
+/// Hidden areas are restored only once every target is confirmed (a DCO
+/// restore is permanent).
+pub fn restore_hidden(
+    prepared: Vec<Prepared>,
+    settings: &Settings,
+    note: &dyn Fn(&str),
+) -> Result<Vec<Prepared>, Failure> {
+    Ok(prepared.into_iter().map(|job| job.restore_hidden(settings, note)).collect::<Result<_, _>>()?)
+}
+
 pub fn confirm(prepared: &[Prepared], what: &str) -> Result<(), Failure> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {

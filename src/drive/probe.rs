@@ -41,6 +41,7 @@ pub struct NamespaceFacts {
 }
 
 /// What probing found.
+#[derive(Clone)]
 pub struct Probed {
     pub protocol: Protocol,
     pub info: DriveInfo,
