@@ -226,6 +226,9 @@ fn sticks_plugged_in_one_then_two_at_once_are_certified_and_a_present_disk_is_ne
         .map(|r| r[4].to_string())
         .collect();
     assert_eq!(statuses, ["erased", "erased", "erased"], "{summary}");
+    let totals = csv::Reader::from_reader(summary.as_bytes()).records().last().unwrap().unwrap();
+    assert_eq!(&totals[0], "total", "{summary}");
+    assert!(totals[5].starts_with("3 erased, 0 failed, "), "{summary}");
 }
 
 #[test]
@@ -244,6 +247,7 @@ fn a_stick_pulled_mid_wipe_fails_the_station_carries_on_and_plugging_it_back_res
     flaky.set(|f| f.pulled = true);
     let done = station.wait_for("done", Station::of(&device));
     assert_eq!(done["status"], "failed", "{done}");
+    assert!(done["reason"].as_str().unwrap().contains("it was removed, or it failed"), "{done}");
     // The station carries on with the next stick.
     let other = HotStick::plug(station.dir.path(), 8 << 20);
     assert_eq!(station.wait_for("done", Station::of(&other.path))["status"], "erased");

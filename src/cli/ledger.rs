@@ -386,15 +386,11 @@ fn to_csv(rows: &[serde_json::Value]) -> Result<Vec<u8>, Failure> {
 }
 
 fn spreadsheet_text(value: &serde_json::Value) -> String {
-    let text = match value {
+    super::output::spreadsheet_cell(match value {
         serde_json::Value::Null => String::new(),
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
-    };
-    match text.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{text}"),
-        _ => text,
-    }
+    })
 }
 
 #[cfg(test)]

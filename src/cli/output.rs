@@ -230,3 +230,12 @@ impl Observer for TargetView<'_> {
         }
     }
 }
+
+/// A cell a spreadsheet shows as text: one starting with `=`, `+`, `-`, `@`,
+/// tab or CR would be read as a formula, so it is prefixed with `'`.
+pub fn spreadsheet_cell(text: String) -> String {
+    match text.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{text}"),
+        _ => text,
+    }
+}

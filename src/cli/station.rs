@@ -19,7 +19,7 @@ use serde_json::json;
 use super::station_view::{RowState, Rows};
 use super::wipe::WipeOptions;
 use super::{EXIT_FAILED, EXIT_OK, Failure, signals};
-use crate::cert::records::Records;
+use crate::cert::records::{Records, RecordsError};
 use crate::device::{self, SystemUse};
 use crate::engine::workers::{self, Workers};
 use crate::station::scan::{self, Change, MediumKey, Seen, Snapshot, Watch};
@@ -340,7 +340,7 @@ impl Station<'_> {
 
     /// The certificate's records: the station's, with the ledger number the
     /// ledger has for this serial, else one from the template.
-    fn records_for(&mut self, seen: &Seen) -> Result<Option<Records>, crate::ledger::LedgerError> {
+    fn records_for(&mut self, seen: &Seen) -> Result<Option<Records>, RecordsRefusal> {
         let Some(mut records) = self.setup.records.clone() else { return Ok(None) };
         self.seq += 1;
         let registered = match &seen.serial {
@@ -352,6 +352,8 @@ impl Station<'_> {
             (None, Some(template)) => Some(policy::asset_number(template, self.seq, seen, &today())),
             (None, None) => None,
         };
+        // A template's {serial} is whatever the device says.
+        records.check_fields()?;
         Ok(Some(records))
     }
 
@@ -404,6 +406,15 @@ impl Station<'_> {
     }
 }
 
+/// Why a medium's certificate records could not be made.
+#[derive(Debug, thiserror::Error)]
+enum RecordsRefusal {
+    #[error(transparent)]
+    Ledger(#[from] crate::ledger::LedgerError),
+    #[error("its records: {0}")]
+    Records(#[from] RecordsError),
+}
+
 fn row(seen: &Seen, status: &str, reason: &str, certificate: Option<String>) -> SummaryRow {
     SummaryRow {
         port: seen.port(),
@@ -423,18 +434,40 @@ fn write_summary(
     failed: usize,
     refused: usize,
 ) -> Result<(), Failure> {
+    // Media were wiped by now: a summary that cannot be written is a failure, not a usage error.
+    let failure = |e: &dyn std::fmt::Display| Failure {
+        code: EXIT_FAILED,
+        message: format!("summary NOT written to {}: {e}", path.display()),
+    };
     let bytes = if path.extension().is_some_and(|e| e == "csv") {
-        let mut writer = csv::Writer::from_writer(Vec::new());
-        for r in rows {
-            writer.serialize(r).map_err(|e| Failure::usage(e.to_string()))?;
-        }
-        writer.into_inner().map_err(|e| Failure::usage(e.to_string()))?
+        let totals = format!("{erased} erased, {failed} failed, {refused} refused");
+        summary_csv(rows, &totals).map_err(|e| failure(&e))?
     } else {
         let value = json!({"erased": erased, "failed": failed, "refused": refused, "media": rows});
         crate::cert::canonical::to_bytes(&value)
     };
-    crate::durable::write_atomically(path, &bytes, 0o644)
-        .map_err(|e| Failure { code: EXIT_FAILED, message: format!("summary {}: {e}", path.display()) })
+    crate::durable::write_atomically(path, &bytes, 0o644).map_err(|e| failure(&e))
+}
+
+/// One row per medium, every cell safe to open in a spreadsheet (serials and
+/// reasons come from the devices), and a last `total` row with the counts.
+fn summary_csv(rows: &[SummaryRow], totals: &str) -> Result<Vec<u8>, csv::Error> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(["port", "device", "serial", "size_bytes", "status", "reason", "certificate"])?;
+    for r in rows {
+        let cells = [
+            r.port.clone(),
+            r.device.clone(),
+            r.serial.clone().unwrap_or_default(),
+            r.size_bytes.to_string(),
+            r.status.clone(),
+            r.reason.clone(),
+            r.certificate.clone().unwrap_or_default(),
+        ];
+        writer.write_record(cells.map(super::output::spreadsheet_cell))?;
+    }
+    writer.write_record(["total", "", "", "", "", totals, ""])?;
+    writer.into_inner().map_err(|e| e.into_error().into())
 }
 
 fn today() -> String {
@@ -443,4 +476,29 @@ fn today() -> String {
 
 fn report_stamp() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace([':', '-'], "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_csv_summary_keeps_device_text_as_text_and_ends_with_the_counts() {
+        let hostile = SummaryRow {
+            port: "1-1".into(),
+            device: "/dev/sdc".into(),
+            serial: Some("=HYPERLINK(\"http://x\",\"y\")".into()),
+            size_bytes: 4096,
+            status: "failed".into(),
+            reason: "-removed\r\nline".into(),
+            certificate: None,
+        };
+        let bytes = summary_csv(&[hostile], "0 erased, 1 failed, 0 refused").unwrap();
+        let mut reader = csv::Reader::from_reader(bytes.as_slice());
+        let records: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+        assert_eq!(&records[0][2], "'=HYPERLINK(\"http://x\",\"y\")");
+        assert_eq!(&records[0][5], "'-removed\r\nline");
+        assert_eq!(&records[1][0], "total");
+        assert_eq!(&records[1][5], "0 erased, 1 failed, 0 refused");
+    }
 }

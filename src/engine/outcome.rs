@@ -44,7 +44,10 @@ pub(super) fn judge(
         Some(Halt::Gone(why)) => {
             return (
                 Status::Failed,
-                format!("the device stopped answering during pass {}: {why}", passes.len()),
+                format!(
+                    "the device stopped answering during pass {} — it was removed, or it failed: {why}",
+                    passes.len()
+                ),
             );
         }
         Some(Halt::Failed(why)) => return (Status::Failed, why.clone()),

@@ -213,4 +213,17 @@ mod tests {
         assert!(check_template("USB-{seq:4}").is_err());
         assert!(check_template("\u{1b}[2J{seq}").is_err());
     }
+
+    #[test]
+    fn a_number_made_from_what_a_device_says_is_checked_like_typed_text() {
+        use crate::cert::records::{MAX_NUMBER_CHARS, check_text};
+        // What Records::check_fields asks of the station's records.
+        let checked = |serial: &str| {
+            let seen = Seen { serial: Some(serial.into()), ..stick(1) };
+            check_text("asset number", &asset_number("USB-{serial}", 1, &seen, "d"), MAX_NUMBER_CHARS)
+        };
+        assert!(checked("AA11").is_ok());
+        assert!(checked("AA\u{1b}]0;Result: ERASED\u{7}").is_err(), "terminal escapes from a serial");
+        assert!(checked(&"9".repeat(200)).is_err(), "a serial longer than a ledger number may be");
+    }
 }

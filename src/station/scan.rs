@@ -270,6 +270,20 @@ mod tests {
     }
 
     #[test]
+    fn powering_off_removes_the_stick_itself_not_the_hub_it_hangs_off() {
+        let sys = FakeSys::new();
+        sys.disk(HUBS, "8:64", 3000, 13, None);
+        let stick = sys.scan().into_iter().find(|s| s.name == "sde").unwrap();
+        let usb = stick.usb_device.unwrap();
+        assert!(usb.ends_with("usb1/1-1/1-1.4/1-1.4.2"), "{}", usb.display());
+        crate::station::power_off(&usb).unwrap();
+        assert_eq!(std::fs::read_to_string(usb.join("remove")).unwrap(), "1");
+        for hub in usb.ancestors().skip(1).take(3) {
+            assert!(!hub.join("remove").exists(), "{} was written", hub.display());
+        }
+    }
+
+    #[test]
     fn arrivals_removals_and_media_changes_are_each_reported_once() {
         let sys = FakeSys::new();
         sys.disk(SATA, "8:0", 4000, 1, Some("SATA1"));
