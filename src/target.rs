@@ -841,6 +841,39 @@ mod tests {
     }
 
     #[test]
+    fn a_medium_with_sectors_left_hidden_is_incomplete_not_erased() {
+        let mut drive = crate::drive::fake::FakeNvme::new(4096);
+        let disk = drive.disk.clone();
+        let erased = crate::purge::run_scripted(
+            &mut drive,
+            &*disk,
+            "nvme",
+            Action::Auto,
+            crate::device::MediaType::Nvme,
+        );
+        assert_eq!(erased.status, Status::Erased, "{}", erased.status_reason);
+        let with_hpa = |restored: bool| {
+            let mut report = erased.clone();
+            report.target.hidden = Some(HiddenAreas {
+                accessible_sectors: 4096,
+                native_sectors: Some(5000),
+                factory_sectors: None,
+                hpa_restored: restored,
+                dco_restored: false,
+            });
+            judge_hidden(report)
+        };
+        let left = with_hpa(false);
+        assert_eq!(left.status, Status::Incomplete);
+        assert!(
+            left.status_reason.starts_with("904 hidden sectors not overwritten"),
+            "{}",
+            left.status_reason
+        );
+        assert_eq!(with_hpa(true).status, Status::Erased, "restored first, then reached");
+    }
+
+    #[test]
     fn hidden_areas_that_cannot_be_restored_as_asked_are_refused_before_anything() {
         let mut drive = FakeAta::new(1000).with_dco(900).with_hpa(700);
         let mut probed = probed(&mut drive);

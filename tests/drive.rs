@@ -114,3 +114,83 @@ fn a_purge_claim_without_the_drive_command_and_its_proof_is_rejected() {
     assert_eq!(code, 1, "{output}");
     assert!(output.contains("records neither the drive's command nor the verification"), "{output}");
 }
+
+/// A 512-byte IDENTIFY DEVICE built from the ACS-4 table (words, strings in
+/// byte-swapped pairs, word 255 = A5h signature and checksum).
+fn ata_identify(words: &[(usize, u16)], model: &str, serial: &str) -> Vec<u8> {
+    let mut data = [0u16; 256];
+    let mut put_string = |first: usize, count: usize, text: &str| {
+        let padded = format!("{text:<width$}", width = count * 2);
+        for (i, pair) in padded.as_bytes().chunks(2).enumerate() {
+            data[first + i] = u16::from_be_bytes([pair[0], pair[1]]);
+        }
+    };
+    put_string(10, 10, serial); // words 10-19
+    put_string(23, 4, "FW01"); // words 23-26
+    put_string(27, 20, model); // words 27-46
+    for &(word, value) in words {
+        data[word] = value;
+    }
+    let mut bytes: Vec<u8> = data.iter().flat_map(|w| w.to_le_bytes()).collect();
+    bytes[510] = 0xA5;
+    let sum = bytes[..511].iter().fold(0u8, |a, &b| a.wrapping_add(b));
+    bytes[511] = sum.wrapping_neg();
+    bytes
+}
+
+#[test]
+fn identify_from_synthetic_dumps_built_from_the_standards_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    // ATA: 48-bit (word 83 bit 10, with its validity bits 15:14 = 01b),
+    // 1,000,000 sectors (words 100-103), HPA feature (word 82 bit 10),
+    // SANITIZE with crypto scramble, overwrite and block erase (word 59 bits
+    // 12-15), solid state (word 217 = 1).
+    let ata = ata_identify(
+        &[(83, 0x4000 | 1 << 10), (100, 0x4240), (101, 0x000F), (82, 1 << 10), (59, 0xF000), (217, 1)],
+        "SYNTHETIC SSD",
+        "SYN-ATA-1",
+    );
+    let ata_path = dir.path().join("ata.bin");
+    std::fs::write(&ata_path, &ata).unwrap();
+    let out = certwipe(&["identify", "--json", "--from", ata_path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["drive"]["model"], "SYNTHETIC SSD");
+    assert_eq!(json["drive"]["serial"], "SYN-ATA-1");
+    assert_eq!(json["drive"]["checksum"]["state"], "valid");
+    assert_eq!(json["drive"]["capacity"]["sectors"], 1_000_000);
+    assert_eq!(json["offers"], serde_json::json!(["crypto-erase", "block-erase", "overwrite"]), "{json:#}");
+    assert!(json["auto"].as_str().unwrap().contains("CRYPTO SCRAMBLE EXT"), "{json:#}");
+
+    // NVMe Identify Controller (NVMe Base Specification, Figure "Identify
+    // Controller Data Structure"): SN bytes 4-23, MN 24-63, FR 64-71, OACS
+    // 256-257 (bit 1: Format NVM), SANICAP 328-331 (bit 1: block erase), NN
+    // 516-519, FNA 524 (bit 2: crypto erase by format).
+    let mut nvme = vec![0u8; 4096];
+    let mut put = |at: usize, width: usize, text: &str| {
+        nvme[at..at + width].copy_from_slice(format!("{text:<width$}").as_bytes());
+    };
+    put(4, 20, "SYN-NVME-1");
+    put(24, 40, "SYNTHETIC NVME");
+    put(64, 8, "1.0");
+    nvme[256] = 0x02;
+    nvme[328] = 0x02;
+    nvme[516] = 1;
+    nvme[524] = 0x04;
+    let nvme_path = dir.path().join("nvme.bin");
+    std::fs::write(&nvme_path, &nvme).unwrap();
+    let out = certwipe(&["identify", "--json", "--from", nvme_path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["drive"]["source"], "nvme-identify");
+    assert_eq!(json["drive"]["serial"], "SYN-NVME-1");
+    assert_eq!(json["drive"]["model"], "SYNTHETIC NVME");
+    assert_eq!(json["drive"]["nvme"]["sanicap"], 2);
+    assert_eq!(json["drive"]["nvme"]["fna"], 4);
+    assert_eq!(json["drive"]["nvme"]["format_nvm"], true);
+    assert_eq!(json["drive"]["nvme"]["format_crypto_erase"], true);
+    // A Format NVM command names the namespace and its LBA format, which a
+    // controller's dump does not hold: only the sanitize is on offer.
+    assert_eq!(json["offers"], serde_json::json!(["block-erase"]), "{json:#}");
+    assert!(json["auto"].as_str().unwrap().contains("Block Erase"), "{json:#}");
+}

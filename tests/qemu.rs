@@ -159,6 +159,7 @@ fn drive_commands_against_emulated_nvme_sata_and_scsi_disks() {
     // DCO: nothing can hide, and the record says what was examined.
     assert_eq!(report["target"]["hidden"]["accessible_sectors"], DISK / 512);
     assert_eq!(report["target"]["hidden"]["native_sectors"], serde_json::Value::Null);
+    assert_eq!(report["target"]["hidden"]["factory_sectors"], serde_json::Value::Null);
     assert!(!contains_marker(&read_all(&dir.path().join("sata.img"))));
     // What was refused was not touched.
     assert!(contains_marker(&read_all(&dir.path().join("scsi.img"))));
@@ -177,6 +178,10 @@ fn check_identities(nvme: &Ran, sata: &Ran, scsi: &Ran) {
     // QEMU keeps no integrity word (no A5h signature in word 255).
     assert_eq!(sata["drive"]["checksum"]["state"], "not-present");
     assert_eq!(sata["drive"]["hidden"]["accessible_sectors"], DISK / 512);
+    // QEMU has no DCO (IDENTIFY word 83 bit 11 clear): nothing is read as a
+    // factory size, so nothing could be restored.
+    assert_eq!(sata["drive"]["ata"]["dco_supported"], false, "{sata:#}");
+    assert_eq!(sata["drive"]["hidden"]["factory_sectors"], serde_json::Value::Null);
     assert_eq!(sata["offers"], serde_json::json!([]));
     assert_eq!(scsi["drive"]["serial"], "SCSI-SERIAL-1");
     assert_eq!(scsi["drive"]["vendor"], "CWVENDOR");
