@@ -104,6 +104,54 @@ fn tampering_with_the_database_is_detected_on_postgresql_too() {
 }
 
 #[test]
+fn a_rewritten_or_cut_off_chain_is_caught_on_postgresql_too() {
+    let Some(server) = Server::start() else { return };
+    let office = Office::with_ledger(Some(server.database("signed")));
+    office.ok(&["register", "MJ-2", "--type", "hdd", "--classification", "secret"]);
+    office.ok(&["approve", "MJ-2", "--role", "witness", "--name", "Zhang San"]);
+    let kept = office.dir.path().join("head.json");
+    office.ok(&["head", "-o", kept.to_str().unwrap()]);
+    let verify = |database: &str, extra: &[&str]| {
+        let url = server.url("certwipe", database);
+        let out = certwipe(&[&["ledger", "verify", "--ledger", &url][..], extra].concat());
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+
+    // Downgrade the medium, fix the media table, recompute every hash: all
+    // an attacker without a station key can do.
+    server.sql("postgres", "CREATE DATABASE rewritten TEMPLATE signed");
+    let mut db =
+        ::postgres::Client::connect(&server.url("certwipe", "rewritten"), ::postgres::NoTls).unwrap();
+    db.batch_execute("UPDATE media SET classification = 'unclassified'").unwrap();
+    let mut prev = certwipe::ledger::chain::GENESIS.to_string();
+    for row in db.query("SELECT seq, number, kind, at, data FROM entries ORDER BY seq", &[]).unwrap() {
+        let (seq, number, kind, at): (i64, String, String, String) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        let data = row.get::<_, String>(4).replace("\"secret\"", "\"unclassified\"");
+        let hash = certwipe::ledger::chain::entry_hash(&prev, seq, &number, &kind, &at, &data);
+        db.execute(
+            "UPDATE entries SET data = $1, prev_hash = $2, hash = $3 WHERE seq = $4",
+            &[&data, &prev, &hash, &seq],
+        )
+        .unwrap();
+        prev = hash;
+    }
+    drop(db);
+    let (code, said) = verify("rewritten", &[]);
+    assert_eq!(code, Some(1), "a rewritten chain passed: {said}");
+    assert!(said.contains("its signature does not verify"), "{said}");
+
+    // The newest entry cut off: the chain that is left is whole, the kept head is not in it.
+    server.sql("postgres", "CREATE DATABASE cut TEMPLATE signed");
+    server.sql("cut", "DELETE FROM entries WHERE seq = (SELECT max(seq) FROM entries)");
+    let head = ["--head", kept.to_str().unwrap()];
+    assert_eq!(verify("signed", &head).0, Some(0));
+    let (code, said) = verify("cut", &head);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("newer entries were cut off"), "{said}");
+}
+
+#[test]
 fn a_server_that_goes_away_mid_import_loses_nothing() {
     let Some(server) = Server::start() else { return };
     let office = Office::with_ledger(Some(server.database("flaky")));

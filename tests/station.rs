@@ -101,7 +101,11 @@ struct Station {
 
 impl Station {
     fn start(extra: &[&str]) -> Station {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), extra)
+    }
+
+    /// A station whose test override accepts the loop devices backed in `dir`.
+    fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Station {
         let (key, line) = station_key(dir.path(), "station_ed25519", "station-1");
         let allowed = dir.path().join("allowed_signers");
         std::fs::write(&allowed, line).unwrap();
@@ -190,13 +194,15 @@ fn sticks_plugged_in_one_then_two_at_once_are_certified_and_a_present_disk_is_ne
     if !have_root() {
         return;
     }
-    let scratch = tempfile::tempdir().unwrap();
-    // A loop device of "the test" present before the station starts: left alone.
-    let present = HotStick::plug(scratch.path(), 8 << 20);
+    // A loop device present before the station starts, backed where the test
+    // override would accept it: only the start-up snapshot keeps it safe.
+    let dir = tempfile::tempdir().unwrap();
+    let present = HotStick::plug(dir.path(), 8 << 20);
     let before = std::fs::read(&present.file).unwrap();
-    let mut station = Station::start(&["--stop-after", "3"]);
-    let _ = scratch;
+    let mut station = Station::start_in(dir, &["--stop-after", "3"]);
     let first = HotStick::plug(station.dir.path(), 16 << 20);
+    // The present device announces itself while the station runs.
+    std::fs::write(format!("/sys/block/loop{}/uevent", present.index), "change").unwrap();
     let done = station.wait_for("done", Station::of(&first.path));
     assert_eq!(done["status"], "erased", "{done}");
     let certificate = done["certificate"].as_str().unwrap().to_string();
