@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::faulty::{Faults, FaultyDisk};
 use common::*;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// A loop device made with LOOP_CTL_ADD at a high index (the kernel then sends a
 /// real `add` uevent), with a file of the test's attached; removed on drop.
@@ -104,11 +104,10 @@ impl Station {
         Self::start_in(tempfile::tempdir().unwrap(), extra)
     }
 
-    /// A station whose test override accepts the loop devices backed in `dir`.
+    /// A station whose test override accepts the loop devices backed in `dir`,
+    /// signing with `dir`'s station key (made here unless the test made it).
     fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Station {
-        let (key, line) = station_key(dir.path(), "station_ed25519", "station-1");
-        let allowed = dir.path().join("allowed_signers");
-        std::fs::write(&allowed, line).unwrap();
+        let (key, allowed) = Self::key_in(dir.path());
         std::fs::create_dir(dir.path().join("certs")).unwrap();
         let mut command = certwipe_command();
         command
@@ -137,6 +136,15 @@ impl Station {
         let mut station = Station { child, events, seen: Vec::new(), dir, allowed };
         station.wait_for("ready", |_| true);
         station
+    }
+
+    fn key_in(dir: &Path) -> (PathBuf, PathBuf) {
+        let (key, allowed) = (dir.join("station_ed25519"), dir.join("allowed_signers"));
+        if !key.exists() {
+            let (_, line) = station_key(dir, "station_ed25519", "station-1");
+            std::fs::write(&allowed, line).unwrap();
+        }
+        (key, allowed)
     }
 
     /// Waits for an event of `kind` matching `what` that no earlier wait took (a
@@ -343,4 +351,73 @@ fn ctrl_c_stops_the_station_and_leaves_a_resumable_journal() {
         .filter(|e| e.file_name().to_string_lossy().ends_with(".journal.json"))
         .collect();
     assert!(!journals.is_empty(), "no journal kept");
+}
+
+#[test]
+fn with_a_ledger_each_stick_is_filed_under_its_number_and_the_ledgers_rules_hold() {
+    if !have_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (key, allowed) = Station::key_in(dir.path());
+    let ledger = dir.path().join("ledger.sqlite");
+    let in_ledger = |args: &[&str]| {
+        let base = ["ledger", "--ledger", ledger.to_str().unwrap(), "--sign-key", key.to_str().unwrap()];
+        let out = certwipe(&[&base[..], args].concat());
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    in_ledger(&["init", "--allowed-signers", allowed.to_str().unwrap()]);
+    // The numbers the station's template gives the first and third stick
+    // (the date is the station's, in UTC).
+    let today =
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()[..10].replace('-', "");
+    let number = |seq: u32| format!("USB-{today}-{seq:04}");
+    in_ledger(&["register", &number(1), "--type", "usb", "--classification", "secret"]);
+    in_ledger(&["register", &number(3), "--type", "usb", "--classification", "top-secret"]);
+    let mut station = Station::start_in(
+        dir,
+        &["--stop-after", "2", "--ledger", ledger.to_str().unwrap(), "--classification", "secret"],
+    );
+    // One at a time, so that each gets the next sequence number.
+    let mut sticks = Vec::new();
+    for expected in ["started", "refused", "started"] {
+        let stick = HotStick::plug(station.dir.path(), 8 << 20);
+        station.wait_for(expected, Station::of(&stick.path));
+        sticks.push(stick);
+    }
+
+    let filed = station.wait_for("done", Station::of(&sticks[0].path));
+    assert_eq!(
+        (&filed["status"], &filed["erased_and_recorded"]),
+        (&json!("erased"), &json!(true)),
+        "{filed}"
+    );
+    // Not registered: refused before anything is written.
+    let refused = station.seen.iter().find(|e| e["event"] == "refused" && Station::of(&sticks[1].path)(e));
+    let refused = refused.unwrap().to_string();
+    assert!(
+        refused.contains(&format!("no medium in the ledger has asset number {}", number(2))),
+        "{refused}"
+    );
+    assert!(contains_marker(&read_all(&sticks[1].path)));
+    // A secret certificate for a top-secret medium would be a downgrade: the
+    // stick is erased, the certificate kept, and it is not filed.
+    let kept = station.wait_for("done", Station::of(&sticks[2].path));
+    assert_eq!((&kept["status"], &kept["erased_and_recorded"]), (&json!("erased"), &json!(false)), "{kept}");
+    assert!(kept["problems"][0].as_str().unwrap().contains("NOT filed in the ledger"), "{kept}");
+    assert!(Path::new(kept["certificate"].as_str().unwrap()).exists());
+    let (code, _, _dir) = station.finish();
+    assert_eq!(code, 1, "a certificate was not filed");
+
+    let history: Value = serde_json::from_str(&in_ledger(&["show", &number(1), "--json"])).unwrap();
+    let kinds: Vec<&str> =
+        history["history"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["register", "certificate"]);
+    let certificate: Value =
+        serde_json::from_slice(&std::fs::read(filed["certificate"].as_str().unwrap()).unwrap()).unwrap();
+    assert_eq!(history["history"][1]["data"]["certificate_id"], certificate["certificate_id"], "{history:#}");
+    let untouched: Value = serde_json::from_str(&in_ledger(&["show", &number(3), "--json"])).unwrap();
+    assert_eq!(untouched["history"].as_array().unwrap().len(), 1);
+    assert_eq!(untouched["medium"]["classification"], "top-secret");
 }

@@ -21,6 +21,7 @@ use super::wipe::WipeOptions;
 use super::{EXIT_FAILED, EXIT_OK, Failure, signals};
 use crate::cert::records::{Records, RecordsError};
 use crate::device::{self, SystemUse};
+use crate::engine::report::Status;
 use crate::engine::workers::{self, Workers};
 use crate::station::scan::{self, Change, MediumKey, Seen, Snapshot, Watch};
 use crate::station::uevent::Uevents;
@@ -373,7 +374,13 @@ impl Station<'_> {
         }
         let state = if outcome.succeeded() { RowState::Done } else { RowState::Failed(reason.clone()) };
         self.rows.finished(seen, state, outcome);
-        self.summary.push(row(seen, report.status.as_str(), &reason, certificate));
+        // Erased but not recorded as asked (report, certificate or ledger) is
+        // not a success: it counts as failed, and the station exits 1.
+        let status = match (report.status, outcome.succeeded()) {
+            (Status::Erased, false) => "erased-not-recorded",
+            (status, _) => status.as_str(),
+        };
+        self.summary.push(row(seen, status, &reason, certificate));
         if power_off
             && outcome.succeeded()
             && let Some(usb) = &seen.usb_device

@@ -146,7 +146,9 @@ pub struct SummaryRow {
     pub device: String,
     pub serial: Option<String>,
     pub size_bytes: u64,
-    /// `erased`, `incomplete`, `failed`, `aborted`, or `refused`.
+    /// `erased` (and recorded as asked), `erased-not-recorded` (the report,
+    /// certificate or ledger filing failed), `incomplete`, `failed`,
+    /// `aborted`, or `refused`.
     pub status: String,
     pub reason: String,
     pub certificate: Option<String>,
