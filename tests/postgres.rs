@@ -188,6 +188,50 @@ fn a_server_that_goes_away_mid_import_loses_nothing() {
 }
 
 #[test]
+fn a_wipe_whose_ledger_server_went_away_keeps_its_certificate_for_later() {
+    let Some(server) = Server::start() else { return };
+    let office = Office::with_ledger(Some(server.database("station")));
+    office.ok(&["register", "W-1", "--type", "hdd", "--classification", "secret"]);
+    let image = office.dir.path().join("w1.img");
+    make_file(&image, 256 << 20);
+    let certs = office.dir.path().join("certs");
+    let mut child = certwipe_command()
+        .args(["wipe", "--yes", "--json", "--verify", "all", "--method", "dod-short", "--cert-dir"])
+        .arg(&certs)
+        .arg("--sign-key")
+        .arg(&office.key)
+        .args(["--asset", "W-1", "--classification", "secret", "--ledger", &office.ledger])
+        .arg(&image)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The ledger was reachable when the wipe was planned; it goes away while
+    // the medium is being written.
+    let mut events = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    assert!(events.any(|line| line.unwrap().contains("\"progress\"")), "no progress event");
+    server.stop_now();
+    let rest: Vec<serde_json::Value> = events.map(|l| serde_json::from_str(&l.unwrap()).unwrap()).collect();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "a failure after the wipe is not exit 2: {rest:#?}");
+    let event = |kind: &str| rest.iter().find(|e| e["event"] == kind).unwrap_or_else(|| panic!("{rest:#?}"));
+    assert_eq!(event("done")["status"], "erased");
+    let records = event("records");
+    assert_eq!(records["erased_and_recorded"], false, "{records}");
+    assert!(records["problems"][0].as_str().unwrap().contains("NOT filed in the ledger"), "{records}");
+    assert_eq!(records["ledger_number"], serde_json::Value::Null);
+    // The signed certificate was kept, and files once the server is back.
+    let cert = certificate_of(&certs, "w1");
+    assert_eq!(records["certificate"], cert.to_str().unwrap());
+    assert!(certwipe::cert::files::signature_path(&cert).exists());
+    server.restart();
+    office.ok(&["import", cert.to_str().unwrap()]);
+    let history: serde_json::Value = serde_json::from_str(&office.ok(&["show", "W-1", "--json"])).unwrap();
+    assert_eq!(history["history"].as_array().unwrap().len(), 2, "{history:#}");
+    assert!(office.ok(&["verify"]).contains("intact"));
+}
+
+#[test]
 fn the_records_office_reads_with_a_read_only_role() {
     let Some(server) = Server::start() else { return };
     let office = Office::with_ledger(Some(server.database("office")));

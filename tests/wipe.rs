@@ -162,7 +162,7 @@ fn sampled_verification_covers_a_tenth_and_sees_the_first_sector() {
 }
 
 #[test]
-fn json_mode_prints_only_ndjson_events_ending_in_done() {
+fn json_mode_prints_only_ndjson_events_ending_in_done_then_records() {
     let dir = tempfile::tempdir().unwrap();
     let image = dir.path().join("json.img");
     make_file(&image, 6 << 20);
@@ -176,10 +176,16 @@ fn json_mode_prints_only_ndjson_events_ending_in_done() {
     let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
     assert_eq!(kinds.iter().filter(|k| **k == "pass-end").count(), 3);
     assert!(kinds.contains(&"progress") && kinds.contains(&"verification-end"));
-    let done = events.last().unwrap();
+    let done = &events[events.len() - 2];
     assert_eq!(done["event"], "done");
     assert_eq!(done["status"], "erased");
     assert_eq!(done["report"]["passes"].as_array().unwrap().len(), 3);
+    // Nothing was asked to be kept, so nothing was, and that is no problem.
+    let records = events.last().unwrap();
+    assert_eq!(records["event"], "records");
+    assert_eq!(records["erased_and_recorded"], true);
+    assert_eq!(records["certificate"], serde_json::Value::Null);
+    assert_eq!(records["problems"], serde_json::json!([]));
 }
 
 #[test]

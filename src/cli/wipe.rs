@@ -288,11 +288,33 @@ pub fn finish(ui: &Ui, outcomes: &[Outcome], json: bool) -> u8 {
         {
             ui.say(&format!("certwipe: warning: {warning}"));
         }
-        if !json {
+        if json {
+            Ui::emit_json(&records_event(outcome));
+        } else {
             ui.say(&summary_line(outcome));
         }
     }
     code
+}
+
+/// `--json`: what became of a target's records after its `done` event, so a
+/// script learns why the exit status is 1 when the wipe itself succeeded.
+fn records_event(outcome: &Outcome) -> serde_json::Value {
+    let path = |step: &Option<Result<PathBuf, crate::target::StepError>>| {
+        step.as_ref().and_then(|r| r.as_ref().ok()).map(|p| p.display().to_string())
+    };
+    serde_json::json!({
+        "event": "records",
+        "path": outcome.report.target.path,
+        "status": outcome.report.status,
+        "erased_and_recorded": outcome.succeeded(),
+        "report": path(&outcome.report_path),
+        "certificate": path(&outcome.certificate),
+        "pdf": outcome.pdf.as_ref().and_then(|r| r.as_ref().ok()).map(|(p, _)| p.display().to_string()),
+        "ledger_number": outcome.filed.as_ref().and_then(|r| r.as_ref().ok()).map(|i| i.number.clone()),
+        "resumable": outcome.resumable,
+        "problems": outcome.step_errors().map(|e| e.to_string()).collect::<Vec<_>>(),
+    })
 }
 
 fn summary_line(outcome: &Outcome) -> String {
