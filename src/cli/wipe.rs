@@ -90,7 +90,9 @@ pub struct WipeOptions {
     #[arg(long, value_name = "DIR", env = "CERTWIPE_STATE_DIR")]
     state_dir: Option<PathBuf>,
 
-    /// Print newline-delimited JSON events on stdout and nothing else there.
+    /// Print newline-delimited JSON events on stdout and nothing else there:
+    /// progress, pass-end, verification-end, done (the report), then records
+    /// (where the report, certificate and PDF went, the ledger number, problems).
     #[arg(long)]
     pub json: bool,
 
