@@ -248,29 +248,13 @@ fn forge_countersignature(cert: &Path, key: &Path, role: &str, name: &str, n: u3
     }
 }
 
-fn countersign(station: &Station, cert: &Path, key: &Path, role: &str, name: &str) -> std::process::Output {
-    certwipe(&[
-        "cert",
-        "countersign",
-        cert.to_str().unwrap(),
-        "--key",
-        key.to_str().unwrap(),
-        "--role",
-        role,
-        "--name",
-        name,
-        "--allowed-signers",
-        station.allowed.to_str().unwrap(),
-    ])
-}
-
 #[test]
 fn nobody_countersigns_twice_and_the_station_never_vouches_for_itself() {
     let station = Station::new();
     let cert = signed_certificate(&station, "duties.img");
     // The station's own key as witness and as approver.
     for role in ["witness", "approver"] {
-        let out = countersign(&station, &cert, &station.key, role, "Station");
+        let out = countersign(&cert, &station.key, role, "Station", &station.allowed, &[]);
         assert_eq!(out.status.code(), Some(2), "the station countersigned its own certificate");
         assert!(stderr(&out).contains("already signed this certificate as station"), "{}", stderr(&out));
         forge_countersignature(&cert, &station.key, role, "Station", 1);
@@ -288,7 +272,7 @@ fn nobody_countersigns_twice_and_the_station_never_vouches_for_itself() {
     allowed.extend(twin_line);
     allowed.extend(witness_line);
     std::fs::write(&station.allowed, allowed).unwrap();
-    let out = countersign(&station, &cert, &twin, "witness", "Twin");
+    let out = countersign(&cert, &twin, "witness", "Twin", &station.allowed, &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("principal \"station-1\""), "{}", stderr(&out));
     forge_countersignature(&cert, &twin, "witness", "Twin", 1);
@@ -299,10 +283,10 @@ fn nobody_countersigns_twice_and_the_station_never_vouches_for_itself() {
         std::fs::remove_file(format!("{}.witness-1{suffix}", cert.display())).unwrap();
     }
     // One person, two roles.
-    let out = countersign(&station, &cert, &witness, "witness", "Zhang San");
+    let out = countersign(&cert, &witness, "witness", "Zhang San", &station.allowed, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(station.verify(&cert).0, 0);
-    let out = countersign(&station, &cert, &witness, "approver", "Zhang San");
+    let out = countersign(&cert, &witness, "approver", "Zhang San", &station.allowed, &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("already signed this certificate as witness"), "{}", stderr(&out));
     forge_countersignature(&cert, &witness, "approver", "Zhang San", 1);
@@ -590,19 +574,7 @@ fn control_characters_never_enter_a_record_and_never_reach_a_screen_raw() {
     assert!(!text.contains('\u{1b}') && !text.contains('\u{7}'), "raw escapes reached the terminal");
     assert!(!text.lines().any(|l| l.starts_with("Result: ERASED by Chief")), "{text}");
     assert!(text.contains("\\u{001b}[2J\\u{000a}Result: ERASED by Chief"), "{text}");
-    let countersigned = certwipe(&[
-        "cert",
-        "countersign",
-        cert.to_str().unwrap(),
-        "--key",
-        station.key.to_str().unwrap(),
-        "--role",
-        "witness",
-        "--name",
-        "Zhang\nSan",
-        "--allowed-signers",
-        station.allowed.to_str().unwrap(),
-    ]);
+    let countersigned = countersign(&cert, &station.key, "witness", "Zhang\nSan", &station.allowed, &[]);
     assert_eq!(countersigned.status.code(), Some(2));
     assert!(stderr(&countersigned).contains("control character U+000A"), "{}", stderr(&countersigned));
     let office = Office::new();

@@ -346,21 +346,8 @@ fn countersignatures_verify_with_both_tools_and_tampering_with_them_is_caught() 
     allowed.push_str(&format!("zhang.san namespaces=\"certwipe\" {public}"));
     std::fs::write(&station.allowed, allowed).unwrap();
 
-    let out = certwipe(&[
-        "cert",
-        "countersign",
-        cert.to_str().unwrap(),
-        "--key",
-        witness.to_str().unwrap(),
-        "--role",
-        "witness",
-        "--name",
-        "Zhang San",
-        "--title",
-        "Supervisor",
-        "--allowed-signers",
-        station.allowed.to_str().unwrap(),
-    ]);
+    let out =
+        countersign(&cert, &witness, "witness", "Zhang San", &station.allowed, &["--title", "Supervisor"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let (code, output) = station.verify(&cert);
     assert_eq!(code, 0, "{output}");

@@ -74,19 +74,7 @@ fn certified(dir: &Path) -> PathBuf {
     let path = dir.join("cert.json");
     let signer = SigningKey::load(&key, || unreachable!()).unwrap();
     write_certificate(&path, &cert, Some(&signer)).unwrap();
-    let out = certwipe(&[
-        "cert",
-        "countersign",
-        path.to_str().unwrap(),
-        "--key",
-        witness.to_str().unwrap(),
-        "--role",
-        "witness",
-        "--name",
-        "Zhang San",
-        "--allowed-signers",
-        allowed.to_str().unwrap(),
-    ]);
+    let out = countersign(&path, &witness, "witness", "Zhang San", &allowed, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     path
 }

@@ -235,6 +235,33 @@ pub fn assert_wiped(target: &Path, report: &Report) {
 
 /// A station key made by `certwipe keygen` in `dir`; returns the key and its
 /// allowed_signers line.
+/// `certwipe cert countersign CERT` by `key` in `role` as `name`, checked
+/// against `allowed`; `extra` adds options such as `--title`.
+pub fn countersign(
+    cert: &Path,
+    key: &Path,
+    role: &str,
+    name: &str,
+    allowed: &Path,
+    extra: &[&str],
+) -> Output {
+    let (cert, key, allowed) = (cert.to_str().unwrap(), key.to_str().unwrap(), allowed.to_str().unwrap());
+    let args = [
+        "cert",
+        "countersign",
+        cert,
+        "--key",
+        key,
+        "--role",
+        role,
+        "--name",
+        name,
+        "--allowed-signers",
+        allowed,
+    ];
+    certwipe(&[&args[..], extra].concat())
+}
+
 pub fn station_key(dir: &Path, name: &str, principal: &str) -> (PathBuf, Vec<u8>) {
     let key = dir.join(name);
     let out = certwipe(&["keygen", "-f", key.to_str().unwrap(), "--no-passphrase", "--principal", principal]);
@@ -393,19 +420,7 @@ impl Office {
 
     /// The validator (Wang Fang) countersigns `cert`.
     pub fn countersign(&self, cert: &Path) {
-        let out = certwipe(&[
-            "cert",
-            "countersign",
-            cert.to_str().unwrap(),
-            "--key",
-            self.validator.to_str().unwrap(),
-            "--role",
-            "validator",
-            "--name",
-            "Wang Fang",
-            "--allowed-signers",
-            self.allowed.to_str().unwrap(),
-        ]);
+        let out = countersign(cert, &self.validator, "validator", "Wang Fang", &self.allowed, &[]);
         assert!(out.status.success(), "{}", stderr(&out));
     }
 
