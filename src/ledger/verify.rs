@@ -6,9 +6,8 @@ use std::time::SystemTime;
 use serde_json::Value;
 
 use super::chain::{self, GENESIS};
-use super::store::{EntryRow, Tx};
+use super::store::{CountersignatureRow, EntryRow, Tx};
 use super::{ALLOWED_SIGNERS, KeptHead, LEDGER_ID, LedgerError, Medium, Verification, bundle_of};
-use crate::cert::Certificate;
 use crate::cert::files::Trust;
 use crate::cert::records::Classification;
 use crate::cert::sign::{self, AllowedSigners, Signers};
@@ -236,15 +235,21 @@ fn check_certificates(
             Some(_) => {}
         }
     }
+    let counted = counters.len();
+    let mut counters_of: BTreeMap<String, Vec<CountersignatureRow>> = BTreeMap::new();
+    for counter in counters {
+        counters_of.entry(counter.certificate_id.clone()).or_default().push(counter);
+    }
     for row in &stored {
         let id = &row.certificate_id;
         if !replay.certificates.contains_key(id) {
             problems.push(format!("certificate {id} is stored but has no history entry"));
         }
-        if crate::stream::sha256_hex(&row.json) != row.sha256 {
+        let own = counters_of.remove(id).unwrap_or_default();
+        let checked = bundle_of(row, &own).check(allowed.map(|allowed| Trust { allowed, station: None }));
+        if checked.sha256 != row.sha256 {
             problems.push(format!("certificate {id}: its stored bytes changed"));
         }
-        let own: Vec<_> = counters.iter().filter(|c| &c.certificate_id == id).cloned().collect();
         if own.len() != replay.countersignatures.get(id).copied().unwrap_or(0) {
             problems.push(format!(
                 "certificate {id}: {} countersignatures stored, {} in the history",
@@ -252,9 +257,8 @@ fn check_certificates(
                 replay.countersignatures.get(id).copied().unwrap_or(0)
             ));
         }
-        let checked = bundle_of(row, &own).check(allowed.map(|allowed| Trust { allowed, station: None }));
         problems.extend(checked.reasons().into_iter().map(|why| format!("certificate {id}: {why}")));
-        if let (Ok(cert), Some(medium)) = (Certificate::parse(&row.json), replay.media.get(&row.number)) {
+        if let (Some(cert), Some(medium)) = (&checked.certificate, replay.media.get(&row.number)) {
             let recorded = cert.records.classification_before.max(cert.records.classification_after);
             if recorded.is_some_and(|level| level > medium.classification) {
                 problems.push(format!(
@@ -265,7 +269,7 @@ fn check_certificates(
             }
         }
     }
-    Ok((stored.len(), counters.len()))
+    Ok((stored.len(), counted))
 }
 
 /// The kept head must be signed by an allowed signer, name this ledger, and

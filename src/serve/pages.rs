@@ -98,12 +98,8 @@ pub fn search(site: &mut Site, request: &Request) -> Result<Response, LedgerErro
     if is_id(query) && site.ledger.bundle(query)?.is_some() {
         return Ok(Response::redirect(certificate_link(query, None, lang)));
     }
-    let medium = match site.ledger.medium(query) {
-        Ok(medium) => Some(medium),
-        Err(LedgerError::UnknownNumber(_)) => site.ledger.find_medium(None, Some(query))?,
-        Err(error) => return Err(error),
-    };
-    if let Some(medium) = medium {
+    // By ledger number, else by serial.
+    if let Some(medium) = site.ledger.find_medium(Some(query), Some(query))? {
         return Ok(Response::redirect(format!("/m/{}?{}", segment(&medium.number), lang_query(lang))));
     }
     let body = format!(
