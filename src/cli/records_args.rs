@@ -51,9 +51,10 @@ pub struct RecordArgs {
 }
 
 impl RecordArgs {
-    /// The records for each of `targets` targets, checked against the rules.
-    pub fn records_for(&self, targets: usize) -> Result<Vec<Records>, Failure> {
-        let profile = self.profile()?;
+    /// The records for each of `targets` targets, checked against the rules,
+    /// and the profile's `verify_url` for printed QR codes (one profile read).
+    pub fn records_for(&self, targets: usize) -> Result<(Vec<Records>, Option<String>), Failure> {
+        let profile = Profile::find(self.profile.as_deref())?;
         if !self.assets.is_empty() && self.assets.len() != targets {
             return Err(Failure::usage(format!(
                 "{} --asset given for {targets} target(s); give one per target, in the same order",
@@ -82,27 +83,19 @@ impl RecordArgs {
             },
             notes: pick(&self.notes, &profile.notes),
         };
-        (0..targets)
+        let records = (0..targets)
             .map(|index| {
                 let mut records = template.clone();
                 records.asset_number = self.assets.get(index).cloned();
                 records.enforce_rules().map_err(|e| Failure::usage(e.to_string()))?;
                 Ok(records)
             })
-            .collect()
+            .collect::<Result<_, Failure>>()?;
+        Ok((records, profile.verify_url))
     }
 
     /// Whether `--asset` was given.
     pub fn has_assets(&self) -> bool {
         !self.assets.is_empty()
-    }
-
-    /// The records office's page for printed QR codes, from the station profile.
-    pub fn verify_url(&self) -> Result<Option<String>, Failure> {
-        Ok(self.profile()?.verify_url)
-    }
-
-    fn profile(&self) -> Result<Profile, Failure> {
-        Ok(Profile::find(self.profile.as_deref())?)
     }
 }

@@ -95,10 +95,9 @@ pub fn run(args: &SanitizeArgs, ledger: Option<&Location>) -> Result<u8, Failure
             args.target.display()
         )));
     }
-    let certificates = args.certificates.plan()?;
-    let records = match &certificates {
-        Some(_) => args.certificates.records.records_for(1)?.pop(),
-        None => None,
+    let (certificates, records) = match args.certificates.plan(1)? {
+        Some((plan, mut records)) => (Some(plan), records.pop()),
+        None => (None, None),
     };
     let settings = Settings::new(
         None,

@@ -185,11 +185,8 @@ impl Setup {
                 Failure::usage(format!("--report {}: {e}; give a writable directory", dir.display()))
             })?;
         }
-        let settings = args.options.settings(ResumePolicy::WhenJournaled, ledger)?;
-        let records = match &settings.certificates {
-            Some(_) => args.options.certificates.records.records_for(1)?.pop(),
-            None => None,
-        };
+        let (settings, mut records) = args.options.settings(ResumePolicy::WhenJournaled, ledger, 1)?;
+        let records = records.pop().flatten();
         let policy = Policy {
             min_size: args.min_size,
             max_size: args.max_size,

@@ -14,6 +14,7 @@ use indicatif::HumanBytes;
 use super::output::Ui;
 use super::records_args::RecordArgs;
 use super::{EXIT_FAILED, EXIT_OK, Failure, signals};
+use crate::cert::records::Records;
 use crate::device::{self, Inspected, SystemUse};
 use crate::engine::checkpoint;
 use crate::engine::workers::{self, Workers};
@@ -154,8 +155,14 @@ pub struct CertificateArgs {
 
 impl WipeOptions {
     /// The settings of a run, checked: a plan (unless resuming), the certificate
-    /// directory, key and records, and the ledger each certificate is filed in.
-    pub fn settings(&self, resume: ResumePolicy, ledger: Option<&Location>) -> Result<Settings, Failure> {
+    /// directory, key and records, and the ledger each certificate is filed in;
+    /// with them, each of the `targets` targets' certificate records.
+    pub fn settings(
+        &self,
+        resume: ResumePolicy,
+        ledger: Option<&Location>,
+        targets: usize,
+    ) -> Result<(Settings, Vec<Option<Records>>), Failure> {
         let plan = match (resume, &self.passes) {
             (ResumePolicy::Always, _) => {
                 self.refuse_with_resume()?;
@@ -167,7 +174,10 @@ impl WipeOptions {
                 self.rounds.unwrap_or(1),
             )?),
         };
-        let certificates = self.certificates.plan()?;
+        let (certificates, records) = match self.certificates.plan(targets)? {
+            Some((plan, records)) => (Some(plan), records.into_iter().map(Some).collect()),
+            None => (None, vec![None; targets]),
+        };
         // A certificate records the digest of the final content whenever it is read back in full.
         let options = Options {
             verify: self.verify.unwrap_or(VerifyMode::Last),
@@ -178,7 +188,7 @@ impl WipeOptions {
         let settings =
             Settings::new(plan, resume, options, state_dir, self.state_dir.is_some(), certificates)
                 .with_hidden_restore(self.hidden.restore());
-        with_ledger(settings, ledger)
+        Ok((with_ledger(settings, ledger)?, records))
     }
 
     fn refuse_with_resume(&self) -> Result<(), Failure> {
@@ -199,9 +209,9 @@ impl WipeOptions {
 }
 
 impl CertificateArgs {
-    /// The certificate directory, key and records, checked (and the key
-    /// unlocked) before anything is written.
-    pub fn plan(&self) -> Result<Option<CertificatePlan>, Failure> {
+    /// The certificate directory, key, and the records of each of `targets`
+    /// targets, checked (and the key unlocked) before anything is written.
+    pub fn plan(&self, targets: usize) -> Result<Option<(CertificatePlan, Vec<Records>)>, Failure> {
         let Some(dir) = &self.cert_dir else { return Ok(None) };
         if self.sign_key.is_none() && !self.unsigned {
             return Err(Failure::usage(
@@ -217,11 +227,10 @@ impl CertificateArgs {
                 dir.display()
             ))
         })?;
-        // The records are checked once here, before any key is unlocked.
-        self.records.records_for(1)?;
+        // The records are checked here, before any key is unlocked.
+        let (records, verify_url) = self.records.records_for(targets)?;
         let key = self.sign_key.as_deref().map(super::cert::load_key).transpose()?;
-        let verify_url = self.records.verify_url()?;
-        Ok(Some(CertificatePlan { dir: dir.clone(), key, pdf: self.pdf, verify_url }))
+        Ok(Some((CertificatePlan { dir: dir.clone(), key, pdf: self.pdf, verify_url }, records)))
     }
 }
 
@@ -236,16 +245,10 @@ pub fn with_ledger(settings: Settings, ledger: Option<&Location>) -> Result<Sett
 
 pub fn run(args: &WipeArgs, ledger: Option<&Location>) -> Result<u8, Failure> {
     let resume = if args.resume { ResumePolicy::Always } else { ResumePolicy::Never };
-    let settings = args.options.settings(resume, ledger)?;
+    let (settings, records) = args.options.settings(resume, ledger, args.targets.len())?;
     let system = SystemUse::read();
     let targets = inspect_all(&args.targets, &system)?;
     let report_paths = report_paths(args.report.as_deref(), &targets)?;
-    let records = match &settings.certificates {
-        Some(_) => {
-            args.options.certificates.records.records_for(targets.len())?.into_iter().map(Some).collect()
-        }
-        None => vec![None; targets.len()],
-    };
     let note = |text: &str| eprintln!("certwipe: {text}");
     let prepared = targets
         .into_iter()
