@@ -33,11 +33,13 @@ pub fn run(job: Job<'_>) -> Report {
     let started_at = now();
     let clock = Instant::now();
     let expected = job.plan.command.expectation();
-    let (outcome, verification) = match verify::mark(job.medium, Seed::from_os(), job.prng.fresh()) {
+    // One marker, recorded as the one written even when marking stops part way.
+    let marker = job.prng.fresh();
+    let (outcome, verification) = match verify::mark(job.medium, Seed::from_os(), marker.clone()) {
         Err(error) => {
             let outcome =
                 DriveOutcome { ending: Ending::Refused, drive_status: format!("not sent: {error}") };
-            (outcome, verify::unprepared(job.prng.fresh(), expected))
+            (outcome, verify::unprepared(marker, expected))
         }
         Ok(marked) => {
             let outcome = sanitize::run(job.pt, job.plan, job.follow);
