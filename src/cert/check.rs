@@ -308,9 +308,8 @@ fn check_pass_verification(
         ));
     }
     if let Some(sample) = &v.sample {
-        let unit = u64::from(cert.medium.logical_sector_size).max(crate::buffer::ALIGN as u64);
-        let planned = crate::engine::sample::plan(size, unit, sample.seed)
-            .map(|plan| plan.ranges.iter().map(|r| r.end - r.start).sum::<u64>());
+        let unit = crate::engine::sample::unit(u64::from(cert.medium.logical_sector_size));
+        let planned = crate::engine::sample::plan(size, unit, sample.seed).map(|plan| plan.bytes());
         if v.result == VerificationResult::Passed && planned != Some(v.bytes_read) {
             fail(format!(
                 "pass {}: the sample seed does not give the {} bytes said to be read",

@@ -70,10 +70,9 @@ fn check_verification(cert: &Certificate, firmware: &FirmwareRecord, fail: &mut 
         ));
     }
     if v.result != VerificationResult::NotRun {
-        let unit = u64::from(cert.medium.logical_sector_size).max(crate::buffer::ALIGN as u64);
+        let unit = crate::engine::sample::unit(u64::from(cert.medium.logical_sector_size));
         let planned = match &v.sample {
-            Some(sample) => crate::engine::sample::plan(size, unit, sample.seed)
-                .map(|plan| plan.ranges.iter().map(|r| r.end - r.start).sum::<u64>()),
+            Some(sample) => crate::engine::sample::plan(size, unit, sample.seed).map(|plan| plan.bytes()),
             None => Some(size),
         };
         if planned != Some(v.bytes) {

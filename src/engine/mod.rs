@@ -7,7 +7,7 @@ pub mod checkpoint;
 pub mod events;
 pub mod outcome;
 mod passes;
-mod pipeline;
+pub(crate) mod pipeline;
 pub mod report;
 mod resilient;
 pub mod sample;

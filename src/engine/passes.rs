@@ -251,7 +251,7 @@ impl Run<'_> {
     ) -> (Verifying<'p>, Vec<Range<u64>>) {
         let size = self.medium.size();
         let sector = self.medium.sector_size();
-        let sample_unit = (sector as u64).max(crate::buffer::ALIGN as u64);
+        let sample_unit = sample::unit(sector as u64);
         let sample_seed = resumed.and_then(|f| f.sample.as_ref().map(|s| s.seed));
         let sample = sampled
             .then(|| sample::plan(size, sample_unit, sample_seed.unwrap_or_else(Seed::from_os)))
@@ -267,12 +267,7 @@ impl Run<'_> {
             unwritten: to_bytes(&write.unwritten, sector as u64, size),
             planned: all_ranges.iter().map(|r| r.end - r.start).sum(),
             read_before: resumed.map_or(0, |f| f.bytes_read),
-            sample: sample.map(|s| SampleRecord {
-                seed: s.seed,
-                subsections: s.subsections,
-                samples_per_subsection: s.samples_per_subsection,
-                sample_bytes: s.sample_bytes,
-            }),
+            sample: sample.as_ref().map(sample::SamplePlan::record),
             clock: Clock::resume(resumed),
             progress: Mutex::new(Progress {
                 bytes: resumed.map_or(0, |f| f.bytes_read),

@@ -8,6 +8,7 @@ use std::ops::Range;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 
+use super::report::SampleRecord;
 use crate::stream::Seed;
 
 pub const SUBSECTIONS: u64 = 1000;
@@ -27,8 +28,31 @@ pub struct SamplePlan {
 
 impl SamplePlan {
     pub fn coverage(&self, size: u64) -> f64 {
-        self.ranges.iter().map(|r| r.end - r.start).sum::<u64>() as f64 / size as f64
+        self.bytes() as f64 / size as f64
     }
+
+    /// Bytes the sample reads.
+    pub fn bytes(&self) -> u64 {
+        self.ranges.iter().map(|r| r.end - r.start).sum()
+    }
+
+    /// What a report records of the plan: enough to derive its ranges again.
+    pub fn record(&self) -> SampleRecord {
+        SampleRecord {
+            seed: self.seed,
+            subsections: self.subsections,
+            samples_per_subsection: self.samples_per_subsection,
+            sample_bytes: self.sample_bytes,
+        }
+    }
+}
+
+/// The unit a medium with `sector`-byte sectors is sampled in: a sector, but
+/// never less than the direct-I/O alignment, so every sample reads with
+/// O_DIRECT. The overwrite, the drive erase and the certificate checks must
+/// agree on it, since the checks derive the sample again from its seed.
+pub fn unit(sector: u64) -> u64 {
+    sector.max(crate::buffer::ALIGN as u64)
 }
 
 /// Plans the samples for a medium of `size` bytes read in units of `unit` bytes.

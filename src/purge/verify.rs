@@ -55,15 +55,9 @@ pub enum MarkError {
 /// too small for 1,000 subsections.
 fn ranges(io: &dyn BlockIo, positions: Seed) -> (Vec<Range<u64>>, Option<SampleRecord>) {
     let size = io.size();
-    let unit = (io.sector_size() as u64).max(crate::buffer::ALIGN as u64);
-    match sample::plan(size, unit, positions) {
+    match sample::plan(size, sample::unit(io.sector_size() as u64), positions) {
         Some(plan) => {
-            let record = SampleRecord {
-                seed: plan.seed,
-                subsections: plan.subsections,
-                samples_per_subsection: plan.samples_per_subsection,
-                sample_bytes: plan.sample_bytes,
-            };
+            let record = plan.record();
             (plan.ranges, Some(record))
         }
         None => (vec![0..size], None),
@@ -72,9 +66,7 @@ fn ranges(io: &dyn BlockIo, positions: Seed) -> (Vec<Range<u64>>, Option<SampleR
 
 /// Every chunk of every range, in order.
 fn chunks(ranges: &[Range<u64>]) -> impl Iterator<Item = Range<u64>> + '_ {
-    ranges
-        .iter()
-        .flat_map(|r| (r.start..r.end).step_by(CHUNK as usize).map(move |at| at..(at + CHUNK).min(r.end)))
+    crate::engine::pipeline::chunks(ranges, CHUNK as usize)
 }
 
 /// Reads and hashes the sample, then writes the marker over it and checks it
@@ -187,12 +179,7 @@ pub fn not_run(io: &dyn BlockIo, marked: &Marked, expected: Expectation) -> Firm
         bytes: marked.bytes,
         coverage: marked.bytes as f64 / io.size() as f64,
         before_sha256: marked.before_sha256.clone(),
-        marker: marked.marker.clone(),
-        expected,
-        marker_remaining: Vec::new(),
-        unexpected: Vec::new(),
-        unreadable: Vec::new(),
-        result: VerificationResult::NotRun,
+        ..unprepared(marked.marker.clone(), expected)
     }
 }
 
