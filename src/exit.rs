@@ -31,4 +31,8 @@ refusals!(
     crate::device::DeviceError,
     crate::cert::records::RecordsError,
     crate::engine::checkpoint::JournalError,
+    // A drive's refusal comes before its command is sent.
+    crate::drive::sanitize::Refusal,
+    // `cert pdf` writes nothing when it fails (the PDF appears by rename).
+    crate::cert::pdf::PdfError,
 );

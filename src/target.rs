@@ -797,9 +797,7 @@ fn certify(
 }
 
 fn write_report(path: &Path, report: &Report) -> std::io::Result<()> {
-    let mut text = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
-    text.push(b'\n');
-    crate::durable::write_atomically(path, &text, 0o644)
+    crate::durable::write_atomically(path, &crate::cert::canonical::to_bytes(report), 0o644)
 }
 
 #[cfg(test)]

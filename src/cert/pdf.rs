@@ -53,12 +53,6 @@ pub enum PdfError {
     Output { path: String, source: std::io::Error },
 }
 
-impl crate::exit::ExitStatus for PdfError {
-    fn exit_status(&self) -> u8 {
-        crate::exit::USAGE
-    }
-}
-
 /// How a certificate is printed.
 #[derive(Clone, Copy, Debug)]
 pub struct Options<'a> {

@@ -283,7 +283,7 @@ pub fn keygen(args: &KeygenArgs) -> Result<u8, Failure> {
             )));
         }
     }
-    let host = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+    let host = crate::engine::report::host_name();
     let principal = args.principal.clone().unwrap_or_else(|| format!("certwipe@{host}"));
     let mut key = PrivateKey::random(&mut ssh_key::rand_core::OsRng, Algorithm::Ed25519)
         .map_err(|e| Failure::usage(format!("key generation failed: {e}")))?;

@@ -382,7 +382,7 @@ fn to_csv(rows: &[serde_json::Value]) -> Result<Vec<u8>, Failure> {
     for row in rows {
         out.write_record(columns.iter().map(|c| spreadsheet_text(&row[c.as_str()]))).map_err(failed)?;
     }
-    out.into_inner().map_err(|e| Failure { code: EXIT_FAILED, message: format!("CSV export: {e}") })
+    out.into_inner().map_err(|e| failed(e.into_error().into()))
 }
 
 fn spreadsheet_text(value: &serde_json::Value) -> String {

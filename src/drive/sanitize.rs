@@ -199,13 +199,6 @@ pub enum Refusal {
     Command(#[from] CommandError),
 }
 
-impl crate::exit::ExitStatus for Refusal {
-    /// Every refusal comes before anything is written.
-    fn exit_status(&self) -> u8 {
-        crate::exit::USAGE
-    }
-}
-
 /// A checked command, ready to run.
 #[derive(Clone, Debug)]
 pub struct Plan {

@@ -22,7 +22,7 @@ type Reference = ctr::Ctr128BE<Aes128>;
 pub fn hardware_aes() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("aes") && std::arch::is_x86_feature_detected!("ssse3")
+        x86::path() != x86::Path::None
     }
     #[cfg(target_arch = "aarch64")]
     {
@@ -85,20 +85,15 @@ mod x86 {
     pub fn path() -> Path {
         static PATH: OnceLock<Path> = OnceLock::new();
         *PATH.get_or_init(|| {
-            let has = |f: &str| match f {
-                "aes" => is_x86_feature_detected!("aes"),
-                "ssse3" => is_x86_feature_detected!("ssse3"),
-                "avx512f" => is_x86_feature_detected!("avx512f"),
-                "avx512bw" => is_x86_feature_detected!("avx512bw"),
-                "vaes" => is_x86_feature_detected!("vaes"),
-                _ => false,
-            };
-            if ["aes", "ssse3", "avx512f", "avx512bw", "vaes"].iter().all(|f| has(f)) {
-                Path::Vaes512
-            } else if ["aes", "ssse3"].iter().all(|f| has(f)) {
-                Path::AesNi
-            } else {
+            if !(is_x86_feature_detected!("aes") && is_x86_feature_detected!("ssse3")) {
                 Path::None
+            } else if is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512bw")
+                && is_x86_feature_detected!("vaes")
+            {
+                Path::Vaes512
+            } else {
+                Path::AesNi
             }
         })
     }

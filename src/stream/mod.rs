@@ -49,8 +49,7 @@ impl Prng {
         match self {
             Prng::Chacha8 => RandomStream::ChaCha8 { seed: Seed::from_os() },
             Prng::AesCtr => {
-                let mut bytes = [0u8; 32];
-                getrandom::fill(&mut bytes).expect("the kernel's getrandom() cannot fail on Linux >= 3.17");
+                let Seed(bytes) = Seed::from_os();
                 let (key, iv) = bytes.split_at(16);
                 RandomStream::Aes128Ctr {
                     key: key.try_into().expect("16 bytes"),
@@ -97,16 +96,14 @@ impl std::fmt::Display for RandomStream {
 
 /// 16 bytes as 32 lowercase hex digits.
 mod hex_16 {
-    pub fn serialize<S: serde::Serializer>(bytes: &[u8; 16], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(bytes))
-    }
+    use hex::FromHex;
+
+    pub use super::hex_bytes::serialize;
 
     pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u8; 16], D::Error> {
         let text: String = serde::Deserialize::deserialize(d)?;
-        hex::decode(&text)
-            .ok()
-            .and_then(|bytes| <[u8; 16]>::try_from(bytes).ok())
-            .ok_or_else(|| serde::de::Error::custom(format!("expected 32 hex digits, not {text:?}")))
+        <[u8; 16]>::from_hex(&text)
+            .map_err(|_| serde::de::Error::custom(format!("expected 32 hex digits, not {text:?}")))
     }
 }
 
@@ -143,10 +140,8 @@ pub struct BadSeed(String);
 impl TryFrom<String> for Seed {
     type Error = BadSeed;
     fn try_from(text: String) -> Result<Self, BadSeed> {
-        match hex::decode(&text).ok().and_then(|bytes| <[u8; 32]>::try_from(bytes).ok()) {
-            Some(array) => Ok(Seed(array)),
-            None => Err(BadSeed(text)),
-        }
+        use hex::FromHex;
+        <[u8; 32]>::from_hex(&text).map(Seed).map_err(|_| BadSeed(text))
     }
 }
 
