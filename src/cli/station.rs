@@ -8,7 +8,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 
@@ -24,7 +24,7 @@ use crate::device::{self, SystemUse};
 use crate::engine::report::Status;
 use crate::engine::workers::{self, Workers};
 use crate::station::scan::{self, Change, MediumKey, Seen, Snapshot, Watch};
-use crate::station::uevent::Uevents;
+use crate::station::uevent::{Uevents, Wake};
 use crate::station::{self as policy, Policy, SummaryRow, TestLoops};
 use crate::target::{HiddenRestore, Outcome, Prepared, ResumePolicy, Settings};
 
@@ -94,6 +94,8 @@ fn parse_size(text: &str) -> Result<u64, String> {
 
 /// Scans of sysfs happen at least this often, events or not.
 const RESCAN: Duration = Duration::from_secs(2);
+/// How often the station looks for finished wipes and a stop request.
+const TICK: Duration = Duration::from_millis(250);
 
 pub fn run(args: &StationArgs, ledger: Option<&Location>) -> Result<u8, Failure> {
     let setup = Setup::check(args, ledger)?;
@@ -119,6 +121,7 @@ pub fn run(args: &StationArgs, ledger: Option<&Location>) -> Result<u8, Failure>
         let (done_tx, done_rx) = mpsc::channel::<(MediumKey, Seen, Outcome)>();
         let mut running: BTreeMap<MediumKey, Seen> = BTreeMap::new();
         let mut finished = 0;
+        let mut last_scan = None;
         loop {
             while let Ok((key, seen, outcome)) = done_rx.try_recv() {
                 running.remove(&key);
@@ -130,10 +133,20 @@ pub fn run(args: &StationArgs, ledger: Option<&Location>) -> Result<u8, Failure>
             if stopping && running.is_empty() {
                 break;
             }
-            match &uevents {
-                Some(uevents) => drop(uevents.wait(Duration::from_millis(250))),
-                None => std::thread::sleep(Duration::from_millis(250)),
+            // Wake often to collect finished wipes; scan sysfs only when the
+            // kernel says a block device changed (or dropped events), and every
+            // RESCAN in any case.
+            let woken = match &uevents {
+                Some(uevents) => !matches!(uevents.wait(TICK), Ok(Wake::Timeout)),
+                None => {
+                    std::thread::sleep(TICK);
+                    false
+                }
+            };
+            if !woken && last_scan.is_some_and(|at: Instant| at.elapsed() < RESCAN) {
+                continue;
             }
+            last_scan = Some(Instant::now());
             for change in watch.update(&scan::scan(Path::new("/sys"))) {
                 match change {
                     Change::Removed(seen) => rows.removed(&seen, running.contains_key(&seen.medium_key())),

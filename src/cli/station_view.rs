@@ -36,6 +36,7 @@ enum Mode {
 
 const JSON_INTERVAL: Duration = Duration::from_secs(1);
 const LOG_INTERVAL: Duration = Duration::from_secs(10);
+const BAR_INTERVAL: Duration = Duration::from_millis(250);
 
 impl Rows {
     pub fn choose(json: bool) -> Rows {
@@ -77,9 +78,6 @@ impl Rows {
                     bar.set_prefix(port);
                     bar
                 });
-                bar.set_style(
-                    ProgressStyle::with_template("{prefix:<10.bold} {msg}").expect("template is valid"),
-                );
                 bar.set_message(message.to_string());
             }
             Mode::Plain => eprintln!("{port}: {message}"),
@@ -224,6 +222,8 @@ impl Observer for RowView<'_> {
             ),
             Mode::Json => {}
             Mode::Plain if !self.due(LOG_INTERVAL) => {}
+            // Progress arrives per chunk, under the engine's lock; a terminal redraws 4 times a second.
+            Mode::Bars(_) if !self.due(BAR_INTERVAL) && bytes_done != bytes_total => {}
             _ => {
                 let eta = if bytes_per_second > 0.0 {
                     let seconds = (bytes_total - bytes_done) as f64 / bytes_per_second;

@@ -55,7 +55,7 @@ impl Uevents {
             Err(error) => return Err(error.into()),
         }
         let mut wake = Wake::Timeout;
-        let mut buf = vec![0u8; 16 * 1024];
+        let mut buf = [0u8; 16 * 1024];
         loop {
             match recvfrom::<NetlinkAddr>(std::os::fd::AsRawFd::as_raw_fd(&self.socket), &mut buf) {
                 Ok((len, sender)) => {
