@@ -320,20 +320,32 @@ fn separate_duties(signatures: &mut [SignatureCheck]) {
         let signature = &mut signatures[i];
         let Ok(good) = &signature.result else { continue };
         let clash = seen.iter().find_map(|(role, fingerprint, principals)| {
-            if *fingerprint == good.fingerprint {
-                return Some(SignatureProblem::KeyAlreadySigned {
-                    fingerprint: fingerprint.clone(),
-                    role: role.clone(),
-                });
-            }
-            super::allowed_signers::shared_principal(principals, good.principals())
-                .map(|principal| SignatureProblem::PrincipalAlreadySigned { principal, role: role.clone() })
+            clash(role, fingerprint, principals, &good.fingerprint, good.principals())
         });
         match clash {
             Some(problem) => signature.result = Err(problem),
             None => seen.push((signature.role.clone(), good.fingerprint.clone(), good.principals().to_vec())),
         }
     }
+}
+
+/// Why a signature by key `fingerprint` for `principals` may not join one
+/// already made in `role` by `earlier_fingerprint` for `earlier_principals`.
+fn clash(
+    role: &str,
+    earlier_fingerprint: &str,
+    earlier_principals: &[String],
+    fingerprint: &str,
+    principals: &[String],
+) -> Option<SignatureProblem> {
+    if earlier_fingerprint == fingerprint {
+        return Some(SignatureProblem::KeyAlreadySigned {
+            fingerprint: fingerprint.to_string(),
+            role: role.to_string(),
+        });
+    }
+    super::allowed_signers::shared_principal(earlier_principals, principals)
+        .map(|principal| SignatureProblem::PrincipalAlreadySigned { principal, role: role.to_string() })
 }
 
 /// The certificate and every signature file that belongs to it, as they exist.
@@ -435,7 +447,9 @@ pub fn countersign(
     super::records::check_text("name", &signer.name, super::records::MAX_NAME_CHARS)?;
     super::records::check_optional("title", &signer.title, super::records::MAX_NAME_CHARS)?;
     super::records::check_optional("organisation", &signer.organisation, super::records::MAX_NAME_CHARS)?;
-    let checked = check_files(cert, Some(trust))?;
+    // The bytes checked are the bytes countersigned.
+    let bundle = Bundle::from_files(cert)?;
+    let checked = bundle.check(Some(trust));
     if !checked.is_valid() {
         return Err(CertError::Invalid(checked.reasons().join("; ")));
     }
@@ -459,20 +473,13 @@ pub fn countersign(
         .principals;
     for existing in &checked.signatures {
         let Ok(good) = &existing.result else { continue };
-        if good.fingerprint == fingerprint {
-            return Err(CertError::Countersign(SignatureProblem::KeyAlreadySigned {
-                fingerprint,
-                role: existing.role.clone(),
-            }));
-        }
-        if let Some(principal) = super::allowed_signers::shared_principal(good.principals(), &principals) {
-            return Err(CertError::Countersign(SignatureProblem::PrincipalAlreadySigned {
-                principal,
-                role: existing.role.clone(),
-            }));
+        if let Some(problem) =
+            clash(&existing.role, &good.fingerprint, good.principals(), &fingerprint, &principals)
+        {
+            return Err(CertError::Countersign(problem));
         }
     }
-    let bytes = read(cert)?;
+    let bytes = &bundle.certificate;
     let certificate = checked.certificate.expect("a valid check has a certificate");
     let stem = (1..)
         .map(|n| append(cert, &format!(".{}-{n}", signer.role.as_str())))
@@ -481,18 +488,18 @@ pub fn countersign(
     let statement = Statement {
         format: STATEMENT_FORMAT.into(),
         certificate_id: certificate.certificate_id,
-        certificate_sha256: crate::stream::sha256_hex(&bytes),
+        certificate_sha256: checked.sha256.clone(),
         role: signer.role,
         name: signer.name.clone(),
         title: signer.title.clone(),
         organisation: signer.organisation.clone(),
         signed_at: crate::engine::report::now(),
-        key_fingerprint: signer.key.fingerprint(),
+        key_fingerprint: fingerprint,
     };
     let statement_bytes = super::canonical::to_bytes(&statement);
     let files = [append(&stem, ".sig"), append(&stem, ".json"), append(&stem, ".json.sig")];
     let contents = [
-        signer.key.sign(&bytes)?.into_bytes(),
+        signer.key.sign(bytes)?.into_bytes(),
         statement_bytes.clone(),
         signer.key.sign(&statement_bytes)?.into_bytes(),
     ];
