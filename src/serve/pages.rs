@@ -360,17 +360,25 @@ fn signature_list(lang: Lang, checked: &Checked) -> String {
 }
 
 /// The exact files, named as `certwipe cert verify` expects them side by side.
-fn file_names(id: &str, bundle: &Bundle) -> Vec<String> {
-    let mut names = vec![format!("{id}.json"), format!("{id}.json.sig")];
-    for (role, n) in numbered(bundle) {
-        names.extend([
-            format!("{id}.json.{role}-{n}.json"),
-            format!("{id}.json.{role}-{n}.json.sig"),
-            format!("{id}.json.{role}-{n}.sig"),
+/// The filed files of certificate `id`, named as `cert verify` expects them
+/// side by side: name, content type, bytes. The PDF is made from them on demand.
+fn filed_files(id: &str, bundle: &Bundle) -> Vec<(String, &'static str, Vec<u8>)> {
+    const JSON: &str = "application/json";
+    const TEXT: &str = "text/plain; charset=utf-8";
+    let part = |p: &crate::cert::files::Part| p.bytes.clone().unwrap_or_default();
+    let mut files = vec![
+        (format!("{id}.json"), JSON, bundle.certificate.clone()),
+        (format!("{id}.json.sig"), TEXT, part(&bundle.signature)),
+    ];
+    for ((role, n), c) in numbered(bundle).into_iter().zip(&bundle.countersignatures) {
+        let stem = format!("{id}.json.{role}-{n}");
+        files.extend([
+            (format!("{stem}.json"), JSON, part(&c.statement)),
+            (format!("{stem}.json.sig"), TEXT, part(&c.statement_signature)),
+            (format!("{stem}.sig"), TEXT, part(&c.certificate_signature)),
         ]);
     }
-    names.push(format!("{id}.pdf"));
-    names
+    files
 }
 
 /// Each countersignature's role and its number within that role.
@@ -387,9 +395,9 @@ fn numbered(bundle: &Bundle) -> Vec<(String, usize)> {
 }
 
 fn downloads(lang: Lang, id: &str, bundle: &Bundle) -> String {
-    let links: String = file_names(id, bundle)
-        .iter()
-        .map(|name| format!("<li><a href=\"/c/{id}/files/{}\">{}</a></li>", segment(name), text(name)))
+    let names = filed_files(id, bundle).into_iter().map(|(name, ..)| name).chain([format!("{id}.pdf")]);
+    let links: String = names
+        .map(|name| format!("<li><a href=\"/c/{id}/files/{}\">{}</a></li>", segment(&name), text(&name)))
         .collect();
     format!("<h2>{}</h2><ul>{links}</ul>", label(lang, "下载原始文件", "Download the exact files"))
 }
@@ -400,42 +408,22 @@ pub fn file(site: &mut Site, id: &str, name: &str) -> Result<Response, LedgerErr
         return Ok(not_found(Lang::Both));
     }
     let Some(bundle) = site.ledger.bundle(id)? else { return Ok(not_found(Lang::Both)) };
-    if !file_names(id, &bundle).iter().any(|n| n == name) {
-        return Ok(not_found(Lang::Both));
-    }
-    let part = |p: &crate::cert::files::Part| p.bytes.clone().unwrap_or_default();
-    if name == format!("{id}.json") {
-        return Ok(Response::download("application/json", name, bundle.certificate.clone()));
-    }
-    if name == format!("{id}.json.sig") {
-        return Ok(Response::download("text/plain; charset=utf-8", name, part(&bundle.signature)));
-    }
     if name == format!("{id}.pdf") {
         return Ok(pdf(site, id, &bundle));
     }
-    for ((role, n), c) in numbered(&bundle).into_iter().zip(&bundle.countersignatures) {
-        let stem = format!("{id}.json.{role}-{n}");
-        let found = match name.strip_prefix(&stem) {
-            Some(".json") => Some(("application/json", part(&c.statement))),
-            Some(".json.sig") => Some(("text/plain; charset=utf-8", part(&c.statement_signature))),
-            Some(".sig") => Some(("text/plain; charset=utf-8", part(&c.certificate_signature))),
-            _ => None,
-        };
-        if let Some((kind, bytes)) = found {
-            return Ok(Response::download(kind, name, bytes));
-        }
-    }
-    Ok(not_found(Lang::Both))
+    Ok(match filed_files(id, &bundle).into_iter().find(|(n, ..)| n == name) {
+        Some((_, kind, bytes)) => Response::download(kind, name, bytes),
+        None => not_found(Lang::Both),
+    })
 }
 
 /// The printed certificate, rendered from the filed bytes (their files written
 /// side by side in a private directory, exactly as `cert pdf` reads them).
-fn pdf(site: &mut Site, id: &str, bundle: &Bundle) -> Response {
+fn pdf(site: &Site, id: &str, bundle: &Bundle) -> Response {
     let rendered = (|| -> Result<Vec<u8>, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        for name in file_names(id, bundle).iter().filter(|n| !n.ends_with(".pdf")) {
-            let response = file(site, id, name).map_err(|e| e.to_string())?;
-            std::fs::write(dir.path().join(name), &response.body).map_err(|e| e.to_string())?;
+        for (name, _, bytes) in filed_files(id, bundle) {
+            std::fs::write(dir.path().join(name), bytes).map_err(|e| e.to_string())?;
         }
         let output = dir.path().join(format!("{id}.pdf"));
         let trust = Trust { allowed: &site.allowed, station: None };
