@@ -28,6 +28,11 @@ pub fn entry_hash(prev_hash: &str, seq: i64, number: &str, kind: &str, at: &str,
     hex::encode(hasher.finalize())
 }
 
+/// Whether a stored entry's hash is the hash of its content.
+pub fn hash_matches(e: &super::store::EntryRow) -> bool {
+    e.hash == entry_hash(&e.prev_hash, e.seq, &e.number, &e.kind, &e.at, &e.data)
+}
+
 /// The bytes a station signs for an entry: plain text, so that anyone can check
 /// it with `ssh-keygen -Y verify`, and unlike any certificate (which is JSON).
 pub fn entry_message(ledger_id: &str, seq: i64, prev_hash: &str, hash: &str) -> Vec<u8> {

@@ -33,7 +33,7 @@ use thiserror::Error;
 use crate::cert::files::{Bundle, CounterParts, Part, Trust};
 use crate::cert::files::{Role, Statement};
 use crate::cert::records::{self, Classification, Destination, RecordsError};
-use crate::cert::sign::{self, AllowedSigners, GoodSignature, NAMESPACE, Signers, SigningKey};
+use crate::cert::sign::{AllowedSigners, GoodSignature, NAMESPACE, SigningKey};
 use crate::cert::{CertError, Certificate};
 use chain::Head;
 use store::{CertificateRow, CountersignatureRow, EntryRow, Store, Tx};
@@ -373,15 +373,15 @@ impl Ledger {
             };
             let number = medium.number.clone();
             let countersigned = checked.signatures.iter().filter(|s| s.statement.is_some());
-            let new_counters: Vec<(&CounterParts, &GoodSignature)> = countersigned
+            let new_counters: Vec<Counter<'_>> = countersigned
                 .zip(&bundle.countersignatures)
-                .filter_map(|(check, parts)| check.result.as_ref().ok().map(|good| (parts, good)))
+                .filter_map(|(check, parts)| Some((parts, check.statement.as_ref()?, check.result.as_ref().ok()?)))
                 .collect();
             if tx.certificate(&cert.certificate_id)?.is_some() {
                 let known = tx.countersignatures(Some(&cert.certificate_id))?;
                 let fresh: Vec<_> = new_counters
                     .into_iter()
-                    .filter(|(parts, _)| !known.iter().any(|k| Some(&k.statement) == parts.statement.bytes.as_ref()))
+                    .filter(|(parts, ..)| !known.iter().any(|k| Some(&k.statement) == parts.statement.bytes.as_ref()))
                     .collect();
                 if fresh.is_empty() {
                     return Err(LedgerError::AlreadyImported(cert.certificate_id.clone()));
@@ -612,7 +612,7 @@ impl Writer<'_> {
         let tampered = |why: String| LedgerError::Tampered { number: number.to_string(), why };
         let mut replayed = None;
         for e in tx.entries(Some(number))? {
-            if e.hash != chain::entry_hash(&e.prev_hash, e.seq, &e.number, &e.kind, &e.at, &e.data) {
+            if !chain::hash_matches(&e) {
                 return Err(tampered(format!("entry {} was altered", e.seq)));
             }
             if let Some(why) = verify::signature_problem(&e, self.ledger_id, Some(self.allowed)) {
@@ -650,12 +650,7 @@ fn authorize(allowed: &AllowedSigners, key: &SigningKey) -> Result<(), LedgerErr
 /// A new allowed-signers list must still vouch for every entry signed so far.
 fn check_still_signed(tx: &mut dyn Tx, ledger_id: &str, list: &AllowedSigners) -> Result<(), LedgerError> {
     for entry in tx.entries(None)? {
-        let Some(signature) = &entry.signature else { continue };
-        let at = humantime::parse_rfc3339(&entry.at).unwrap_or_else(|_| SystemTime::now());
-        let message = chain::entry_message(ledger_id, entry.seq, &entry.prev_hash, &entry.hash);
-        if let Err(why) =
-            sign::verify(&message, signature, Some(Signers { allowed: list, at, principal: None }))
-        {
+        if let Some(Err(why)) = verify::entry_signature(&entry, ledger_id, Some(list)) {
             return Err(LedgerError::Reconfigure(format!(
                 "entry {} would no longer verify ({why}); keep its signer in the list (retire a key with valid-before=\"…\")",
                 entry.seq
@@ -721,28 +716,28 @@ fn check_rules(
     Ok(())
 }
 
+/// A verified countersignature: its files, its parsed statement, its signer.
+type Counter<'a> = (&'a CounterParts, &'a Statement, &'a GoodSignature);
+
 fn record_countersignatures(
     tx: &mut dyn Tx,
     writer: &Writer<'_>,
     number: &str,
     certificate_id: &str,
-    counters: &[(&CounterParts, &GoodSignature)],
+    counters: &[Counter<'_>],
 ) -> Result<(), LedgerError> {
     let text = |part: &Part| {
         part.bytes.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default()
     };
-    for (parts, good) in counters {
-        let statement = parts.statement.bytes.clone().unwrap_or_default();
+    for (parts, statement, good) in counters {
         tx.insert_countersignature(&CountersignatureRow {
             certificate_id: certificate_id.to_string(),
             role: parts.role.clone(),
-            statement: statement.clone(),
+            statement: parts.statement.bytes.clone().unwrap_or_default(),
             statement_signature: text(&parts.statement_signature),
             certificate_signature: text(&parts.certificate_signature),
         })?;
-        let parsed: Statement =
-            crate::cert::canonical::parse(&statement).expect("a verified statement parses");
-        let mut data = serde_json::to_value(parsed).expect("serializes");
+        let mut data = serde_json::to_value(statement).expect("serializes");
         data["signer"] = signer_value(good);
         writer.append(tx, number, "countersignature", &data)?;
     }

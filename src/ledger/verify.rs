@@ -90,26 +90,17 @@ fn check_chain(
                 "entry {seq} does not follow the entry before it: the chain is broken (removed or reordered entries)"
             ));
         }
-        if e.hash != chain::entry_hash(&e.prev_hash, seq, &e.number, &e.kind, &e.at, &e.data) {
+        if !chain::hash_matches(e) {
             problems.push(format!(
                 "entry {seq} ({} of {}) was altered: its hash does not match its content",
                 e.kind, e.number
             ));
         }
-        check_entry_signature(e, ledger_id, allowed, problems);
+        problems.extend(signature_problem(e, ledger_id, allowed));
         previous = e.hash.clone();
         apply(&mut replay, e, problems);
     }
     replay
-}
-
-fn check_entry_signature(
-    e: &EntryRow,
-    ledger_id: &str,
-    allowed: Option<&AllowedSigners>,
-    problems: &mut Vec<String>,
-) {
-    problems.extend(signature_problem(e, ledger_id, allowed));
 }
 
 /// Why an entry's signature does not hold, if it does not.
@@ -118,18 +109,29 @@ pub(super) fn signature_problem(
     ledger_id: &str,
     allowed: Option<&AllowedSigners>,
 ) -> Option<String> {
-    let Some(signature) = &e.signature else {
+    let Some(checked) = entry_signature(e, ledger_id, allowed) else {
         return Some(format!(
             "entry {} is not signed (written before entries were signed, or stripped)",
             e.seq
         ));
     };
+    checked.err().map(|why| {
+        format!("entry {} ({} of {}): its signature does not verify: {why}", e.seq, e.kind, e.number)
+    })
+}
+
+/// An entry's signature, checked against `allowed` as of the entry's time
+/// (only for intactness without `allowed`); `None` when it is unsigned.
+pub(super) fn entry_signature(
+    e: &EntryRow,
+    ledger_id: &str,
+    allowed: Option<&AllowedSigners>,
+) -> Option<Result<sign::GoodSignature, sign::SignatureError>> {
+    let signature = e.signature.as_ref()?;
     let at = humantime::parse_rfc3339(&e.at).unwrap_or(SystemTime::UNIX_EPOCH);
     let signers = allowed.map(|allowed| Signers { allowed, at, principal: None });
     let message = chain::entry_message(ledger_id, e.seq, &e.prev_hash, &e.hash);
-    sign::verify(&message, signature, signers).err().map(|why| {
-        format!("entry {} ({} of {}): its signature does not verify: {why}", e.seq, e.kind, e.number)
-    })
+    Some(sign::verify(&message, signature, signers))
 }
 
 /// Applies a registration or reclassification to the medium it is about.
