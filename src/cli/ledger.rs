@@ -322,8 +322,7 @@ fn list(ledger: &mut Ledger, json: bool) -> Result<(), Failure> {
 }
 
 fn show(ledger: &mut Ledger, number: &str, json: bool) -> Result<(), Failure> {
-    let medium = ledger.medium(number)?;
-    let history = ledger.history(number)?;
+    let (medium, history) = ledger.history(number)?;
     if json {
         return print_json(&json!({"medium": medium, "history": history}));
     }

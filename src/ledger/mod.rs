@@ -23,6 +23,7 @@ pub mod store;
 
 pub use location::Location;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -487,14 +488,18 @@ impl Ledger {
         })
     }
 
-    pub fn history(&mut self, number: &str) -> Result<Vec<Entry>, LedgerError> {
-        self.medium(number)?;
-        let mut entries = Vec::new();
+    /// A medium and its whole history, from one consistent read.
+    pub fn history(&mut self, number: &str) -> Result<(Medium, Vec<Entry>), LedgerError> {
+        let mut found = None;
         self.store.read(&mut |tx| {
-            entries = tx.entries(Some(number))?;
+            found = match tx.medium(number)? {
+                Some(medium) => Some((medium, tx.entries(Some(number))?)),
+                None => None,
+            };
             Ok(())
         })?;
-        Ok(entries.into_iter().map(Entry::from).collect())
+        let (medium, entries) = found.ok_or_else(|| LedgerError::UnknownNumber(number.to_string()))?;
+        Ok((medium, entries.into_iter().map(Entry::from).collect()))
     }
 
     /// A certificate as filed, with its countersignatures, ready to be checked.
@@ -539,12 +544,16 @@ impl Ledger {
     pub fn export_rows(&mut self) -> Result<Vec<Value>, LedgerError> {
         let mut rows = Vec::new();
         self.store.read(&mut |tx| {
-            rows.clear();
-            for medium in tx.media()? {
-                let history: Vec<Entry> =
-                    tx.entries(Some(&medium.number))?.into_iter().map(Entry::from).collect();
-                rows.push(export_row(&medium, &history));
+            // Every entry in one query, not one query per medium.
+            let mut histories: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
+            for entry in tx.entries(None)? {
+                histories.entry(entry.number.clone()).or_default().push(Entry::from(entry));
             }
+            rows = tx
+                .media()?
+                .iter()
+                .map(|medium| export_row(medium, histories.get(&medium.number).map_or(&[], Vec::as_slice)))
+                .collect();
             Ok(())
         })?;
         Ok(rows)

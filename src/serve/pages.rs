@@ -113,12 +113,11 @@ pub fn search(site: &mut Site, request: &Request) -> Result<Response, LedgerErro
 
 pub fn medium(site: &mut Site, request: &Request, number: &str) -> Result<Response, LedgerError> {
     let lang = request.lang;
-    let medium = match site.ledger.medium(number) {
-        Ok(medium) => medium,
+    let (medium, history) = match site.ledger.history(number) {
+        Ok(found) => found,
         Err(LedgerError::UnknownNumber(_)) => return Ok(not_found(lang)),
         Err(error) => return Err(error),
     };
-    let history = site.ledger.history(number)?;
     let chain = site.ledger.verify(Some(&site.allowed), None)?;
     let mut body = html::search_form(lang, "");
     body += &rows(&medium_rows(lang, &medium));
