@@ -105,11 +105,7 @@ pub fn run(args: &AuditArgs) -> Result<u8, Failure> {
 
 /// The certificate, only when its signatures verify against the allowed signers.
 fn verified_certificate(args: &AuditArgs) -> Result<Certificate, Failure> {
-    let allowed = args.trust.load()?.ok_or_else(|| {
-        Failure::usage(
-            "an audit checks the medium against a verified certificate: give --allowed-signers FILE (or allowed_signers in the station profile)",
-        )
-    })?;
+    let allowed = args.trust.require("an audit checks the medium against a verified certificate")?;
     let checked = files::check_files(&args.cert, Some(Trust { allowed: &allowed, station: None }))?;
     if !checked.is_valid() {
         let why = checked.reasons();

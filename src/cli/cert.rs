@@ -115,10 +115,7 @@ pub fn run(command: &CertCommand) -> Result<u8, Failure> {
             let output = args.output.clone().unwrap_or_else(|| args.cert.with_extension("pdf"));
             let allowed = args.trust.load()?;
             let trust = allowed.as_ref().map(|allowed| Trust { allowed, station: None });
-            let verify_url = match &args.verify_url {
-                Some(url) => Some(url.clone()),
-                None => crate::cert::records::Profile::find(args.trust.profile.as_deref())?.verify_url,
-            };
+            let verify_url = args.trust.verify_url(args.verify_url.as_ref())?;
             let options = pdf::Options {
                 lang: args.lang,
                 font: args.font.as_deref(),
@@ -246,11 +243,9 @@ fn show(args: &ShowArgs) -> Result<u8, Failure> {
 }
 
 fn countersign(args: &CountersignArgs) -> Result<u8, Failure> {
-    let allowed = args.trust.load()?.ok_or_else(|| {
-        Failure::usage(
-            "countersigning needs the allowed signers, to check the certificate's signer and that your key is listed: give --allowed-signers FILE (or allowed_signers in the station profile)",
-        )
-    })?;
+    let allowed = args.trust.require(
+        "countersigning needs the allowed signers, to check the certificate's signer and that your key is listed",
+    )?;
     let key = load_key(&args.key)?;
     let signer = Countersigner {
         key: &key,

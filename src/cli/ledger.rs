@@ -176,7 +176,7 @@ pub struct HeadArgs {
 }
 
 pub fn run(args: &LedgerArgs, location: Option<&Location>) -> Result<u8, Failure> {
-    let location = location.cloned().unwrap_or_else(|| Location::Sqlite(ledger::default_path()));
+    let location = Location::or_default(location);
     let mut ledger = Ledger::open(&location)?;
     let profile = || -> Result<Profile, Failure> { Ok(Profile::find(args.profile.as_deref())?) };
     let key = || -> Result<SigningKey, Failure> {

@@ -4,8 +4,7 @@ use clap::Args;
 
 use super::trust::TrustArgs;
 use super::{EXIT_OK, Failure, signals};
-use crate::cert::records::Profile;
-use crate::ledger::{self, Ledger, Location};
+use crate::ledger::{Ledger, Location};
 use crate::serve::{Site, serve};
 
 pub const AFTER_HELP: &str = "\
@@ -40,17 +39,10 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: &ServeArgs, location: Option<&Location>) -> Result<u8, Failure> {
-    let allowed = args.trust.load()?.ok_or_else(|| {
-        Failure::usage(
-            "the page verifies every certificate it shows: give --allowed-signers FILE (or allowed_signers in the station profile)",
-        )
-    })?;
-    let location = location.cloned().unwrap_or_else(|| Location::Sqlite(ledger::default_path()));
+    let allowed = args.trust.require("the page verifies every certificate it shows")?;
+    let location = Location::or_default(location);
     let ledger = Ledger::open_read_only(&location)?;
-    let verify_url = match &args.verify_url {
-        Some(url) => Some(url.clone()),
-        None => Profile::find(args.trust.profile.as_deref())?.verify_url,
-    };
+    let verify_url = args.trust.verify_url(args.verify_url.as_ref())?;
     signals::install();
     let mut site = Site::new(ledger, allowed, verify_url);
     let ready = |address: std::net::SocketAddr| {

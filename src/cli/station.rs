@@ -334,7 +334,7 @@ impl Station<'_> {
             .setup
             .report_dir
             .as_ref()
-            .map(|dir| dir.join(format!("{}-{}.report.json", seen.name, report_stamp())));
+            .map(|dir| super::wipe::report_file(dir, &seen.name, &super::wipe::report_stamp()));
         let note = |text: &str| self.rows.note(seen, text);
         let prepared =
             self.setup.settings.prepare(target, records, report, &note).map_err(|e| e.to_string())?;
@@ -487,12 +487,9 @@ fn summary_csv(rows: &[SummaryRow], totals: &str) -> Result<Vec<u8>, csv::Error>
     writer.into_inner().map_err(|e| e.into_error().into())
 }
 
+/// Today's date, UTC, as `{date}` in an asset template: `20261130`.
 fn today() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()[..10].replace('-', "")
-}
-
-fn report_stamp() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace([':', '-'], "")
+    super::wipe::report_stamp()[..8].to_string()
 }
 
 #[cfg(test)]

@@ -31,6 +31,25 @@ impl TrustArgs {
         };
         path.map(|path| load_allowed_signers(&path)).transpose()
     }
+
+    /// The allowed signers, required because `why` (a command that cannot go on
+    /// without checking signers says so).
+    pub fn require(&self, why: &str) -> Result<AllowedSigners, Failure> {
+        self.load()?.ok_or_else(|| {
+            Failure::usage(format!(
+                "{why}: give --allowed-signers FILE (or allowed_signers in the station profile)"
+            ))
+        })
+    }
+
+    /// The records office's address for printed QR codes: `given`, else the
+    /// station profile's `verify_url`.
+    pub fn verify_url(&self, given: Option<&String>) -> Result<Option<String>, Failure> {
+        match given {
+            Some(url) => Ok(Some(url.clone())),
+            None => Ok(Profile::find(self.profile.as_deref())?.verify_url),
+        }
+    }
 }
 
 pub fn load_allowed_signers(path: &Path) -> Result<AllowedSigners, Failure> {

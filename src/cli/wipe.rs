@@ -366,14 +366,23 @@ pub fn inspect_all(paths: &[PathBuf], system: &SystemUse) -> Result<Vec<Inspecte
     Ok(targets)
 }
 
+/// The time in a report's file name, UTC: `20261130T002000Z`.
+pub fn report_stamp() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace([':', '-'], "")
+}
+
+/// A report's file in `dir`, named after the device and the time.
+pub fn report_file(dir: &Path, name: &str, stamp: &str) -> PathBuf {
+    dir.join(format!("{name}-{stamp}.report.json"))
+}
+
 /// Where each target's report goes, checked before anything is written so hours of
 /// wiping never end in an unwritable report.
 pub fn report_paths(report: Option<&Path>, targets: &[Inspected]) -> Result<Vec<Option<PathBuf>>, Failure> {
     let Some(report) = report else { return Ok(vec![None; targets.len()]) };
-    let stamp =
-        humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace([':', '-'], "");
+    let stamp = report_stamp();
     let paths: Vec<PathBuf> = if report.is_dir() {
-        targets.iter().map(|t| report.join(format!("{}-{stamp}.report.json", t.identity.name))).collect()
+        targets.iter().map(|t| report_file(report, &t.identity.name, &stamp)).collect()
     } else if targets.len() == 1 {
         vec![report.to_path_buf()]
     } else {

@@ -11,6 +11,11 @@ pub enum Location {
 }
 
 impl Location {
+    /// `given`, else the station's own SQLite ledger.
+    pub fn or_default(given: Option<&Location>) -> Location {
+        given.cloned().unwrap_or_else(|| Location::Sqlite(super::default_path()))
+    }
+
     /// A `postgres://` or `postgresql://` URL is a server; anything else is a
     /// path, as it always was.
     pub fn parse(text: &str) -> Location {
