@@ -11,8 +11,23 @@ use serde_json::{Value, json};
 use crate::engine::events::{Event, Observer, Phase};
 
 /// How often progress is printed as JSON or plain text.
-const JSON_INTERVAL: Duration = Duration::from_secs(1);
-const LOG_INTERVAL: Duration = Duration::from_secs(10);
+pub(super) const JSON_INTERVAL: Duration = Duration::from_secs(1);
+pub(super) const LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Lets a line through at most once per interval (or when forced).
+#[derive(Default)]
+pub(super) struct Throttle(Mutex<Option<Instant>>);
+
+impl Throttle {
+    pub(super) fn due(&self, interval: Duration, force: bool) -> bool {
+        let mut last = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let due = force || last.is_none_or(|t| t.elapsed() >= interval);
+        if due {
+            *last = Some(Instant::now());
+        }
+        due
+    }
+}
 
 pub enum Ui {
     Json,
@@ -52,7 +67,7 @@ impl Ui {
             name: name.to_string(),
             path: path.to_string(),
             bar,
-            last_print: Mutex::new(None),
+            last_print: Throttle::default(),
         }
     }
 
@@ -71,6 +86,14 @@ impl Ui {
         let _ = writeln!(out, "{value}");
         let _ = out.flush();
     }
+
+    /// An event: its identifying fields, then the event's own.
+    pub(super) fn emit_event(mut base: Value, fields: Value) {
+        if let (Some(object), Value::Object(extra)) = (base.as_object_mut(), fields) {
+            object.extend(extra);
+        }
+        Ui::emit_json(&base);
+    }
 }
 
 /// One target's view: receives its engine events.
@@ -79,26 +102,17 @@ pub struct TargetView<'a> {
     name: String,
     path: String,
     bar: Option<ProgressBar>,
-    last_print: Mutex<Option<Instant>>,
+    last_print: Throttle,
 }
 
 impl TargetView<'_> {
     /// Whether enough time has passed since the last throttled line.
     fn due(&self, interval: Duration, force: bool) -> bool {
-        let mut last = self.last_print.lock().unwrap_or_else(|e| e.into_inner());
-        let due = force || last.is_none_or(|t| t.elapsed() >= interval);
-        if due {
-            *last = Some(Instant::now());
-        }
-        due
+        self.last_print.due(interval, force)
     }
 
     fn json(&self, event: &str, fields: Value) {
-        let mut value = json!({"event": event, "target": self.name, "path": self.path});
-        if let (Some(object), Value::Object(extra)) = (value.as_object_mut(), fields) {
-            object.extend(extra);
-        }
-        Ui::emit_json(&value);
+        Ui::emit_event(json!({"event": event, "target": self.name, "path": self.path}), fields);
     }
 
     /// A drive's own erase reports a fraction (or nothing): a percentage bar,

@@ -150,7 +150,7 @@ pub fn run(args: &StationArgs, ledger: Option<&Location>) -> Result<u8, Failure>
             for change in watch.update(&scan::scan(Path::new("/sys"))) {
                 match change {
                     Change::Removed(seen) => rows.removed(&seen, running.contains_key(&seen.medium_key())),
-                    Change::Arrived(seen) if stopping => rows.ignored(&seen, "the station is stopping"),
+                    Change::Arrived(seen) if stopping => rows.refused(&seen, "the station is stopping"),
                     Change::Arrived(seen) => {
                         if let Some(prepared) = station.accept(&seen) {
                             running.insert(seen.medium_key(), seen.clone());

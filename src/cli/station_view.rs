@@ -4,14 +4,13 @@
 //! `refused`, `started`, `progress`, `done`, `removed`), plain lines otherwise.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
-use super::output::Ui;
+use super::output::{JSON_INTERVAL, LOG_INTERVAL, Throttle, Ui};
 use crate::cert::display::escape;
 use crate::engine::events::{Event, Observer, Phase};
 use crate::station::scan::Seen;
@@ -23,52 +22,34 @@ pub enum RowState {
 }
 
 pub struct Rows {
-    mode: Mode,
+    ui: Ui,
     /// One bar per port, made when the port first shows a medium.
     bars: Mutex<BTreeMap<String, ProgressBar>>,
 }
 
-enum Mode {
-    Json,
-    Bars(MultiProgress),
-    Plain,
-}
-
-const JSON_INTERVAL: Duration = Duration::from_secs(1);
-const LOG_INTERVAL: Duration = Duration::from_secs(10);
 const BAR_INTERVAL: Duration = Duration::from_millis(250);
 
 impl Rows {
     pub fn choose(json: bool) -> Rows {
-        let mode = if json {
-            Mode::Json
-        } else if std::io::stderr().is_terminal() {
-            Mode::Bars(MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(4)))
-        } else {
-            Mode::Plain
-        };
-        Rows { mode, bars: Mutex::new(BTreeMap::new()) }
+        Rows { ui: Ui::choose(json), bars: Mutex::new(BTreeMap::new()) }
     }
 
     fn event(&self, event: &str, seen: &Seen, fields: Value) {
-        let mut value = json!({
+        let identity = json!({
             "event": event,
             "port": seen.port(),
             "device": format!("/dev/{}", seen.name),
             "serial": seen.serial,
             "size_bytes": seen.size_bytes,
         });
-        if let (Some(object), Value::Object(extra)) = (value.as_object_mut(), fields) {
-            object.extend(extra);
-        }
-        Ui::emit_json(&value);
+        Ui::emit_event(identity, fields);
     }
 
     /// Sets a port's row (terminal) or prints its line (plain).
     fn set(&self, seen: &Seen, message: &str) {
         let port = seen.port();
-        match &self.mode {
-            Mode::Bars(multi) => {
+        match &self.ui {
+            Ui::Bars(multi) => {
                 let mut bars = crate::engine::lock(&self.bars);
                 let bar = bars.entry(port.clone()).or_insert_with(|| {
                     let bar = multi.add(ProgressBar::new(0));
@@ -80,24 +61,19 @@ impl Rows {
                 });
                 bar.set_message(message.to_string());
             }
-            Mode::Plain => eprintln!("{port}: {message}"),
-            Mode::Json => {}
+            Ui::Plain => eprintln!("{port}: {message}"),
+            Ui::Json => {}
         }
     }
 
     pub fn say(&self, line: &str) {
-        match &self.mode {
-            Mode::Bars(multi) => {
-                let _ = multi.println(line);
-            }
-            _ => eprintln!("{line}"),
-        }
+        self.ui.say(line);
     }
 
     /// The station watches for media now.
     pub fn ready(&self, protected: usize) {
-        match self.mode {
-            Mode::Json => Ui::emit_json(&json!({"event": "ready", "protected": protected})),
+        match self.ui {
+            Ui::Json => Ui::emit_json(&json!({"event": "ready", "protected": protected})),
             _ => self.say(&format!(
                 "station: ready — plug in media ({protected} device(s) left alone); Ctrl-C ends"
             )),
@@ -105,8 +81,8 @@ impl Rows {
     }
 
     pub fn arrived(&self, seen: &Seen) {
-        match self.mode {
-            Mode::Json => self.event("arrived", seen, json!({"status": "arrived"})),
+        match self.ui {
+            Ui::Json => self.event("arrived", seen, json!({"status": "arrived"})),
             _ => self.set(seen, &format!("/dev/{} {} arrived", seen.name, HumanBytes(seen.size_bytes))),
         }
     }
@@ -114,8 +90,8 @@ impl Rows {
     pub fn started(&self, seen: &Seen, prepared: &Prepared) {
         let plan = prepared.plan().expect("a station only overwrites");
         let resuming = prepared.resuming();
-        match self.mode {
-            Mode::Json => self.event(
+        match self.ui {
+            Ui::Json => self.event(
                 "started",
                 seen,
                 json!({"status": "wiping", "method": plan.method, "passes": plan.passes.len(), "resuming": resuming}),
@@ -126,26 +102,22 @@ impl Rows {
 
     pub fn refused(&self, seen: &Seen, reason: &str) {
         let reason = escape(reason);
-        match self.mode {
-            Mode::Json => self.event("refused", seen, json!({"status": "refused", "reason": reason})),
+        match self.ui {
+            Ui::Json => self.event("refused", seen, json!({"status": "refused", "reason": reason})),
             _ => self.set(seen, &format!("refused ({reason}) — left alone")),
         }
     }
 
-    pub fn ignored(&self, seen: &Seen, reason: &str) {
-        self.refused(seen, reason);
-    }
-
     pub fn note(&self, seen: &Seen, text: &str) {
-        match self.mode {
-            Mode::Json => self.event("note", seen, json!({"message": text})),
+        match self.ui {
+            Ui::Json => self.event("note", seen, json!({"message": text})),
             _ => self.say(&format!("{}: {text}", seen.port())),
         }
     }
 
     pub fn removed(&self, seen: &Seen, while_wiping: bool) {
-        match self.mode {
-            Mode::Json => {
+        match self.ui {
+            Ui::Json => {
                 self.event("removed", seen, json!({"status": "removed", "while_wiping": while_wiping}))
             }
             _ if while_wiping => {
@@ -158,8 +130,8 @@ impl Rows {
     pub fn finished(&self, seen: &Seen, state: RowState, outcome: &Outcome) {
         let report = &outcome.report;
         let certificate = outcome.certificate.as_ref().and_then(|c| c.as_ref().ok());
-        match (&self.mode, &state) {
-            (Mode::Json, _) => self.event(
+        match (&self.ui, &state) {
+            (Ui::Json, _) => self.event(
                 "done",
                 seen,
                 json!({
@@ -179,25 +151,14 @@ impl Rows {
 
     /// The engine's events for one medium, shown on its row.
     pub fn view<'a>(&'a self, seen: &Seen) -> RowView<'a> {
-        RowView { rows: self, seen: seen.clone(), last: Mutex::new(None) }
+        RowView { rows: self, seen: seen.clone(), last: Throttle::default() }
     }
 }
 
 pub struct RowView<'a> {
     rows: &'a Rows,
     seen: Seen,
-    last: Mutex<Option<Instant>>,
-}
-
-impl RowView<'_> {
-    fn due(&self, interval: Duration) -> bool {
-        let mut last = crate::engine::lock(&self.last);
-        let due = last.is_none_or(|t| t.elapsed() >= interval);
-        if due {
-            *last = Some(Instant::now());
-        }
-        due
-    }
+    last: Throttle,
 }
 
 impl Observer for RowView<'_> {
@@ -214,16 +175,16 @@ impl Observer for RowView<'_> {
             Phase::Verifying => "verifying",
         };
         let percent = 100.0 * bytes_done as f64 / bytes_total.max(1) as f64;
-        match &self.rows.mode {
-            Mode::Json if self.due(JSON_INTERVAL) || bytes_done == bytes_total => self.rows.event(
+        match &self.rows.ui {
+            Ui::Json if self.last.due(JSON_INTERVAL, bytes_done == bytes_total) => self.rows.event(
                 "progress",
                 &self.seen,
                 json!({"status": word, "pass": pass, "passes": passes, "bytes_done": bytes_done, "bytes_total": bytes_total, "bytes_per_second": bytes_per_second}),
             ),
-            Mode::Json => {}
-            Mode::Plain if !self.due(LOG_INTERVAL) => {}
+            Ui::Json => {}
+            Ui::Plain if !self.last.due(LOG_INTERVAL, false) => {}
             // Progress arrives per chunk, under the engine's lock; a terminal redraws 4 times a second.
-            Mode::Bars(_) if !self.due(BAR_INTERVAL) && bytes_done != bytes_total => {}
+            Ui::Bars(_) if !self.last.due(BAR_INTERVAL, bytes_done == bytes_total) => {}
             _ => {
                 let eta = if bytes_per_second > 0.0 {
                     let seconds = (bytes_total - bytes_done) as f64 / bytes_per_second;
