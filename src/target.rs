@@ -25,8 +25,8 @@ use crate::device::{Access, DeviceError, HiddenAreas, Inspected, Medium, TargetK
 use crate::drive::ata::AtaDevice;
 use crate::drive::hidden;
 use crate::drive::hidden::MaxAddressCommands;
-use crate::drive::linux::LinuxDrive;
-use crate::drive::probe::{self, DescriptorSense, Probed, Protocol};
+use crate::drive::linux::with_drive;
+use crate::drive::probe::{self, Probed, Protocol};
 use crate::drive::sanitize::{self, Action};
 use crate::drive::{CommandError, Passthrough};
 use crate::engine::checkpoint::{self, Checkpoint, FileJournal, Interruption, Journal, JournalError};
@@ -322,9 +322,7 @@ pub fn ask_drive(target: &mut Inspected, note: &dyn Fn(&str)) -> Result<Option<P
     }
     let path = target.identity.path.clone();
     let file = std::fs::File::open(&path).map_err(|e| DeviceError::io(Path::new(&path), e))?;
-    let mut linux = LinuxDrive::new(file.as_fd());
-    let mut drive = DescriptorSense::enable(&mut linux);
-    let probed = match probe::probe(&mut drive, &target.identity.transport) {
+    let probed = match with_drive(file.as_fd(), |drive| probe::probe(drive, &target.identity.transport)) {
         Ok(Some(probed)) => probed,
         Ok(None) => return Ok(None),
         Err(error) => {
@@ -449,9 +447,7 @@ fn drive_erase_work(
     let (Some(probed), Some(fd)) = (probed, medium.block_fd()) else {
         return Err(TargetError::NoDrive { path });
     };
-    let mut linux = LinuxDrive::new(fd);
-    let mut drive = DescriptorSense::enable(&mut linux);
-    let plan = sanitize::plan(&mut drive, &probed, action)
+    let plan = with_drive(fd, |drive| sanitize::plan(drive, &probed, action))
         .map_err(|source| TargetError::Refused { path, source })?;
     Ok(Work::DriveErase { plan, protocol: probed.protocol })
 }
@@ -638,10 +634,8 @@ impl Prepared {
         let Some(PendingRestore { areas, mut probed }) = self.restore.take() else { return Ok(self) };
         let path = self.target.identity.path.clone();
         let fd = self.medium.block_fd().expect("hidden areas are a drive's, on a block device");
-        let mut linux = LinuxDrive::new(fd);
-        let restored =
-            restore_areas(&mut DescriptorSense::enable(&mut linux), areas, probed.max_address, &path, note)
-                .map_err(|source| TargetError::RestoreFailed { path: path.clone(), source })?;
+        let restored = with_drive(fd, |drive| restore_areas(drive, areas, probed.max_address, &path, note))
+            .map_err(|source| TargetError::RestoreFailed { path: path.clone(), source })?;
         let Prepared { mut target, medium, records, report_path, .. } = self;
         drop(medium);
         let after =
@@ -719,8 +713,6 @@ fn drive_erase(
 ) -> Report {
     use crate::engine::events::Event;
     let fd = medium.block_fd().expect("a drive erase was prepared on a block device");
-    let mut linux = LinuxDrive::new(fd);
-    let mut drive = DescriptorSense::enable(&mut linux);
     observer.event(&Event::DriveStep {
         step: &format!("marking the verification sample, then {}", plan.command.name()),
     });
@@ -730,14 +722,16 @@ fn drive_erase(
     };
     let follow =
         sanitize::Follow { observer: &progress, stop, poll_every: std::time::Duration::from_secs(1) };
-    purge::run(purge::Job {
-        medium,
-        pt: &mut drive,
-        target,
-        protocol,
-        plan,
-        follow: &follow,
-        prng: crate::stream::Prng::for_this_cpu(),
+    with_drive(fd, |pt| {
+        purge::run(purge::Job {
+            medium,
+            pt,
+            target,
+            protocol,
+            plan,
+            follow: &follow,
+            prng: crate::stream::Prng::for_this_cpu(),
+        })
     })
 }
 

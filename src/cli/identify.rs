@@ -13,8 +13,8 @@ use serde::Serialize;
 use super::{EXIT_FAILED, EXIT_OK, Failure, print_json};
 use crate::device::{self, SystemUse, TargetKind};
 use crate::drive::identify::{self, Checksum, DriveInfo, EraseTime, Rotation};
-use crate::drive::linux::LinuxDrive;
-use crate::drive::probe::{self, DescriptorSense, Probed, Protocol};
+use crate::drive::linux::with_drive;
+use crate::drive::probe::{self, Probed, Protocol};
 use crate::drive::{nvme, sanitize};
 
 pub const AFTER_HELP: &str = "\
@@ -100,9 +100,7 @@ fn from_device(target: &Path) -> Result<Account, Failure> {
         return Err(Failure::usage(format!("{shown}: an image file has no drive to ask")));
     }
     let file = std::fs::File::open(target).map_err(|e| Failure::usage(format!("{shown}: {e}")))?;
-    let mut linux = LinuxDrive::new(file.as_fd());
-    let mut drive = DescriptorSense::enable(&mut linux);
-    let probed = probe::probe(&mut drive, &inspected.identity.transport)
+    let probed = with_drive(file.as_fd(), |drive| probe::probe(drive, &inspected.identity.transport))
         .map_err(|e| Failure { code: EXIT_FAILED, message: format!("{shown}: {e}") })?
         .ok_or_else(|| {
             Failure::usage(format!(

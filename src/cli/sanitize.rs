@@ -14,8 +14,8 @@ use super::output::Ui;
 use super::wipe::{self, CertificateArgs, HiddenArgs};
 use super::{EXIT_OK, Failure, print_json, signals};
 use crate::device::{self, SystemUse, TargetKind};
-use crate::drive::linux::LinuxDrive;
-use crate::drive::probe::{self, DescriptorSense};
+use crate::drive::linux::with_drive;
+use crate::drive::probe;
 use crate::drive::sanitize::{self, Action};
 use crate::engine::checkpoint;
 use crate::engine::workers::{self, Workers};
@@ -130,15 +130,16 @@ fn status(path: &Path, json: bool) -> Result<u8, Failure> {
     let inspected = device::inspect(path, &SystemUse::read())?;
     let shown = path.display();
     let file = std::fs::File::open(path).map_err(|e| Failure::usage(format!("{shown}: {e}")))?;
-    let mut linux = LinuxDrive::new(file.as_fd());
-    let mut drive = DescriptorSense::enable(&mut linux);
     let no_drive =
         || Failure::usage(format!("{shown}: no drive answers commands here (a loop device or image file)"));
-    let probed = probe::probe(&mut drive, &inspected.identity.transport)
-        .map_err(|e| Failure::usage(format!("{shown}: {e}")))?
-        .ok_or_else(no_drive)?;
-    let state =
-        sanitize::status(&mut drive, probed.protocol).map_err(|e| Failure::usage(format!("{shown}: {e}")))?;
+    let (probed, state) = with_drive(file.as_fd(), |drive| {
+        let probed = probe::probe(drive, &inspected.identity.transport)
+            .map_err(|e| Failure::usage(format!("{shown}: {e}")))?
+            .ok_or_else(no_drive)?;
+        let state =
+            sanitize::status(drive, probed.protocol).map_err(|e| Failure::usage(format!("{shown}: {e}")))?;
+        Ok::<_, Failure>((probed, state))
+    })?;
     if json {
         print_json(&serde_json::json!({"path": path, "protocol": probed.protocol, "status": state}))?;
     } else {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use rustix::ioctl::{Ioctl, IoctlOutput, Opcode, ioctl, opcode};
 
+use super::probe::DescriptorSense;
 use super::{NvmeAdmin, NvmeReply, Passthrough, ScsiReply, Transfer};
 
 /// `SG_IO` predates the _IOC encoding: its number is plain 0x2285.
@@ -111,6 +112,15 @@ unsafe impl<const OPCODE: Opcode, T> Ioctl for ReturnsInt<'_, OPCODE, T> {
 /// Pass-through on an open block device (`/dev/sdX`, `/dev/nvmeXnY`).
 pub struct LinuxDrive<'a> {
     fd: BorrowedFd<'a>,
+}
+
+/// Runs `work` against the drive behind `fd`, which answers in descriptor-format
+/// sense while it runs (see [`DescriptorSense`]); every command to a real drive
+/// goes through here.
+pub fn with_drive<T>(fd: BorrowedFd<'_>, work: impl FnOnce(&mut dyn Passthrough) -> T) -> T {
+    let mut linux = LinuxDrive::new(fd);
+    let mut drive = DescriptorSense::enable(&mut linux);
+    work(&mut drive)
 }
 
 impl<'a> LinuxDrive<'a> {
