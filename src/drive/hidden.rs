@@ -12,7 +12,7 @@
 
 use super::CommandError;
 use super::ata::{self, AtaDevice};
-use super::identify::{self, Checksum};
+use super::identify::{self, Checksum, DriveInfo};
 pub use crate::device::HiddenAreas;
 
 /// Which commands this drive answers for its native size.
@@ -25,11 +25,10 @@ pub enum MaxAddressCommands {
 }
 
 impl MaxAddressCommands {
-    pub fn of(data: &[u8; 512]) -> Option<MaxAddressCommands> {
-        let w = |n: usize| u16::from_le_bytes([data[2 * n], data[2 * n + 1]]);
-        let w119_valid = w(119) & 0xC000 == 0x4000;
-        let ata = identify::decode_ata(data).ata?;
-        if w119_valid && w(119) & 0x0100 != 0 {
+    /// From the raw IDENTIFY data (word 119) and what was decoded of it.
+    fn of(data: &[u8; 512], ata: &identify::AtaFeatures) -> Option<MaxAddressCommands> {
+        let w119 = identify::word(data, 119);
+        if w119 & 0xC000 == 0x4000 && w119 & 0x0100 != 0 {
             Some(MaxAddressCommands::AccessibleMax)
         } else if ata.hpa_supported && ata.lba48 {
             Some(MaxAddressCommands::Hpa)
@@ -63,12 +62,11 @@ pub struct Examined {
     pub notes: Vec<String>,
 }
 
-/// Looks for an HPA and a DCO; nothing is changed.
-pub fn examine(drive: &mut AtaDevice<'_>, identify_data: &[u8; 512]) -> Examined {
-    let info = identify::decode_ata(identify_data);
+/// Looks for an HPA and a DCO; nothing is changed. `info` is `identify_data` decoded.
+pub fn examine(drive: &mut AtaDevice<'_>, identify_data: &[u8; 512], info: &DriveInfo) -> Examined {
     let accessible = info.capacity.map_or(0, |c| c.sectors);
     let ata = info.ata.unwrap_or_default();
-    let commands = MaxAddressCommands::of(identify_data);
+    let commands = info.ata.as_ref().and_then(|ata| MaxAddressCommands::of(identify_data, ata));
     let mut notes = Vec::new();
     let native_sectors = commands.and_then(|commands| {
         let (name, tf) = commands.read();
@@ -115,7 +113,7 @@ fn dco_max(drive: &mut AtaDevice<'_>, notes: &mut Vec<String>) -> Option<u64> {
         notes.push("DEVICE CONFIGURATION IDENTIFY data failed its checksum; ignored".into());
         return None;
     }
-    let w = |n: usize| u64::from(u16::from_le_bytes([data[2 * n], data[2 * n + 1]]));
+    let w = |n: usize| u64::from(identify::word(&data, n));
     let max = w(3) | w(4) << 16 | w(5) << 32;
     (max > 0).then_some(max + 1)
 }
@@ -147,7 +145,8 @@ mod tests {
     fn an_hpa_is_found_and_restored_volatilely() {
         let mut drive = FakeAta::new(1000).with_hpa(800);
         let identify = drive.identify_block();
-        let examined = examine(&mut AtaDevice { pt: &mut drive }, &identify);
+        let examined =
+            examine(&mut AtaDevice { pt: &mut drive }, &identify, &identify::decode_ata(&identify));
         assert_eq!(examined.areas.accessible_sectors, 800);
         assert_eq!(examined.areas.native_sectors, Some(1000));
         assert_eq!(examined.areas.hidden_sectors(), 200);
@@ -162,7 +161,8 @@ mod tests {
     fn a_dco_is_found_and_only_restored_when_asked() {
         let mut drive = FakeAta::new(1000).with_dco(900).with_hpa(700);
         let identify = drive.identify_block();
-        let areas = examine(&mut AtaDevice { pt: &mut drive }, &identify).areas;
+        let areas =
+            examine(&mut AtaDevice { pt: &mut drive }, &identify, &identify::decode_ata(&identify)).areas;
         assert_eq!(
             (areas.accessible_sectors, areas.native_sectors, areas.factory_sectors),
             (700, Some(900), Some(1000))
@@ -176,7 +176,8 @@ mod tests {
     fn a_drive_without_hidden_areas_hides_nothing() {
         let mut drive = FakeAta::new(1000);
         let identify = drive.identify_block();
-        let examined = examine(&mut AtaDevice { pt: &mut drive }, &identify);
+        let examined =
+            examine(&mut AtaDevice { pt: &mut drive }, &identify, &identify::decode_ata(&identify));
         assert_eq!(examined.areas.hidden_sectors(), 0);
         assert!(examined.notes.is_empty(), "{:?}", examined.notes);
     }
@@ -185,7 +186,8 @@ mod tests {
     fn registers_without_upper_bytes_leave_the_native_size_unknown() {
         let mut drive = FakeAta::new(1 << 30).with_hpa(1 << 29).with_fixed_sense();
         let identify = drive.identify_block();
-        let examined = examine(&mut AtaDevice { pt: &mut drive }, &identify);
+        let examined =
+            examine(&mut AtaDevice { pt: &mut drive }, &identify, &identify::decode_ata(&identify));
         assert_eq!(examined.areas.native_sectors, None);
         assert!(examined.notes[0].contains("native size is unknown"), "{:?}", examined.notes);
         let error = restore_hpa(&mut AtaDevice { pt: &mut drive }, examined.commands.unwrap()).unwrap_err();

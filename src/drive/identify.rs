@@ -162,9 +162,14 @@ pub struct ScsiFeatures {
     pub sanitize_crypto_erase: Option<bool>,
 }
 
+/// Word `n` of a 512-byte ATA data block (little-endian words).
+pub fn word(data: &[u8; 512], n: usize) -> u16 {
+    u16::from_le_bytes([data[2 * n], data[2 * n + 1]])
+}
+
 /// ATA IDENTIFY DEVICE data, decoded.
 pub fn decode_ata(data: &[u8; 512]) -> DriveInfo {
-    let w = |n: usize| u16::from_le_bytes([data[2 * n], data[2 * n + 1]]);
+    let w = |n: usize| word(data, n);
     let dword = |n: usize| u32::from(w(n)) | u32::from(w(n + 1)) << 16;
     let qword = |n: usize| u64::from(dword(n)) | u64::from(dword(n + 2)) << 32;
     // Words 82..84 and 85..87 count only when their validity bits read 01b.

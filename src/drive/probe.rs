@@ -114,7 +114,7 @@ fn probe_ata(pt: &mut dyn Passthrough, data: &[u8; 512]) -> Probed {
     if let Some(identify::Checksum::Invalid { sum }) = info.checksum {
         notes.push(format!("IDENTIFY DEVICE data fails its checksum (sum {sum:#04x}): the drive or bridge returned corrupt data"));
     }
-    let examined = hidden::examine(&mut AtaDevice { pt }, data);
+    let examined = hidden::examine(&mut AtaDevice { pt }, data, &info);
     notes.extend(examined.notes);
     info.hidden = Some(examined.areas);
     Probed { protocol: Protocol::Ata, info, namespace: None, max_address: examined.commands, notes }
