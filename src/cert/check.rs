@@ -59,8 +59,8 @@ pub fn inconsistencies(cert: &Certificate) -> Vec<String> {
             hidden.hidden_sectors()
         ));
     }
-    for (field, text) in record_texts(cert) {
-        if text.chars().any(super::display::is_hidden) {
+    for (field, text, _) in cert.records.texts() {
+        if text.is_some_and(|text| text.chars().any(super::display::is_hidden)) {
             fail(format!("the {field} holds control characters, which certwipe never writes into a record"));
         }
     }
@@ -142,27 +142,6 @@ fn check_records(cert: &Certificate, fail: &mut impl FnMut(String)) {
     {
         fail(format!("a {} medium may not go to {destination:?}", level.english()));
     }
-}
-
-/// The free-text fields of a certificate's records.
-fn record_texts(cert: &Certificate) -> Vec<(&'static str, &str)> {
-    let r = &cert.records;
-    let o = &r.operator;
-    [
-        ("organisation", &r.organisation),
-        ("site", &r.site),
-        ("asset number", &r.asset_number),
-        ("media source", &r.media_source),
-        ("backup location", &r.backup_location),
-        ("operator name", &o.name),
-        ("operator title", &o.title),
-        ("operator id", &o.id),
-        ("operator contact", &o.contact),
-        ("notes", &r.notes),
-    ]
-    .into_iter()
-    .filter_map(|(field, value)| value.as_deref().map(|v| (field, v)))
-    .collect()
 }
 
 fn check_passes(cert: &Certificate, fail: &mut impl FnMut(String)) {

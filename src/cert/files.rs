@@ -445,8 +445,12 @@ pub fn countersign(
     trust: Trust<'_>,
 ) -> Result<Vec<PathBuf>, CertError> {
     super::records::check_text("name", &signer.name, super::records::MAX_NAME_CHARS)?;
-    super::records::check_optional("title", &signer.title, super::records::MAX_NAME_CHARS)?;
-    super::records::check_optional("organisation", &signer.organisation, super::records::MAX_NAME_CHARS)?;
+    super::records::check_optional("title", signer.title.as_deref(), super::records::MAX_NAME_CHARS)?;
+    super::records::check_optional(
+        "organisation",
+        signer.organisation.as_deref(),
+        super::records::MAX_NAME_CHARS,
+    )?;
     // The bytes checked are the bytes countersigned.
     let bundle = Bundle::from_files(cert)?;
     let checked = bundle.check(Some(trust));

@@ -201,8 +201,8 @@ pub fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), Re
     Ok(())
 }
 
-pub fn check_optional(field: &'static str, value: &Option<String>, max: usize) -> Result<(), RecordsError> {
-    value.as_deref().map_or(Ok(()), |v| check_text(field, v, max))
+pub fn check_optional(field: &'static str, value: Option<&str>, max: usize) -> Result<(), RecordsError> {
+    value.map_or(Ok(()), |v| check_text(field, v, max))
 }
 
 impl Profile {
@@ -247,25 +247,26 @@ impl Records {
 }
 
 impl Records {
+    /// Every free-text field: its name, its value, and the most characters it may hold.
+    pub fn texts(&self) -> [(&'static str, Option<&str>, usize); 10] {
+        let o = &self.operator;
+        [
+            ("organisation", self.organisation.as_deref(), MAX_NAME_CHARS),
+            ("site", self.site.as_deref(), MAX_NAME_CHARS),
+            ("asset number", self.asset_number.as_deref(), MAX_NUMBER_CHARS),
+            ("media source", self.media_source.as_deref(), MAX_NAME_CHARS),
+            ("backup location", self.backup_location.as_deref(), MAX_NAME_CHARS),
+            ("operator name", o.name.as_deref(), MAX_NAME_CHARS),
+            ("operator title", o.title.as_deref(), MAX_NAME_CHARS),
+            ("operator id", o.id.as_deref(), MAX_NUMBER_CHARS),
+            ("operator contact", o.contact.as_deref(), MAX_NAME_CHARS),
+            ("notes", self.notes.as_deref(), MAX_NOTES_CHARS),
+        ]
+    }
+
     /// Every free-text field, as [`check_text`] wants it.
     pub fn check_fields(&self) -> Result<(), RecordsError> {
-        check_optional("organisation", &self.organisation, MAX_NAME_CHARS)?;
-        check_optional("site", &self.site, MAX_NAME_CHARS)?;
-        check_optional("asset number", &self.asset_number, MAX_NUMBER_CHARS)?;
-        check_optional("media source", &self.media_source, MAX_NAME_CHARS)?;
-        check_optional("backup location", &self.backup_location, MAX_NAME_CHARS)?;
-        self.operator.check()?;
-        check_optional("notes", &self.notes, MAX_NOTES_CHARS)
-    }
-}
-
-impl Person {
-    /// The operator's fields (the only person a certificate's records name).
-    pub fn check(&self) -> Result<(), RecordsError> {
-        check_optional("operator name", &self.name, MAX_NAME_CHARS)?;
-        check_optional("operator title", &self.title, MAX_NAME_CHARS)?;
-        check_optional("operator id", &self.id, MAX_NUMBER_CHARS)?;
-        check_optional("operator contact", &self.contact, MAX_NAME_CHARS)
+        self.texts().into_iter().try_for_each(|(field, value, max)| check_optional(field, value, max))
     }
 }
 

@@ -130,9 +130,9 @@ impl Medium {
     pub fn check(&self) -> Result<(), RecordsError> {
         records::check_text("ledger number", &self.number, records::MAX_NUMBER_CHARS)?;
         records::check_text("media type", &self.media_type, records::MAX_NAME_CHARS)?;
-        records::check_optional("holder", &self.holder, records::MAX_NAME_CHARS)?;
-        records::check_optional("serial", &self.serial, records::MAX_NUMBER_CHARS)?;
-        records::check_optional("notes", &self.notes, records::MAX_NOTES_CHARS)
+        records::check_optional("holder", self.holder.as_deref(), records::MAX_NAME_CHARS)?;
+        records::check_optional("serial", self.serial.as_deref(), records::MAX_NUMBER_CHARS)?;
+        records::check_optional("notes", self.notes.as_deref(), records::MAX_NOTES_CHARS)
     }
 }
 
@@ -434,8 +434,8 @@ impl Ledger {
         key: &SigningKey,
     ) -> Result<(), LedgerError> {
         records::check_text("name", name, records::MAX_NAME_CHARS)?;
-        records::check_optional("title", &title.map(str::to_string), records::MAX_NAME_CHARS)?;
-        records::check_optional("note", &note.map(str::to_string), records::MAX_NOTES_CHARS)?;
+        records::check_optional("title", title, records::MAX_NAME_CHARS)?;
+        records::check_optional("note", note, records::MAX_NOTES_CHARS)?;
         let data = json!({"role": role, "name": name, "title": title, "note": note});
         self.append_checked(number, "approval", data, key, |_, _| Ok(()))
     }
@@ -448,7 +448,7 @@ impl Ledger {
         note: Option<&str>,
         key: &SigningKey,
     ) -> Result<(), LedgerError> {
-        records::check_optional("note", &note.map(str::to_string), records::MAX_NOTES_CHARS)?;
+        records::check_optional("note", note, records::MAX_NOTES_CHARS)?;
         let data = json!({"destination": destination, "note": note});
         self.append_checked(number, "disposal", data, key, |_, medium| {
             check_rules(medium, Some(destination), None)
@@ -597,7 +597,7 @@ impl Destruction {
         records::check_text("place", &self.place, records::MAX_NAME_CHARS)?;
         records::check_text("destroyer", &self.destroyer, records::MAX_NAME_CHARS)?;
         records::check_text("witness", &self.witness, records::MAX_NAME_CHARS)?;
-        records::check_optional("note", &self.note, records::MAX_NOTES_CHARS)
+        records::check_optional("note", self.note.as_deref(), records::MAX_NOTES_CHARS)
     }
 }
 
