@@ -179,10 +179,6 @@ impl Medium {
         })
     }
 
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
     /// The kernel's disk sequence number of an opened block device (Linux 5.15+):
     /// unique to the medium, so a swap between inspection and opening shows.
     pub fn disk_sequence(&self) -> Option<u64> {
@@ -193,36 +189,6 @@ impl Medium {
     /// an image file.
     pub fn block_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         (!self.is_image).then(|| self.main.as_fd())
-    }
-
-    /// The smallest unit the medium reads or writes: the unit of bad ranges.
-    pub fn sector_size(&self) -> usize {
-        self.logical_sector as usize
-    }
-
-    /// The smallest transfer that works everywhere on this medium: a logical sector,
-    /// or a page for O_DIRECT on a file system. Bad-sector narrowing stops here.
-    pub fn smallest_transfer(&self) -> usize {
-        if self.is_image && self.bypass != CacheBypass::DropCache {
-            IMAGE_IO_ALIGN.max(self.logical_sector as usize)
-        } else {
-            self.logical_sector as usize
-        }
-    }
-
-    pub fn cache_bypass(&self) -> CacheBypass {
-        self.bypass
-    }
-
-    /// Writes all of `buf` at `offset`. Offsets and lengths below the aligned end
-    /// must be sector-aligned, as O_DIRECT demands; the engine only issues those.
-    pub fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.split(buf.len(), offset, |file, from, to, at| file.write_all_at(&buf[from..to], at))
-    }
-
-    /// Fills all of `buf` from `offset`.
-    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.split(buf.len(), offset, |file, from, to, at| file.read_exact_at(&mut buf[from..to], at))
     }
 
     /// Routes the part of a transfer below `main_end` to the direct descriptor and
@@ -243,10 +209,42 @@ impl Medium {
         }
         Ok(())
     }
+}
+
+impl super::BlockIo for Medium {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The smallest unit the medium reads or writes: the unit of bad ranges.
+    fn sector_size(&self) -> usize {
+        self.logical_sector as usize
+    }
+
+    /// The smallest transfer that works everywhere on this medium: a logical sector,
+    /// or a page for O_DIRECT on a file system. Bad-sector narrowing stops here.
+    fn smallest_transfer(&self) -> usize {
+        if self.is_image && self.bypass != CacheBypass::DropCache {
+            IMAGE_IO_ALIGN.max(self.logical_sector as usize)
+        } else {
+            self.logical_sector as usize
+        }
+    }
+
+    /// Writes all of `buf` at `offset`. Offsets and lengths below the aligned end
+    /// must be sector-aligned, as O_DIRECT demands; the engine only issues those.
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.split(buf.len(), offset, |file, from, to, at| file.write_all_at(&buf[from..to], at))
+    }
+
+    /// Fills all of `buf` from `offset`.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.split(buf.len(), offset, |file, from, to, at| file.read_exact_at(&mut buf[from..to], at))
+    }
 
     /// Makes everything written durable, and drops any cached copy so the next read
     /// comes from the medium.
-    pub fn sync(&self) -> io::Result<()> {
+    fn sync(&self) -> io::Result<()> {
         nix::unistd::fdatasync(&self.main).map_err(io::Error::from)?;
         if let Some(tail) = &self.tail {
             nix::unistd::fdatasync(tail).map_err(io::Error::from)?;
@@ -264,29 +262,9 @@ impl Medium {
             None => Ok(()),
         }
     }
-}
 
-impl super::BlockIo for Medium {
-    fn size(&self) -> u64 {
-        Medium::size(self)
-    }
-    fn sector_size(&self) -> usize {
-        Medium::sector_size(self)
-    }
-    fn smallest_transfer(&self) -> usize {
-        Medium::smallest_transfer(self)
-    }
-    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        Medium::write_at(self, buf, offset)
-    }
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        Medium::read_at(self, buf, offset)
-    }
-    fn sync(&self) -> io::Result<()> {
-        Medium::sync(self)
-    }
     fn cache_bypass(&self) -> CacheBypass {
-        Medium::cache_bypass(self)
+        self.bypass
     }
 }
 

@@ -102,7 +102,10 @@ impl Run<'_> {
         };
         // Recorded before the first write, so a crash at any moment of this pass leaves a
         // journal that says which content was going onto the medium.
-        self.save_writing(&writing, &lock(&writing.progress));
+        {
+            let progress = lock(&writing.progress);
+            self.save_writing(&writing, progress.bytes, &progress.bad);
+        }
         let fill = |offset: u64, buf: &mut [u8]| data.fill(offset, buf);
         pipeline::fill_then_write(
             self.workers,
@@ -143,45 +146,37 @@ impl Run<'_> {
                 progress.halt = Some(self.flush_failed(pass, Some(offset), &error));
                 return ControlFlow::Break(());
             }
-            self.save_writing(writing, &progress);
+            self.save_writing(writing, progress.bytes, &progress.bad);
         }
         ControlFlow::Continue(())
     }
 
-    fn save_writing(&self, writing: &Writing, progress: &Progress) {
-        let current = InFlight::writing(
-            writing.pass,
-            &writing.content,
-            progress.bytes,
-            &progress.bad,
-            &writing.clock,
-            writing.sector,
-        );
+    /// Checkpoints a pass being written: `bytes` written, `bad` not.
+    fn save_writing(&self, writing: &Writing, bytes: u64, bad: &[Range<u64>]) {
+        let current =
+            InFlight::writing(writing.pass, &writing.content, bytes, bad, &writing.clock, writing.sector);
         self.save(|c| c.current = Some(current));
     }
 
     /// Flushes even an interrupted pass, so the report's byte count is on the
     /// medium, and makes the pass's record.
     fn finish_write(&self, writing: Writing, start: u64) -> (PassRecord, Option<Halt>) {
-        let Writing { pass, content, size, sector, clock, progress, .. } = writing;
-        let Progress { bytes: done, bad, mut halt, .. } =
-            progress.into_inner().unwrap_or_else(|e| e.into_inner());
+        let Progress { bytes: done, bad, mut halt, .. } = std::mem::take(&mut *lock(&writing.progress));
         // A bad area can span two chunks.
         let bad = merged(bad);
-        if halt.is_none() && done < size {
+        if halt.is_none() && done < writing.size {
             halt = Some(Halt::Aborted);
         }
+        let pass = writing.pass;
         match self.medium.sync() {
-            Ok(()) => {
-                let current = InFlight::writing(pass, &content, done, &bad, &clock, sector);
-                self.save(|c| c.current = Some(current));
-            }
+            Ok(()) => self.save_writing(&writing, done, &bad),
             Err(error) => {
                 let failed = self.flush_failed(pass, None, &error);
                 halt.get_or_insert(failed);
             }
         }
         let unwritten_bytes: u64 = bad.iter().map(|r| r.end - r.start).sum();
+        let Writing { content, size, sector, clock, .. } = writing;
         let record = PassRecord {
             index: pass,
             content,
