@@ -89,17 +89,13 @@ fn ssh_keygen_accepts(allowed: &Path, principal: &str, cert: &Path) -> bool {
     let issued: serde_json::Value = serde_json::from_str(&text).unwrap();
     let time = humantime::parse_rfc3339(issued["issued_at"].as_str().unwrap()).unwrap();
     let stamp = humantime::format_rfc3339_seconds(time).to_string().replace(['-', ':', 'T'], "");
-    Command::new("ssh-keygen")
-        .args(["-Y", "verify", "-f"])
-        .arg(allowed)
-        .args(["-I", principal, "-n", "certwipe", "-s"])
-        .arg(certwipe::cert::files::signature_path(cert))
-        .arg(format!("-Overify-time={stamp}"))
-        .stdin(std::fs::File::open(cert).unwrap())
-        .output()
-        .unwrap()
-        .status
-        .success()
+    ssh_keygen_verifies_at(
+        allowed,
+        principal,
+        &certwipe::cert::files::signature_path(cert),
+        cert,
+        Some(&stamp),
+    )
 }
 
 #[test]
@@ -329,12 +325,7 @@ fn a_certificate_forged_with_any_key_is_never_reported_verified() {
     assert_eq!(station.verify(&cert).0, 1);
     // A ledger without allowed signers files nothing; one with them refuses the forgery.
     let ledger = station.dir.path().join("ledger.sqlite");
-    let ledger_cmd = |args: &[&str]| {
-        let mut all =
-            vec!["ledger", "--ledger", ledger.to_str().unwrap(), "--sign-key", station.key.to_str().unwrap()];
-        all.extend_from_slice(args);
-        certwipe(&all)
-    };
+    let ledger_cmd = |args: &[&str]| ledger_at(ledger.to_str().unwrap(), &station.key, args);
     let out = ledger_cmd(&["register", "LEDGER-0042", "--type", "hdd", "--classification", "confidential"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("has no allowed signers yet"), "{}", stderr(&out));
@@ -355,40 +346,13 @@ fn a_certificate_forged_with_any_key_is_never_reported_verified() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("not listed in the allowed-signers file"), "{}", stderr(&out));
     // A forger's key cannot write to the ledger either.
-    let out = certwipe(&[
-        "ledger",
-        "--ledger",
+    let out = ledger_at(
         ledger.to_str().unwrap(),
-        "--sign-key",
-        forger.to_str().unwrap(),
-        "approve",
-        "LEDGER-0042",
-        "--role",
-        "approver",
-        "--name",
-        "Forger",
-    ]);
+        &forger,
+        &["approve", "LEDGER-0042", "--role", "approver", "--name", "Forger"],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("may not write to this ledger"), "{}", stderr(&out));
-}
-
-/// A copy of the office's ledger (write-ahead log folded in) changed by `sql`.
-fn tampered_copy(office: &Office, name: &str, sql: &str) -> std::path::PathBuf {
-    rusqlite::Connection::open(&office.ledger)
-        .unwrap()
-        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
-        .unwrap();
-    let copy = office.dir.path().join(name);
-    std::fs::copy(&office.ledger, &copy).unwrap();
-    rusqlite::Connection::open(&copy).unwrap().execute_batch(sql).unwrap();
-    copy
-}
-
-fn verify_ledger(path: &Path, extra: &[&str]) -> (i32, String) {
-    let mut args = vec!["ledger", "verify", "--ledger", path.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    let out = certwipe(&args);
-    (out.status.code().unwrap(), String::from_utf8_lossy(&out.stdout).into_owned() + &stderr(&out))
 }
 
 #[test]
@@ -408,23 +372,12 @@ fn a_medium_keeps_the_highest_level_any_certificate_records() {
     assert!(office.ok(&["verify"]).contains("intact"));
     // Lowering it in the database behind the ledger's back is caught, and nothing
     // is written on top of it.
-    let copy = tampered_copy(
-        &office,
-        "lowered.sqlite",
-        "UPDATE media SET classification = 'secret' WHERE number = 'MJ-1';",
-    );
-    let (code, said) = verify_ledger(&copy, &[]);
+    let copy = office
+        .tampered_copy("lowered.sqlite", "UPDATE media SET classification = 'secret' WHERE number = 'MJ-1';");
+    let (code, said) = verify_ledger(copy.to_str().unwrap(), &[]);
     assert_eq!(code, 1);
     assert!(said.contains("held at secret but its entries say top-secret"), "{said}");
-    let out = certwipe(&[
-        "ledger",
-        "--ledger",
-        copy.to_str().unwrap(),
-        "--sign-key",
-        office.key.to_str().unwrap(),
-        "import",
-        lower.to_str().unwrap(),
-    ]);
+    let out = ledger_at(copy.to_str().unwrap(), &office.key, &["import", lower.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("does not verify"), "{}", stderr(&out));
 }
@@ -435,8 +388,7 @@ fn a_ledger_rewritten_without_a_station_key_is_caught_and_not_written_on() {
     office.ok(&["register", "MJ-2", "--type", "hdd", "--classification", "secret"]);
     office.ok(&["approve", "MJ-2", "--role", "witness", "--name", "Zhang San"]);
     // Downgrade the registration, fix the media table, recompute every hash.
-    let copy =
-        tampered_copy(&office, "rewritten.sqlite", "UPDATE media SET classification = 'unclassified';");
+    let copy = office.tampered_copy("rewritten.sqlite", "UPDATE media SET classification = 'unclassified';");
     {
         let db = rusqlite::Connection::open(&copy).unwrap();
         let rows: Vec<(i64, String, String, String, String)> = db
@@ -458,28 +410,18 @@ fn a_ledger_rewritten_without_a_station_key_is_caught_and_not_written_on() {
             prev = hash;
         }
     }
-    let (code, said) = verify_ledger(&copy, &[]);
+    let (code, said) = verify_ledger(copy.to_str().unwrap(), &[]);
     assert_eq!(code, 1, "a rewritten chain passed: {said}");
     assert!(said.contains("its signature does not verify"), "{said}");
     let dispose = |path: &Path| {
-        certwipe(&[
-            "ledger",
-            "--ledger",
-            path.to_str().unwrap(),
-            "--sign-key",
-            office.key.to_str().unwrap(),
-            "dispose",
-            "MJ-2",
-            "--destination",
-            "recycling",
-        ])
+        ledger_at(path.to_str().unwrap(), &office.key, &["dispose", "MJ-2", "--destination", "recycling"])
     };
     let out = dispose(&copy);
     assert_eq!(out.status.code(), Some(1), "a downgraded medium was released");
     assert!(stderr(&out).contains("record of medium MJ-2 does not verify"), "{}", stderr(&out));
     // Stripping the signatures instead.
-    let stripped = tampered_copy(&office, "stripped.sqlite", "UPDATE entries SET signature = NULL;");
-    let (code, said) = verify_ledger(&stripped, &[]);
+    let stripped = office.tampered_copy("stripped.sqlite", "UPDATE entries SET signature = NULL;");
+    let (code, said) = verify_ledger(stripped.to_str().unwrap(), &[]);
     assert_eq!(code, 1);
     assert!(said.contains("is not signed"), "{said}");
     assert_ne!(dispose(&stripped).status.code(), Some(0));
@@ -497,36 +439,29 @@ fn cutting_off_the_newest_entries_is_caught_by_a_kept_head() {
     let kept = office.dir.path().join("head.json");
     office.ok(&["head", "-o", kept.to_str().unwrap()]);
     // The kept head is checkable with stock ssh-keygen too.
-    let status = Command::new("ssh-keygen")
-        .args(["-Y", "verify", "-n", "certwipe", "-I", "station-1", "-f"])
-        .arg(&office.allowed)
-        .arg("-s")
-        .arg(certwipe::cert::files::signature_path(&kept))
-        .stdin(std::fs::File::open(&kept).unwrap())
-        .output()
-        .unwrap();
-    assert!(status.status.success());
-    assert!(
-        verify_ledger(Path::new(&office.ledger), &["--head", kept.to_str().unwrap()]).1.contains("intact")
-    );
+    assert!(ssh_keygen_verifies(
+        &office.allowed,
+        "station-1",
+        &certwipe::cert::files::signature_path(&kept),
+        &kept
+    ));
+    assert!(verify_ledger(&office.ledger, &["--head", kept.to_str().unwrap()]).1.contains("intact"));
     let last = "(SELECT max(seq) FROM entries)";
-    let cut = tampered_copy(
-        &office,
+    let cut = office.tampered_copy(
         "cut.sqlite",
         &format!("DELETE FROM entries WHERE seq = {last}; DELETE FROM certificates;"),
     );
-    let (code, said) = verify_ledger(&cut, &["--head", kept.to_str().unwrap()]);
+    let (code, said) = verify_ledger(cut.to_str().unwrap(), &["--head", kept.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(said.contains("newer entries were cut off"), "{said}");
     // The countersignatures a ledger keeps are checked again too.
     office.countersign(&cert);
     office.ok(&["import", cert.to_str().unwrap()]);
-    let forged = tampered_copy(
-        &office,
+    let forged = office.tampered_copy(
         "statement.sqlite",
         "UPDATE countersignatures SET statement = replace(statement, 'Wang Fang', 'Wang Fake');",
     );
-    let (code, said) = verify_ledger(&forged, &[]);
+    let (code, said) = verify_ledger(forged.to_str().unwrap(), &[]);
     assert_eq!(code, 1);
     assert!(said.contains("validator statement"), "{said}");
 }

@@ -35,15 +35,11 @@ fn classified_media_are_never_given_a_reuse_destination() {
 }
 
 fn tampered(office: &Office, sql: &str) -> String {
-    let copy = office.dir.path().join("tampered.sqlite");
-    std::fs::copy(&office.ledger, &copy).unwrap();
-    let _ = std::fs::remove_file(office.dir.path().join("tampered.sqlite-wal"));
-    let db = rusqlite::Connection::open(&copy).unwrap();
-    db.execute_batch(sql).unwrap();
-    drop(db);
-    let out = certwipe(&["ledger", "verify", "--ledger", copy.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1), "{sql}: tampering went unnoticed");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let _ = std::fs::remove_file(office.dir.path().join("tampered.sqlite"));
+    let copy = office.tampered_copy("tampered.sqlite", sql);
+    let (code, said) = verify_ledger(copy.to_str().unwrap(), &[]);
+    assert_eq!(code, 1, "{sql}: tampering went unnoticed");
+    said
 }
 
 #[test]

@@ -362,8 +362,7 @@ fn with_a_ledger_each_stick_is_filed_under_its_number_and_the_ledgers_rules_hold
     let (key, allowed) = Station::key_in(dir.path());
     let ledger = dir.path().join("ledger.sqlite");
     let in_ledger = |args: &[&str]| {
-        let base = ["ledger", "--ledger", ledger.to_str().unwrap(), "--sign-key", key.to_str().unwrap()];
-        let out = certwipe(&[&base[..], args].concat());
+        let out = ledger_at(ledger.to_str().unwrap(), &key, args);
         assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
         String::from_utf8(out.stdout).unwrap()
     };

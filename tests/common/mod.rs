@@ -352,17 +352,58 @@ impl Station {
 
 /// Stock OpenSSH: `ssh-keygen -Y verify -f allowed -I principal -n certwipe -s SIG < FILE`.
 pub fn ssh_keygen_verifies(allowed: &Path, principal: &str, signature: &Path, file: &Path) -> bool {
+    ssh_keygen_verifies_at(allowed, principal, signature, file, None)
+}
+
+/// As [`ssh_keygen_verifies`], as of `verify_time` (`YYYYMMDDhhmmss`) when given.
+pub fn ssh_keygen_verifies_at(
+    allowed: &Path,
+    principal: &str,
+    signature: &Path,
+    file: &Path,
+    verify_time: Option<&str>,
+) -> bool {
     Command::new("ssh-keygen")
         .args(["-Y", "verify", "-f"])
         .arg(allowed)
         .args(["-I", principal, "-n", "certwipe", "-s"])
         .arg(signature)
+        .args(verify_time.map(|t| format!("-Overify-time={t}")))
         .stdin(std::fs::File::open(file).unwrap())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .unwrap()
         .success()
+}
+
+/// Whether `document` matches docs/certificate.schema.json (Python's
+/// jsonschema); `None` where jsonschema is missing (never in CI).
+pub fn schema_accepts(document: &Path) -> Option<bool> {
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/certificate.schema.json");
+    let out = Command::new("python3")
+        .args(["-c", "import json,sys,jsonschema; jsonschema.validate(json.load(open(sys.argv[1])), json.load(open(sys.argv[2])))"])
+        .arg(document)
+        .arg(&schema)
+        .output()
+        .expect("python3 runs");
+    if String::from_utf8_lossy(&out.stderr).contains("No module named 'jsonschema'") {
+        assert!(std::env::var_os("CI").is_none(), "CI installs python's jsonschema");
+        eprintln!("skipping: python3 jsonschema is not installed");
+        return None;
+    }
+    Some(out.status.success())
+}
+
+/// `certwipe ledger --ledger LOCATION --sign-key KEY ARGS…`.
+pub fn ledger_at(location: &str, key: &Path, args: &[&str]) -> Output {
+    certwipe(&[&["ledger", "--ledger", location, "--sign-key", key.to_str().unwrap()][..], args].concat())
+}
+
+/// `certwipe ledger verify` of the ledger at `location`: its exit status and what it said.
+pub fn verify_ledger(location: &str, extra: &[&str]) -> (i32, String) {
+    let out = certwipe(&[&["ledger", "verify", "--ledger", location][..], extra].concat());
+    (out.status.code().unwrap(), String::from_utf8_lossy(&out.stdout).into_owned() + &stderr(&out))
 }
 
 /// A records office: a station key, a validator's key, both in the allowed
@@ -399,11 +440,20 @@ impl Office {
 
     /// `certwipe ledger ARGS --ledger PATH --sign-key KEY`: exit code, stdout, stderr.
     pub fn ledger(&self, args: &[&str]) -> (i32, String, String) {
-        let mut full = vec!["ledger"];
-        full.extend_from_slice(args);
-        full.extend(["--ledger", &self.ledger, "--sign-key", self.key.to_str().unwrap()]);
-        let out = certwipe(&full);
+        let out = ledger_at(&self.ledger, &self.key, args);
         (out.status.code().unwrap(), String::from_utf8_lossy(&out.stdout).into_owned(), stderr(&out))
+    }
+
+    /// A copy of this office's SQLite ledger (write-ahead log folded in), changed by `sql`.
+    pub fn tampered_copy(&self, name: &str, sql: &str) -> PathBuf {
+        rusqlite::Connection::open(&self.ledger)
+            .unwrap()
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+            .unwrap();
+        let copy = self.dir.path().join(name);
+        std::fs::copy(&self.ledger, &copy).unwrap();
+        rusqlite::Connection::open(&copy).unwrap().execute_batch(sql).unwrap();
+        copy
     }
 
     pub fn ok(&self, args: &[&str]) -> String {
