@@ -233,8 +233,6 @@ pub fn assert_wiped(target: &Path, report: &Report) {
     }
 }
 
-/// A station key made by `certwipe keygen` in `dir`; returns the key and its
-/// allowed_signers line.
 /// `certwipe cert countersign CERT` by `key` in `role` as `name`, checked
 /// against `allowed`; `extra` adds options such as `--title`.
 pub fn countersign(
@@ -262,6 +260,8 @@ pub fn countersign(
     certwipe(&[&args[..], extra].concat())
 }
 
+/// A station key made by `certwipe keygen` in `dir`; returns the key and its
+/// allowed_signers line.
 pub fn station_key(dir: &Path, name: &str, principal: &str) -> (PathBuf, Vec<u8>) {
     let key = dir.join(name);
     let out = certwipe(&["keygen", "-f", key.to_str().unwrap(), "--no-passphrase", "--principal", principal]);
