@@ -529,37 +529,21 @@ fn several_targets_each_get_their_own_asset_number_in_order() {
     let first = image(station.dir.path(), "first.img", 1 << 20);
     let second = image(station.dir.path(), "second.img", 1 << 20);
     let (certs, key) = (station.certs(), station.key.clone());
-    let out = certwipe(&[
-        "wipe",
-        "--yes",
-        "--cert-dir",
-        certs.to_str().unwrap(),
-        "--sign-key",
-        key.to_str().unwrap(),
-        "--asset",
-        "A-1",
-        "--asset",
-        "A-2",
-        first.to_str().unwrap(),
-        second.to_str().unwrap(),
-    ]);
+    let wipe = |assets: &[&str]| {
+        let mut args =
+            vec!["wipe", "--yes", "--cert-dir", certs.to_str().unwrap(), "--sign-key", key.to_str().unwrap()];
+        for asset in assets {
+            args.extend(["--asset", asset]);
+        }
+        certwipe(&[&args[..], &[first.to_str().unwrap(), second.to_str().unwrap()]].concat())
+    };
+    let out = wipe(&["A-1", "A-2"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     for (name, asset) in [("first", "A-1"), ("second", "A-2")] {
         let cert = Certificate::parse(&std::fs::read(certificate_of(&certs, name)).unwrap()).unwrap();
         assert_eq!(cert.records.asset_number.as_deref(), Some(asset));
     }
-    let out = certwipe(&[
-        "wipe",
-        "--yes",
-        "--cert-dir",
-        certs.to_str().unwrap(),
-        "--sign-key",
-        key.to_str().unwrap(),
-        "--asset",
-        "A-3",
-        first.to_str().unwrap(),
-        second.to_str().unwrap(),
-    ]);
+    let out = wipe(&["A-3"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("1 --asset given for 2 target(s)"), "{}", stderr(&out));
 }
