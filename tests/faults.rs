@@ -154,7 +154,7 @@ fn sigint_aborts_cleanly_with_a_report_of_how_far_it_got() {
     let disk = FaultyDisk::new(
         48 * MIB,
         512,
-        Faults { delay: std::time::Duration::from_millis(8), ..Faults::default() },
+        Faults { delay_per_mib: std::time::Duration::from_millis(8), ..Faults::default() },
     );
     let dir = tempfile::tempdir().unwrap();
     let report_path = dir.path().join("report.json");
@@ -197,7 +197,7 @@ fn a_second_sigint_exits_at_once() {
     let disk = FaultyDisk::new(
         16 * MIB,
         512,
-        Faults { delay: std::time::Duration::from_millis(500), ..Faults::default() },
+        Faults { delay_per_mib: std::time::Duration::from_millis(500), ..Faults::default() },
     );
     let child = certwipe_command()
         .args(["wipe", "--yes", disk.path().to_str().unwrap()])

@@ -19,9 +19,9 @@ const MIB: u64 = 1 << 20;
 const SIZE: u64 = 32 * MIB;
 
 fn slow_disk() -> FaultyDisk {
-    // About 1 MiB per FUSE write: some three seconds per pass, so checkpoints (every
-    // two seconds) land inside passes.
-    FaultyDisk::new(SIZE, 512, Faults { delay: Duration::from_millis(50), ..Faults::default() })
+    // 100 ms per MiB: some three seconds per pass, so checkpoints (every two seconds)
+    // land inside passes.
+    FaultyDisk::new(SIZE, 512, Faults { delay_per_mib: Duration::from_millis(100), ..Faults::default() })
 }
 
 fn journal_path(target: &Path) -> PathBuf {
@@ -85,7 +85,7 @@ fn assert_resumed_cleanly(disk: &FaultyDisk, report: &Report, killed_at: &Checkp
     let verification = report.passes[2].verification.as_ref().unwrap();
     assert_eq!(verification.bytes_read, SIZE, "the verification covers the whole medium");
     assert!(!journal_path(disk.path()).exists(), "a finished run leaves no journal");
-    disk.set(|f| f.delay = Duration::ZERO);
+    disk.set(|f| f.delay_per_mib = Duration::ZERO);
     let content = std::fs::read(disk.backing()).unwrap();
     assert!(content == expected_last_pass(report, content.len()));
 }
@@ -177,7 +177,7 @@ fn resume_refuses_a_medium_that_changed_and_a_target_with_no_journal() {
     let child = start_wipe(disk.path(), &[]);
     kill_when(child, disk.path(), |c| c.current.as_ref().is_some_and(|f| f.offset > 8 * MIB));
     // Another medium now answers at this path: same size, other content.
-    disk.set(|f| f.delay = Duration::ZERO);
+    disk.set(|f| f.delay_per_mib = Duration::ZERO);
     let backing = std::fs::OpenOptions::new().write(true).open(disk.backing()).unwrap();
     std::os::unix::fs::FileExt::write_all_at(&backing, &vec![0x5Au8; SIZE as usize], 0).unwrap();
     let out = certwipe(&["wipe", "--yes", "--resume", disk.path().to_str().unwrap()]);

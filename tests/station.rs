@@ -251,7 +251,7 @@ fn a_stick_pulled_mid_wipe_fails_the_station_carries_on_and_plugging_it_back_res
         return;
     }
     let mut station = Station::start(&["--stop-after", "3", "--verify", "last"]);
-    let faults = Faults { delay: Duration::from_millis(3), ..Faults::default() };
+    let faults = Faults { delay_per_mib: Duration::from_millis(3), ..Faults::default() };
     let mut flaky = FaultyDisk::new_in(station.dir.path(), 24 << 20, 512, faults);
     let device = flaky.path().to_path_buf();
     assert_eq!(station.wait_for("started", Station::of(&device))["resuming"], false);
@@ -269,7 +269,7 @@ fn a_stick_pulled_mid_wipe_fails_the_station_carries_on_and_plugging_it_back_res
     flaky.unplug();
     flaky.set(|f| {
         f.pulled = false;
-        f.delay = Duration::ZERO;
+        f.delay_per_mib = Duration::ZERO;
     });
     flaky.replug(512);
     let again = flaky.path().to_path_buf();
@@ -335,7 +335,7 @@ fn ctrl_c_stops_the_station_and_leaves_a_resumable_journal() {
         return;
     }
     let mut station = Station::start(&[]);
-    let faults = Faults { delay: Duration::from_millis(5), ..Faults::default() };
+    let faults = Faults { delay_per_mib: Duration::from_millis(5), ..Faults::default() };
     let slow = FaultyDisk::new_in(station.dir.path(), 16 << 20, 512, faults);
     let device = slow.path().to_path_buf();
     station.wait_for("progress", |e| e["device"] == device.to_str().unwrap());
