@@ -251,7 +251,8 @@ fn a_stick_pulled_mid_wipe_fails_the_station_carries_on_and_plugging_it_back_res
         return;
     }
     let mut station = Station::start(&["--stop-after", "3", "--verify", "last"]);
-    let faults = Faults { delay_per_mib: Duration::from_millis(3), ..Faults::default() };
+    // Slow enough (half a second a pass) that the pull lands mid-wipe on a busy machine.
+    let faults = Faults { delay_per_mib: Duration::from_millis(20), ..Faults::default() };
     let mut flaky = FaultyDisk::new_in(station.dir.path(), 24 << 20, 512, faults);
     let device = flaky.path().to_path_buf();
     assert_eq!(station.wait_for("started", Station::of(&device))["resuming"], false);
@@ -335,7 +336,8 @@ fn ctrl_c_stops_the_station_and_leaves_a_resumable_journal() {
         return;
     }
     let mut station = Station::start(&[]);
-    let faults = Faults { delay_per_mib: Duration::from_millis(5), ..Faults::default() };
+    // Half a second a pass, so Ctrl-C arrives before the wipe could finish.
+    let faults = Faults { delay_per_mib: Duration::from_millis(30), ..Faults::default() };
     let slow = FaultyDisk::new_in(station.dir.path(), 16 << 20, 512, faults);
     let device = slow.path().to_path_buf();
     station.wait_for("progress", |e| e["device"] == device.to_str().unwrap());
