@@ -6,7 +6,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::postgres::Server;
+use common::postgres::{READ_ONLY_ROLE, Server};
 use common::*;
 
 #[test]
@@ -233,13 +233,7 @@ fn the_records_office_reads_with_a_read_only_role() {
     let office = Office::with_ledger(Some(server.database("office")));
     whole_life(&office);
     // The page's role may read and nothing else (docs/ledger.md).
-    server.sql(
-        "office",
-        "CREATE ROLE records LOGIN;
-         GRANT CONNECT ON DATABASE office TO records;
-         GRANT USAGE ON SCHEMA public TO records;
-         GRANT SELECT ON ALL TABLES IN SCHEMA public TO records;",
-    );
+    server.sql("office", READ_ONLY_ROLE);
     let reader = server.url("records", "office");
     let page = common::page::Page::start(&reader, &office.allowed);
     let (status, body) = page.get("/m/MJ-2026-0042?lang=en");

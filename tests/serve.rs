@@ -9,13 +9,21 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::page::Page;
+use common::postgres::{READ_ONLY_ROLE, Server};
 use common::*;
 
 /// An office whose ledger holds one medium with its whole life, and one whose
 /// operator's name is markup.
 fn office_with_history() -> (Office, PathBuf) {
     let office = Office::new();
-    whole_life(&office);
+    let cert = write_history(&office);
+    (office, cert)
+}
+
+/// Fills `office`'s ledger as `office_with_history` describes; the markup
+/// operator's certificate.
+fn write_history(office: &Office) -> PathBuf {
+    whole_life(office);
     office.ok(&["register", "USB-9", "--type", "usb-flash", "--classification", "内部", "--serial", "SER-9"]);
     let cert = office.certificate(
         "usb9",
@@ -31,7 +39,7 @@ fn office_with_history() -> (Office, PathBuf) {
         ],
         true,
     );
-    (office, cert)
+    cert
 }
 
 fn certificate_id(cert: &Path) -> String {
@@ -79,25 +87,43 @@ fn requests_the_page_must_refuse() {
 fn the_page_in_a_real_browser() {
     let (office, cert) = office_with_history();
     let page = Page::start(&office.ledger, &office.allowed);
-    let id = certificate_id(&cert);
-    let Some(home) = page.browse("/?lang=both", "home.png") else { return };
+    browse_everything(&page, &cert, "");
+}
+
+/// The same pages on PostgreSQL, read by a role that may only read.
+#[test]
+fn the_page_in_a_real_browser_on_postgresql() {
+    let Some(server) = Server::start() else { return };
+    let office = Office::with_ledger(Some(server.database("office")));
+    let cert = write_history(&office);
+    server.sql("office", READ_ONLY_ROLE);
+    let page = Page::start(&server.url("records", "office"), &office.allowed);
+    browse_everything(&page, &cert, "pg-");
+}
+
+/// Search by every key, a medium's history in order, a stored `<script>` as
+/// text; screenshots are named with `shot_prefix`.
+fn browse_everything(page: &Page, cert: &Path, shot_prefix: &str) {
+    let id = certificate_id(cert);
+    let shot = |name: &str| format!("{shot_prefix}{name}");
+    let Some(home) = page.browse("/?lang=both", &shot("home.png")) else { return };
     assert!(home.contains("Ledger search"), "{home}");
 
     // Search by ledger number, serial, certificate id, and a QR code's text.
-    let sha = certwipe::stream::sha256_hex(&std::fs::read(&cert).unwrap());
-    for (query, expected, shot) in [
+    let sha = certwipe::stream::sha256_hex(&std::fs::read(cert).unwrap());
+    for (query, expected, name) in [
         ("MJ-2026-0042", "MJ-2026-0042", "by-number.png"),
         ("SER-9", "USB-9", "by-serial.png"),
         (id.as_str(), "VALID", "by-id.png"),
         (&format!("certwipe:{id}:sha256:{sha}"), "Matches the printed certificate", "by-qr.png"),
     ] {
         let encoded: String = form_urlencoded::byte_serialize(query.as_bytes()).collect();
-        let dom = page.browse(&format!("/search?q={encoded}&lang=en"), shot).unwrap();
+        let dom = page.browse(&format!("/search?q={encoded}&lang=en"), &shot(name)).unwrap();
         assert!(dom.contains(expected), "{query}: {dom}");
     }
 
     // A medium's whole history, in order, with the ledger's state.
-    let dom = page.browse("/m/MJ-2026-0042?lang=both", "medium.png").unwrap();
+    let dom = page.browse("/m/MJ-2026-0042?lang=both", &shot("medium.png")).unwrap();
     let history = &dom[dom.find("History").expect("a history section")..];
     let order: Vec<usize> = ["registered", "certificate", "countersignature", "approval", "destruction"]
         .iter()
@@ -109,7 +135,7 @@ fn the_page_in_a_real_browser() {
     assert!(dom.contains("Ledger intact"), "{dom}");
 
     // A stored <script> is shown as text and never becomes an element.
-    let dom = page.browse(&format!("/c/{id}?lang=en"), "script-as-text.png").unwrap();
+    let dom = page.browse(&format!("/c/{id}?lang=en"), &shot("script-as-text.png")).unwrap();
     assert!(dom.contains("&lt;script&gt;alert('x')&lt;/script&gt;"), "{dom}");
     assert!(!dom.contains("<script"), "{dom}");
 }

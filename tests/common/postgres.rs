@@ -6,6 +6,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The role `records` that may read the database `office` and nothing else, as
+/// docs/ledger.md sets up the records office's page.
+pub const READ_ONLY_ROLE: &str = "CREATE ROLE records LOGIN;
+     GRANT CONNECT ON DATABASE office TO records;
+     GRANT USAGE ON SCHEMA public TO records;
+     GRANT SELECT ON ALL TABLES IN SCHEMA public TO records;";
+
 pub struct Server {
     dir: tempfile::TempDir,
     bin: PathBuf,
