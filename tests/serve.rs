@@ -25,7 +25,7 @@ fn office_with_history() -> (Office, PathBuf) {
 fn write_history(office: &Office) -> PathBuf {
     whole_life(office);
     office.ok(&["register", "USB-9", "--type", "usb-flash", "--classification", "内部", "--serial", "SER-9"]);
-    let cert = office.certificate(
+    office.certificate(
         "usb9",
         &[
             "--asset",
@@ -38,8 +38,7 @@ fn write_history(office: &Office) -> PathBuf {
             "<script>alert('x')</script>",
         ],
         true,
-    );
-    cert
+    )
 }
 
 fn certificate_id(cert: &Path) -> String {
