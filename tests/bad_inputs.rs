@@ -122,7 +122,9 @@ fn a_target_that_changes_between_the_checks_and_opening() {
     let system = SystemUse::read();
     // Replaced by another file under the same name.
     let mut inspected = device::inspect(&s.image, &system).unwrap();
-    std::fs::remove_file(&s.image).unwrap();
+    // Moved aside rather than deleted: a deleted file's inode number could be
+    // reused at once, with the same ctime tick, and look like the same file.
+    std::fs::rename(&s.image, s.path("old.img")).unwrap();
     make_file(&s.image, 1 << 20);
     let error = Medium::open(&mut inspected, Access::ReadWrite).err().expect("refused");
     assert!(matches!(error, DeviceError::Changed { .. }), "{error}");
