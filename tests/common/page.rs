@@ -52,22 +52,32 @@ impl Page {
     /// What a browser shows: the DOM after rendering, and a screenshot.
     pub fn browse(&self, target: &str, screenshot: &str) -> Option<String> {
         let url = format!("http://{}{target}", self.address);
+        // A profile of its own (tests browse in parallel), and a time limit so that
+        // a browser that hangs fails the test instead of stalling CI.
+        let profile = tempfile::tempdir().unwrap();
         let chromium = |args: &[&str]| {
-            Command::new("chromium")
-                .args(["--headless", "--no-sandbox", "--disable-gpu"])
+            Command::new("timeout")
+                .args(["120", "chromium", "--headless", "--no-sandbox", "--disable-gpu"])
+                .arg(format!("--user-data-dir={}", profile.path().display()))
                 .args(args)
                 .arg(&url)
                 .output()
         };
-        let Ok(out) = chromium(&["--dump-dom"]) else {
+        let out = chromium(&["--dump-dom"]).expect("coreutils timeout");
+        // `timeout` exits 127 when the command it runs is not found.
+        if out.status.code() == Some(127) {
             assert!(std::env::var_os("CI").is_none(), "CI installs chromium");
             eprintln!("skipping the browser checks: chromium is not installed");
             return None;
+        }
+        let succeeded = |out: &std::process::Output| {
+            assert!(out.status.success(), "chromium {url}: {}", String::from_utf8_lossy(&out.stderr));
         };
+        succeeded(&out);
         let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
         std::fs::create_dir_all(&shots).unwrap();
         let shot = format!("--screenshot={}", shots.join(screenshot).display());
-        chromium(&[&shot, "--window-size=1200,1400"]).unwrap();
+        succeeded(&chromium(&[&shot, "--window-size=1200,1400"]).unwrap());
         Some(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 }
