@@ -163,9 +163,11 @@ fn sigint_aborts_cleanly_with_a_report_of_how_far_it_got() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    wait_for_bytes(&disk, 4 * MIB);
+    // From 4 MiB on, a quarter of a second a MiB: the signal lands mid-pass.
+    wait_for_bytes(&disk, 4 * MIB, std::time::Duration::from_millis(250));
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::SIGINT).unwrap();
     let out = child.wait_with_output().unwrap();
+    disk.set(|f| f.delay_per_mib = std::time::Duration::ZERO);
     assert_eq!(out.status.code(), Some(1));
     let report: Report = serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
     assert_eq!(report.status, Status::Aborted);
@@ -178,14 +180,17 @@ fn sigint_aborts_cleanly_with_a_report_of_how_far_it_got() {
     assert!(content[..written] == expected[..written]);
 }
 
-fn wait_for_bytes(disk: &FaultyDisk, bytes: u64) {
-    for _ in 0..600 {
-        if disk.faults.lock().unwrap().bytes_written >= bytes {
-            return;
+/// Waits until `bytes` are written, and at that moment (under the disk's lock, so
+/// no further write slips through) makes the disk take `per_mib` a MiB from then on.
+fn wait_for_bytes(disk: &FaultyDisk, bytes: u64, per_mib: std::time::Duration) {
+    wait_until(&format!("{bytes} bytes written"), || {
+        let mut faults = disk.faults.lock().unwrap();
+        let reached = faults.bytes_written >= bytes;
+        if reached {
+            faults.delay_per_mib = per_mib;
         }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    panic!("the wipe never reached {bytes} bytes");
+        reached
+    });
 }
 
 #[test]
@@ -204,7 +209,8 @@ fn a_second_sigint_exits_at_once() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    wait_for_bytes(&disk, 1);
+    // From the first write on, 1 s a MiB: a clean stop would take seconds.
+    wait_for_bytes(&disk, 1, std::time::Duration::from_secs(1));
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::SIGINT).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(100));

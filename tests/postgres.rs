@@ -154,10 +154,13 @@ fn a_server_that_goes_away_mid_import_loses_nothing() {
     let certs = certificates(&office, "F", 60);
     let mut client = ::postgres::Client::connect(&office.ledger, ::postgres::NoTls).unwrap();
     let child = office.spawn_import(&certs);
-    // Stop the server as soon as the import has filed its first certificate.
-    while client.query_one("SELECT count(*) FROM certificates", &[]).unwrap().get::<_, i64>(0) == 0 {
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    // Once the import has filed its first certificate, hold the ledger's write lock
+    // ("certwipe" in ASCII, as every writer takes it) so that it files no more,
+    // however fast it runs, and stop the server.
+    wait_until("the first certificate filed", || {
+        client.query_one("SELECT count(*) FROM certificates", &[]).unwrap().get::<_, i64>(0) > 0
+    });
+    client.execute("SELECT pg_advisory_lock($1)", &[&i64::from_be_bytes(*b"certwipe")]).unwrap();
     server.stop_now();
     drop(client);
     let out = child.wait_with_output().unwrap();
@@ -206,7 +209,7 @@ fn a_wipe_whose_ledger_server_went_away_keeps_its_certificate_for_later() {
     // the medium is being written.
     let mut events = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
     assert!(events.any(|line| line.unwrap().contains("\"progress\"")), "no progress event");
-    server.stop_now();
+    while_stopped(child.id(), || server.stop_now());
     let rest: Vec<serde_json::Value> = events.map(|l| serde_json::from_str(&l.unwrap()).unwrap()).collect();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1), "a failure after the wipe is not exit 2: {rest:#?}");

@@ -4,12 +4,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use certwipe::device::{self, SystemUse};
-use certwipe::engine::checkpoint::{Checkpoint, FileJournal};
+use certwipe::engine::checkpoint::Checkpoint;
 use certwipe::engine::events::Phase;
 use certwipe::engine::report::{Report, Status};
 use common::faulty::{Faults, FaultyDisk};
@@ -22,11 +21,6 @@ fn slow_disk() -> FaultyDisk {
     // 100 ms per MiB: some three seconds per pass, so checkpoints (every two seconds)
     // land inside passes.
     FaultyDisk::new(SIZE, 512, Faults { delay_per_mib: Duration::from_millis(100), ..Faults::default() })
-}
-
-fn journal_path(target: &Path) -> PathBuf {
-    let inspected = device::inspect(target, &SystemUse::read()).unwrap();
-    FileJournal::path_for(&state_dir(), &inspected.identity)
 }
 
 fn read_journal(target: &Path) -> Option<Checkpoint> {
@@ -48,19 +42,25 @@ fn start_wipe(target: &Path, extra: &[&str]) -> Child {
 
 /// Waits until the journal satisfies `ready`, then kills the wipe with SIGKILL.
 fn kill_when(mut child: Child, target: &Path, ready: impl Fn(&Checkpoint) -> bool) -> Checkpoint {
-    for _ in 0..3000 {
-        if let Some(checkpoint) = read_journal(target).filter(&ready) {
-            child.kill().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while std::time::Instant::now() < deadline {
+        if read_journal(target).as_ref().is_some_and(&ready) {
+            // Stopped, the wipe cannot move its journal past the point just seen
+            // before the kill; the kill takes it from the stopped state.
+            let checkpoint = while_stopped(child.id(), || {
+                let checkpoint = read_journal(target);
+                child.kill().unwrap();
+                checkpoint
+            });
             child.wait().unwrap();
-            // The journal may have moved on between reading and killing.
-            return read_journal(target).unwrap_or(checkpoint);
+            return checkpoint.filter(&ready).expect("the wipe moved past the kill point before it stopped");
         }
         if child.try_wait().unwrap().is_some() {
             panic!("the wipe finished before the kill point");
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    panic!("the kill point was never reached");
+    panic!("the kill point was never reached in two minutes");
 }
 
 fn resume(target: &Path) -> (i32, Report) {
@@ -153,12 +153,7 @@ fn sigint_then_resume_records_the_interruption() {
     }
     let disk = slow_disk();
     let child = start_wipe(disk.path(), &[]);
-    for _ in 0..600 {
-        if written(&disk) > 4 * MIB {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until("4 MiB written", || written(&disk) > 4 * MIB);
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::SIGINT).unwrap();
     let status = child.wait_with_output().unwrap().status;
     assert_eq!(status.code(), Some(1));

@@ -192,6 +192,33 @@ pub fn state_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("certwipe-state")
 }
 
+/// Where certwipe keeps the checkpoint journal of `target`'s wipe.
+pub fn journal_path(target: &Path) -> PathBuf {
+    let inspected = certwipe::device::inspect(target, &certwipe::device::SystemUse::read()).unwrap();
+    certwipe::engine::checkpoint::FileJournal::path_for(&state_dir(), &inspected.identity)
+}
+
+/// Runs `act` while the process `pid` is stopped (SIGSTOP, then SIGCONT), so that
+/// what the test does lands at the point of the run it observed, however busy
+/// the machine.
+pub fn while_stopped<T>(pid: u32, act: impl FnOnce() -> T) -> T {
+    use nix::sys::signal::{Signal, kill};
+    let pid = nix::unistd::Pid::from_raw(pid as i32);
+    kill(pid, Signal::SIGSTOP).unwrap();
+    let result = act();
+    kill(pid, Signal::SIGCONT).unwrap();
+    result
+}
+
+/// Polls `done` every 10 ms for up to a minute; panics with `what` if it never holds.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "waited a minute for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 pub fn certwipe(args: &[&str]) -> Output {
     certwipe_command().args(args).output().unwrap()
 }
