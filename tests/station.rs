@@ -63,14 +63,22 @@ impl HotStick {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let status = Command::new("losetup")
-            .args(["--direct-io=on"])
-            .args(flags)
-            .arg(&self.path)
-            .arg(&self.file)
-            .status()
-            .unwrap();
-        assert!(status.success(), "losetup {}", self.path.display());
+        // Re-plugged right after a pull, the device may still be busy for a moment:
+        // `losetup -d` only marks it for detaching while anything has it open.
+        for _ in 0..50 {
+            let status = Command::new("losetup")
+                .args(["--direct-io=on"])
+                .args(flags)
+                .arg(&self.path)
+                .arg(&self.file)
+                .status()
+                .unwrap();
+            if status.success() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("losetup {} failed for 5 s", self.path.display());
     }
 
     fn unplug(&self) {
