@@ -205,6 +205,13 @@ pub fn while_stopped<T>(pid: u32, act: impl FnOnce() -> T) -> T {
     use nix::sys::signal::{Signal, kill};
     let pid = nix::unistd::Pid::from_raw(pid as i32);
     kill(pid, Signal::SIGSTOP).unwrap();
+    // SIGSTOP takes effect as each thread leaves the kernel: wait until all have.
+    let tasks = format!("/proc/{pid}/task");
+    let stopped = |task: std::fs::DirEntry| {
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        stat.rsplit_once(") ").is_none_or(|(_, rest)| rest.starts_with('T'))
+    };
+    wait_until("the process to stop", || std::fs::read_dir(&tasks).unwrap().flatten().all(stopped));
     let result = act();
     kill(pid, Signal::SIGCONT).unwrap();
     result
