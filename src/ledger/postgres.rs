@@ -8,7 +8,10 @@
 
 use postgres::{Client, IsolationLevel, NoTls, Row, Transaction};
 
-use super::store::{CertificateRow, CountersignatureRow, EntryRow, Store, Tx};
+use super::store::{
+    CERTIFICATE_COLUMNS, COUNTERSIGNATURE_COLUMNS, CertificateRow, CountersignatureRow, ENTRY_COLUMNS,
+    EntryRow, MEDIUM_COLUMNS, Store, Tx, stored_classification,
+};
 use super::{LedgerError, Medium};
 use crate::cert::records::Classification;
 
@@ -153,17 +156,12 @@ struct PostgresTx<'a> {
     tx: Transaction<'a>,
 }
 
-const MEDIUM_COLUMNS: &str = "number, media_type, classification, holder, serial, notes";
-const ENTRY_COLUMNS: &str = "seq, number, kind, at, data, prev_hash, hash, signature";
-const CERTIFICATE_COLUMNS: &str = "certificate_id, number, sha256, json, signature";
-
 fn medium(row: &Row) -> Medium {
     let classification: String = row.get(2);
     Medium {
         number: row.get(0),
         media_type: row.get(1),
-        // An unreadable level is treated as the highest: never as a lower one.
-        classification: classification.parse().unwrap_or(Classification::TopSecret),
+        classification: stored_classification(&classification),
         holder: row.get(3),
         serial: row.get(4),
         notes: row.get(5),
@@ -279,7 +277,10 @@ impl Tx for PostgresTx<'_> {
         certificate_id: Option<&str>,
     ) -> Result<Vec<CountersignatureRow>, LedgerError> {
         let rows = self.tx.query(
-            "SELECT certificate_id, role, statement, statement_signature, certificate_signature FROM countersignatures WHERE $1::text IS NULL OR certificate_id = $1 ORDER BY id",
+            &format!(
+                "SELECT {COUNTERSIGNATURE_COLUMNS} FROM countersignatures \
+                 WHERE $1::text IS NULL OR certificate_id = $1 ORDER BY id"
+            ),
             &[&certificate_id],
         )?;
         Ok(rows
@@ -296,7 +297,9 @@ impl Tx for PostgresTx<'_> {
 
     fn insert_countersignature(&mut self, c: &CountersignatureRow) -> Result<(), LedgerError> {
         self.tx.execute(
-            "INSERT INTO countersignatures (certificate_id, role, statement, statement_signature, certificate_signature) VALUES ($1, $2, $3, $4, $5)",
+            &format!(
+                "INSERT INTO countersignatures ({COUNTERSIGNATURE_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"
+            ),
             &[&c.certificate_id, &c.role, &c.statement, &c.statement_signature, &c.certificate_signature],
         )?;
         Ok(())

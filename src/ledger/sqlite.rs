@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
-use super::store::{CertificateRow, CountersignatureRow, EntryRow, Store, Tx};
+use super::store::{
+    CERTIFICATE_COLUMNS, COUNTERSIGNATURE_COLUMNS, CertificateRow, CountersignatureRow, ENTRY_COLUMNS,
+    EntryRow, MEDIUM_COLUMNS, Store, Tx, stored_classification,
+};
 use super::{LedgerError, Medium};
 use crate::cert::records::Classification;
 
@@ -164,15 +167,12 @@ struct SqliteTx<'a> {
     tx: rusqlite::Transaction<'a>,
 }
 
-const MEDIUM_COLUMNS: &str = "number, media_type, classification, holder, serial, notes";
-
 fn row_to_medium(row: &rusqlite::Row<'_>) -> rusqlite::Result<Medium> {
     let classification: String = row.get(2)?;
     Ok(Medium {
         number: row.get(0)?,
         media_type: row.get(1)?,
-        // An unreadable level is treated as the highest: never as a lower one.
-        classification: classification.parse().unwrap_or(Classification::TopSecret),
+        classification: stored_classification(&classification),
         holder: row.get(3)?,
         serial: row.get(4)?,
         notes: row.get(5)?,
@@ -271,16 +271,16 @@ impl Tx for SqliteTx<'_> {
 
     fn insert_entry(&mut self, e: &EntryRow) -> Result<(), LedgerError> {
         self.tx.execute(
-            "INSERT INTO entries (seq, number, kind, at, data, prev_hash, hash, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            &format!("INSERT INTO entries ({ENTRY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
             params![e.seq, e.number, e.kind, e.at, e.data, e.prev_hash, e.hash, e.signature],
         )?;
         Ok(())
     }
 
     fn entries(&mut self, number: Option<&str>) -> Result<Vec<EntryRow>, LedgerError> {
-        let mut query = self.tx.prepare(
-            "SELECT seq, number, kind, at, data, prev_hash, hash, signature FROM entries WHERE ?1 IS NULL OR number = ?1 ORDER BY seq",
-        )?;
+        let mut query = self.tx.prepare(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM entries WHERE ?1 IS NULL OR number = ?1 ORDER BY seq"
+        ))?;
         let entries = query.query_map([number], row_to_entry)?.collect::<Result<Vec<_>, _>>()?;
         Ok(entries)
     }
@@ -289,7 +289,7 @@ impl Tx for SqliteTx<'_> {
         Ok(self
             .tx
             .query_row(
-                "SELECT certificate_id, number, sha256, json, signature FROM certificates WHERE certificate_id = ?1",
+                &format!("SELECT {CERTIFICATE_COLUMNS} FROM certificates WHERE certificate_id = ?1"),
                 [id],
                 row_to_certificate,
             )
@@ -297,16 +297,16 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn certificates(&mut self) -> Result<Vec<CertificateRow>, LedgerError> {
-        let mut query = self.tx.prepare(
-            "SELECT certificate_id, number, sha256, json, signature FROM certificates ORDER BY certificate_id",
-        )?;
+        let mut query = self
+            .tx
+            .prepare(&format!("SELECT {CERTIFICATE_COLUMNS} FROM certificates ORDER BY certificate_id"))?;
         let rows = query.query_map([], row_to_certificate)?.collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
     fn insert_certificate(&mut self, c: &CertificateRow) -> Result<(), LedgerError> {
         self.tx.execute(
-            "INSERT INTO certificates (certificate_id, number, sha256, json, signature) VALUES (?1, ?2, ?3, ?4, ?5)",
+            &format!("INSERT INTO certificates ({CERTIFICATE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"),
             params![c.certificate_id, c.number, c.sha256, c.json, c.signature],
         )?;
         Ok(())
@@ -316,9 +316,10 @@ impl Tx for SqliteTx<'_> {
         &mut self,
         certificate_id: Option<&str>,
     ) -> Result<Vec<CountersignatureRow>, LedgerError> {
-        let mut query = self.tx.prepare(
-            "SELECT certificate_id, role, statement, statement_signature, certificate_signature FROM countersignatures WHERE ?1 IS NULL OR certificate_id = ?1 ORDER BY id",
-        )?;
+        let mut query = self.tx.prepare(&format!(
+            "SELECT {COUNTERSIGNATURE_COLUMNS} FROM countersignatures \
+             WHERE ?1 IS NULL OR certificate_id = ?1 ORDER BY id"
+        ))?;
         let rows =
             query.query_map([certificate_id], row_to_countersignature)?.collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
@@ -326,7 +327,9 @@ impl Tx for SqliteTx<'_> {
 
     fn insert_countersignature(&mut self, c: &CountersignatureRow) -> Result<(), LedgerError> {
         self.tx.execute(
-            "INSERT INTO countersignatures (certificate_id, role, statement, statement_signature, certificate_signature) VALUES (?1, ?2, ?3, ?4, ?5)",
+            &format!(
+                "INSERT INTO countersignatures ({COUNTERSIGNATURE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"
+            ),
             params![c.certificate_id, c.role, c.statement, c.statement_signature, c.certificate_signature],
         )?;
         Ok(())

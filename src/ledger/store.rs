@@ -6,6 +6,19 @@
 use super::{LedgerError, Medium};
 use crate::cert::records::Classification;
 
+/// Each table's columns, in the order both backends read them into rows.
+pub(super) const MEDIUM_COLUMNS: &str = "number, media_type, classification, holder, serial, notes";
+pub(super) const ENTRY_COLUMNS: &str = "seq, number, kind, at, data, prev_hash, hash, signature";
+pub(super) const CERTIFICATE_COLUMNS: &str = "certificate_id, number, sha256, json, signature";
+pub(super) const COUNTERSIGNATURE_COLUMNS: &str =
+    "certificate_id, role, statement, statement_signature, certificate_signature";
+
+/// A stored classification; an unreadable level is treated as the highest, never
+/// as a lower one.
+pub(super) fn stored_classification(text: &str) -> Classification {
+    text.parse().unwrap_or(Classification::TopSecret)
+}
+
 /// One history entry as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EntryRow {
