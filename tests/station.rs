@@ -65,20 +65,8 @@ impl HotStick {
         }
         // Re-plugged right after a pull, the device may still be busy for a moment:
         // `losetup -d` only marks it for detaching while anything has it open.
-        for _ in 0..50 {
-            let status = Command::new("losetup")
-                .args(["--direct-io=on"])
-                .args(flags)
-                .arg(&self.path)
-                .arg(&self.file)
-                .status()
-                .unwrap();
-            if status.success() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("losetup {} failed for 5 s", self.path.display());
+        let (path, file) = (self.path.to_str().unwrap(), self.file.to_str().unwrap());
+        losetup_retrying(&[&["--direct-io=on"][..], flags, &[path, file]].concat(), 50);
     }
 
     fn unplug(&self) {

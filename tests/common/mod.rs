@@ -70,20 +70,27 @@ impl LoopDevice {
         args.extend_from_slice(flags);
         args.push(file.to_str().unwrap());
         // `losetup -f` can race with a parallel test for the same free device.
-        for _ in 0..5 {
-            let out = Command::new("losetup").args(&args).output().unwrap();
-            if out.status.success() {
-                let path = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
-                return LoopDevice { path, backing: file, _dir: dir };
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        panic!("losetup {args:?} failed");
+        let out = losetup_retrying(&args, 5);
+        let path = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+        LoopDevice { path, backing: file, _dir: dir }
     }
 
     pub fn name(&self) -> String {
         self.path.file_name().unwrap().to_string_lossy().into_owned()
     }
+}
+
+/// Runs `losetup args`, trying again every 100 ms up to `attempts` times while the
+/// device it wants is busy; panics if it never succeeds.
+pub fn losetup_retrying(args: &[&str], attempts: u32) -> Output {
+    for _ in 0..attempts {
+        let out = Command::new("losetup").args(args).output().unwrap();
+        if out.status.success() {
+            return out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("losetup {args:?} failed {attempts} times");
 }
 
 impl Drop for LoopDevice {
