@@ -14,6 +14,7 @@ pub mod drive;
 pub mod durable;
 pub mod engine;
 pub mod exit;
+pub mod input;
 pub mod ledger;
 pub mod method;
 pub mod purge;

@@ -89,7 +89,7 @@ fn describe(reasons: &[String]) -> String {
 
 impl AllowedSigners {
     pub fn load(path: &Path) -> std::io::Result<AllowedSigners> {
-        Ok(Self::parse(&std::fs::read(path)?))
+        Ok(Self::parse(&crate::input::read_regular(path, crate::input::LIST)?))
     }
 
     /// Reads every line; a line OpenSSH would reject is kept as such (it allows

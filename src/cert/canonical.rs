@@ -6,9 +6,6 @@
 //! fixed order, no escapes beyond what JSON requires, one trailing newline — and
 //! checks that before trusting anything in them.
 
-use std::io::Read;
-use std::path::Path;
-
 use serde::de::{DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -69,14 +66,6 @@ pub fn parse<T: Serialize + DeserializeOwned>(bytes: &[u8]) -> Result<T, Canonic
         return Err(first_difference(bytes, &canonical));
     }
     Ok(parsed)
-}
-
-/// Reads a document file, refusing one too large before reading it into memory.
-pub fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
-    let file = std::fs::File::open(path)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_DOCUMENT_BYTES + 1).read_to_end(&mut bytes)?;
-    Ok(bytes)
 }
 
 fn first_difference(found: &[u8], expected: &[u8]) -> CanonicalError {

@@ -69,7 +69,7 @@ fn append(path: &Path, suffix: &str) -> PathBuf {
 /// Reads a certificate or statement; one too large to be real is refused unread
 /// (the parse that follows names the limit).
 fn read(path: &Path) -> Result<Vec<u8>, CertError> {
-    super::canonical::read_bounded(path)
+    crate::input::read_regular(path, crate::input::DOCUMENT)
         .map_err(|source| CertError::Io { path: path.display().to_string(), source })
 }
 
@@ -206,7 +206,7 @@ pub struct Part {
 
 impl Part {
     fn read(path: &Path) -> Part {
-        Part { label: path.display().to_string(), bytes: super::canonical::read_bounded(path).ok() }
+        Part { label: path.display().to_string(), bytes: crate::input::read_regular(path, crate::input::DOCUMENT).ok() }
     }
 
     fn get(&self) -> Result<&[u8], SignatureProblem> {

@@ -94,6 +94,9 @@ pub fn write_file(
 }
 
 /// Fonts looked for when `--font` is not given: (path, face index of Simplified Chinese).
+/// Noto Sans CJK's collection is about 20 MB; nothing larger is a font to load.
+const MAX_FONT_BYTES: u64 = 64 << 20;
+
 const SYSTEM_FONTS: &[(&str, u32)] = &[
     ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", 2),
     ("/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc", 2),
@@ -112,7 +115,7 @@ struct Face {
 impl Face {
     fn load(path: &Path, index: u32) -> Result<Face, PdfError> {
         let bad = || PdfError::BadFont(path.display().to_string());
-        let data = std::fs::read(path).map_err(|_| bad())?;
+        let data = crate::input::read_regular(path, MAX_FONT_BYTES).map_err(|_| bad())?;
         skrifa::FontRef::from_index(&data, index).map_err(|_| bad())?;
         let font = Font::new(data.clone().into(), index).ok_or_else(bad)?;
         Ok(Face { data, index, font })

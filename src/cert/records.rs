@@ -208,7 +208,7 @@ pub fn check_optional(field: &'static str, value: Option<&str>, max: usize) -> R
 impl Profile {
     pub fn load(path: &Path) -> Result<Profile, RecordsError> {
         let error = |message: String| RecordsError::Profile { path: path.display().to_string(), message };
-        let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+        let text = crate::input::read_text(path, crate::input::LIST).map_err(|e| error(e.to_string()))?;
         toml::from_str(&text).map_err(|e| error(e.to_string()))
     }
 

@@ -39,7 +39,7 @@ impl SigningKey {
         if mode & 0o077 != 0 {
             return Err(CertError::KeyPermissions { path: shown, mode });
         }
-        let text = std::fs::read_to_string(path)
+        let text = crate::input::read_text(path, crate::input::KEY)
             .map_err(|e| CertError::Key { path: shown.clone(), why: e.to_string() })?;
         let key = PrivateKey::from_openssh(&text).map_err(|e| CertError::Key {
             path: shown.clone(),

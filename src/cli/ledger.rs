@@ -192,7 +192,7 @@ pub fn run(args: &LedgerArgs, location: Option<&Location>) -> Result<u8, Failure
     };
     match &args.command {
         LedgerCommand::Init(init) => {
-            let text = std::fs::read(&init.allowed_signers).map_err(|e| {
+            let text = crate::input::read_regular(&init.allowed_signers, crate::input::LIST).map_err(|e| {
                 Failure::usage(format!("allowed signers {}: {e}", init.allowed_signers.display()))
             })?;
             let id = ledger.configure(&text, &key()?)?;

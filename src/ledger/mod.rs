@@ -188,10 +188,10 @@ impl KeptHead {
     /// Reads `FILE` and `FILE.sig` as `ledger head -o FILE` wrote them.
     pub fn load(path: &Path) -> Result<KeptHead, LedgerError> {
         let fail = |why: String| LedgerError::Head { path: path.display().to_string(), why };
-        let bytes = crate::cert::canonical::read_bounded(path).map_err(|e| fail(e.to_string()))?;
+        let bytes = crate::input::read_regular(path, crate::input::DOCUMENT).map_err(|e| fail(e.to_string()))?;
         let head: Head = crate::cert::canonical::parse(&bytes).map_err(|e| fail(e.to_string()))?;
         let sig_path = crate::cert::files::signature_path(path);
-        let signature = std::fs::read_to_string(&sig_path)
+        let signature = crate::input::read_text(&sig_path, crate::input::SIGNATURE)
             .map_err(|e| fail(format!("its signature {}: {e}", sig_path.display())))?;
         Ok(KeptHead { path: path.to_path_buf(), head, signature })
     }
