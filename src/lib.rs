@@ -23,3 +23,4 @@ pub mod serve;
 pub mod station;
 pub mod stream;
 pub mod target;
+pub mod text;

@@ -339,9 +339,10 @@ pub fn ask_drive(target: &mut Inspected, note: &dyn Fn(&str)) -> Result<Option<P
 
 /// The drive's own account replaces sysfs's where the drive gave one.
 fn take_identity(identity: &mut crate::device::Identity, info: &crate::drive::DriveInfo) {
+    // What the drive reports is escaped and bounded, as sysfs's text is.
     let take = |field: &mut Option<String>, value: &Option<String>| {
-        if value.is_some() {
-            field.clone_from(value);
+        if let Some(text) = value.as_deref().and_then(crate::text::from_device) {
+            *field = Some(text);
         }
     };
     take(&mut identity.vendor, &info.vendor);

@@ -64,6 +64,13 @@ pub fn inconsistencies(cert: &Certificate) -> Vec<String> {
             fail(format!("the {field} holds control characters, which certwipe never writes into a record"));
         }
     }
+    for (field, text) in cert.medium.texts() {
+        if text.is_some_and(|text| text.chars().any(super::display::is_hidden)) {
+            fail(format!(
+                "the medium's {field} holds control or invisible characters, which certwipe writes only escaped"
+            ));
+        }
+    }
     match (&s.firmware, s.technique) {
         (Some(firmware), _) => super::check_firmware::check(cert, firmware, &mut fail),
         (None, Technique::Overwrite) => check_overwrite(cert, &mut fail),

@@ -131,6 +131,22 @@ impl Identity {
         }
     }
 
+    /// Every free-text field, by name: what a device or a path put there.
+    pub fn texts(&self) -> [(&'static str, Option<&str>); 10] {
+        [
+            ("path", Some(self.path.as_str())),
+            ("resolved path", Some(self.resolved_path.as_str())),
+            ("name", Some(self.name.as_str())),
+            ("vendor", self.vendor.as_deref()),
+            ("model", self.model.as_deref()),
+            ("serial", self.serial.as_deref()),
+            ("firmware", self.firmware.as_deref()),
+            ("WWN", self.wwn.as_deref()),
+            ("transport", Some(self.transport.as_str())),
+            ("backing file", self.backing_file.as_deref()),
+        ]
+    }
+
     /// Reasons to believe `now` is not the medium this identity describes.
     pub fn differences(&self, now: &Identity) -> Vec<String> {
         let mut problems = Vec::new();
@@ -230,6 +246,10 @@ pub enum DeviceError {
         "{path}: is a character device, not a block device or image file; certwipe writes only block devices and image files"
     )]
     CharacterDevice { path: String },
+    #[error(
+        "{path}: the path holds control or invisible characters, which would reach the certificate and every screen; rename the file"
+    )]
+    HiddenCharacters { path: String },
     #[error("{path}: is not a block device or a regular file")]
     UnsupportedFileType { path: String },
     #[error("{path}: refused: {}", reasons.join("; "))]
@@ -302,6 +322,9 @@ pub fn list_all(system: &SystemUse) -> Vec<Inspected> {
 /// writing it is safe.
 pub fn inspect(path: &Path, system: &SystemUse) -> Result<Inspected, DeviceError> {
     let shown = path.display().to_string();
+    if shown.chars().any(crate::text::is_hidden) {
+        return Err(DeviceError::HiddenCharacters { path: crate::text::escape(&shown).into_owned() });
+    }
     let meta = fs::metadata(path).map_err(|e| DeviceError::io(path, e))?;
     let resolved = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let file_type = meta.file_type();
@@ -378,8 +401,11 @@ fn block_identity(path: &str, resolved: &str, block: &SysBlock, system: &SystemU
     let disk = block.disk().unwrap_or_else(|| block.clone());
     let size_sectors: u64 = block.attr("size").and_then(|s| s.parse().ok()).unwrap_or(0);
     let queue = |name: &str| disk.attr(&format!("queue/{name}")).and_then(|s| s.parse().ok()).unwrap_or(512);
-    let hardware = |names: &[&str]| names.iter().find_map(|n| block.hardware_attr(n));
-    let udev = |key: &str| block.udev_property(key);
+    // What the device reports is escaped and bounded before it goes anywhere.
+    let hardware =
+        |names: &[&str]| names.iter().find_map(|n| block.hardware_attr(n)).and_then(|t| crate::text::from_device(&t));
+    let udev = |key: &str| block.udev_property(key).and_then(|t| crate::text::from_device(&t));
+    let attr = |dir: &SysBlock, name: &str| dir.attr(name).and_then(|t| crate::text::from_device(&t));
     Identity {
         path: path.to_string(),
         resolved_path: resolved.to_string(),
@@ -391,15 +417,15 @@ fn block_identity(path: &str, resolved: &str, block: &SysBlock, system: &SystemU
         physical_sector_size: queue("physical_block_size"),
         vendor: hardware(&["vendor"]).or_else(|| udev("ID_VENDOR")),
         model: hardware(&["model"]).or_else(|| udev("ID_MODEL")),
-        serial: hardware(&["serial"]).or_else(|| disk.attr("serial")).or_else(|| udev("ID_SERIAL_SHORT")),
+        serial: hardware(&["serial"]).or_else(|| attr(&disk, "serial")).or_else(|| udev("ID_SERIAL_SHORT")),
         firmware: hardware(&["firmware_rev", "rev"]).or_else(|| udev("ID_REVISION")),
-        wwn: hardware(&["wwid"]).or_else(|| disk.attr("wwid")).or_else(|| udev("ID_WWN")),
+        wwn: hardware(&["wwid"]).or_else(|| attr(&disk, "wwid")).or_else(|| udev("ID_WWN")),
         transport: transport.to_string(),
         rotational,
         removable: disk.flag("removable"),
         read_only: block.flag("ro"),
         media_type: MediaType::classify(transport, rotational),
-        backing_file: disk.attr("loop/backing_file"),
+        backing_file: disk.attr("loop/backing_file").map(|f| crate::text::escape(&f).into_owned()),
         usage: Usage::of(block, system),
         identity_source: Some(IdentitySource::Sysfs),
         hidden: None,

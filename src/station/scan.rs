@@ -69,7 +69,9 @@ fn read_one(root: &Path, name: &str) -> Option<Seen> {
     let dir = std::fs::canonicalize(root.join("block").join(name)).ok()?;
     let devnum = DevNum::parse(&read_attr(&dir, "dev")?)?;
     let size_sectors: u64 = read_attr(&dir, "size").and_then(|s| s.parse().ok()).unwrap_or(0);
-    let serial = read_attr(&dir.join("device"), "serial").or_else(|| read_attr(&dir, "serial"));
+    let serial = read_attr(&dir.join("device"), "serial")
+        .or_else(|| read_attr(&dir, "serial"))
+        .and_then(|s| crate::text::from_device(&s));
     let usb = usb_device(&dir);
     Some(Seen {
         name: name.to_string(),
@@ -80,7 +82,7 @@ fn read_one(root: &Path, name: &str) -> Option<Seen> {
         serial,
         usb_port: usb.as_ref().and_then(|d| d.file_name()).map(|n| n.to_string_lossy().into_owned()),
         usb_device: usb,
-        backing_file: read_attr(&dir, "loop/backing_file"),
+        backing_file: read_attr(&dir, "loop/backing_file").map(|f| crate::text::escape(&f).into_owned()),
     })
 }
 

@@ -1,0 +1,95 @@
+//! Text that is shown to people: what may never be in it raw. A name with
+//! terminal escapes and a newline once printed a fake "Result: ERASED" line,
+//! and a device can report any bytes as its serial or model; so certwipe
+//! refuses hidden characters in the records it writes, writes the ones a
+//! device reports as visible escapes, and shows those in a document made
+//! elsewhere escaped too.
+
+use std::borrow::Cow;
+
+/// Characters that change how text is shown, or show as nothing, rather than
+/// being shown: C0 and C1 controls (escape sequences, newlines, carriage
+/// returns), DEL, the line and paragraph separators, the bidirectional marks and
+/// overrides that reorder a line, and the invisible ones a name could hide in
+/// (zero-width spaces and joiners, word joiners, the byte-order mark, soft
+/// hyphens, Hangul fillers, Mongolian and variation selectors, tag characters),
+/// so that `Li Wei` and `Li\u{200b} Wei` can never pass for one person.
+pub fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{061C}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{17B4}'
+                | '\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+                | '\u{FFF0}'..='\u{FFFB}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0000}'..='\u{E0FFF}'
+        )
+}
+
+/// `text` with every hidden character written as a visible `\u{…}` escape.
+pub fn escape(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_hidden) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .map(|c| if is_hidden(c) { format!("\\u{{{:04x}}}", c as u32) } else { c.to_string() })
+            .collect(),
+    )
+}
+
+/// The longest device-reported string kept (model, serial, firmware, WWN):
+/// real ones are at most 40 characters (ATA's model field).
+pub const MAX_DEVICE_TEXT: usize = 128;
+
+/// A string a device reported (sysfs, IDENTIFY, VPD), fit for a record: its
+/// hidden characters escaped, surrounding blanks trimmed, cut at
+/// [`MAX_DEVICE_TEXT`] characters, and `None` when nothing visible is left. A
+/// hostile device's serial then can neither forge a line of a printout nor
+/// pass a record check that refuses hidden characters.
+pub fn from_device(raw: &str) -> Option<String> {
+    let escaped = escape(raw.trim());
+    let kept: String = escaped.chars().take(MAX_DEVICE_TEXT).collect();
+    (!kept.is_empty()).then_some(kept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_make_hidden_characters_visible() {
+        assert_eq!(escape("Li Wei"), "Li Wei");
+        assert_eq!(
+            escape("a\u{1b}]0;x\u{7}\u{1b}[2J\nResult: ERASED"),
+            "a\\u{001b}]0;x\\u{0007}\\u{001b}[2J\\u{000a}Result: ERASED"
+        );
+        assert_eq!(escape("abc\u{202e}fed"), "abc\\u{202e}fed");
+        assert_eq!(escape("李伟"), "李伟");
+        for invisible in ['\u{200b}', '\u{2060}', '\u{feff}', '\u{3164}', '\u{00ad}', '\u{e0041}'] {
+            assert!(is_hidden(invisible), "U+{:04X}", invisible as u32);
+        }
+        assert!(!is_hidden('\u{3000}') && !is_hidden('王') && !is_hidden('é'));
+    }
+
+    #[test]
+    fn device_strings_are_escaped_trimmed_and_bounded() {
+        assert_eq!(from_device("  WD-WCC4N1234567  ").as_deref(), Some("WD-WCC4N1234567"));
+        assert_eq!(from_device("S1\u{1b}[2J\nResult: ERASED").as_deref(), Some("S1\\u{001b}[2J\\u{000a}Result: ERASED"));
+        assert_eq!(from_device("   "), None);
+        assert_eq!(from_device(&"x".repeat(1000)).map(|s| s.chars().count()), Some(MAX_DEVICE_TEXT));
+    }
+}
