@@ -8,6 +8,28 @@ use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use thiserror::Error;
+
+/// Why a file was not read.
+#[derive(Debug, Error)]
+pub enum InputError {
+    #[error("not a regular file ({0}); certwipe reads only regular files")]
+    NotRegular(&'static str),
+    #[error("{bytes} bytes is more than the {max} such a file can have; refused unread")]
+    TooLarge { bytes: u64, max: u64 },
+    #[error("not UTF-8 text")]
+    NotText,
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl InputError {
+    /// Whether the file is simply not there.
+    pub fn is_missing(&self) -> bool {
+        matches!(self, InputError::Io(e) if e.kind() == std::io::ErrorKind::NotFound)
+    }
+}
+
 /// Certificates, countersignature statements, ledger heads (see
 /// [`crate::cert::canonical::MAX_DOCUMENT_BYTES`]).
 pub const DOCUMENT: u64 = crate::cert::canonical::MAX_DOCUMENT_BYTES;
@@ -25,7 +47,7 @@ pub const DUMP: u64 = 64 << 10;
 /// The whole of `path`, if it is a regular file of at most `max` bytes. A
 /// FIFO, socket or device is refused without being read or waited on, and a
 /// larger file without being read into memory.
-pub fn read_regular(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+pub fn read_regular(path: &Path, max: u64) -> Result<Vec<u8>, InputError> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         // Opening a FIFO with no writer would block; with O_NONBLOCK it does not,
@@ -34,34 +56,23 @@ pub fn read_regular(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
         .open(path)?;
     let meta = file.metadata()?;
     if !meta.file_type().is_file() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("not a regular file ({}); certwipe reads only regular files", kind_of(&meta)),
-        ));
+        return Err(InputError::NotRegular(kind_of(&meta)));
     }
     if meta.len() > max {
-        return Err(too_large(meta.len(), max));
+        return Err(InputError::TooLarge { bytes: meta.len(), max });
     }
     let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
     // The file may grow after the size was read: the cap holds anyway.
     file.take(max + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > max {
-        return Err(too_large(bytes.len() as u64, max));
+        return Err(InputError::TooLarge { bytes: bytes.len() as u64, max });
     }
     Ok(bytes)
 }
 
 /// As [`read_regular`], as UTF-8 text.
-pub fn read_text(path: &Path, max: u64) -> std::io::Result<String> {
-    String::from_utf8(read_regular(path, max)?)
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
-}
-
-fn too_large(bytes: u64, max: u64) -> std::io::Error {
-    std::io::Error::new(
-        std::io::ErrorKind::InvalidInput,
-        format!("{bytes} bytes is more than the {max} such a file can have; refused unread"),
-    )
+pub fn read_text(path: &Path, max: u64) -> Result<String, InputError> {
+    String::from_utf8(read_regular(path, max)?).map_err(|_| InputError::NotText)
 }
 
 fn kind_of(meta: &std::fs::Metadata) -> &'static str {

@@ -328,10 +328,11 @@ fn a_certificate_forged_with_any_key_is_never_reported_verified() {
     let ledger_cmd = |args: &[&str]| ledger_at(ledger.to_str().unwrap(), &station.key, args);
     let out = ledger_cmd(&["register", "LEDGER-0042", "--type", "hdd", "--classification", "confidential"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("has no allowed signers yet"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("there is no ledger at") && stderr(&out).contains("ledger init"), "{}", stderr(&out));
+    assert!(!ledger.exists(), "a command other than ledger init created a ledger");
     let out = ledger_cmd(&["import", cert.to_str().unwrap()]);
     assert_ne!(out.status.code(), Some(0));
-    assert!(stderr(&out).contains("has no allowed signers yet"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("there is no ledger at"), "{}", stderr(&out));
     assert_eq!(
         ledger_cmd(&["init", "--allowed-signers", station.allowed.to_str().unwrap()]).status.code(),
         Some(0)

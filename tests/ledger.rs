@@ -128,5 +128,5 @@ fn bad_ledger_input_is_refused_clearly() {
     office.refused(&["import", unknown.to_str().unwrap()], "register the medium first");
     let out = certwipe(&["ledger", "list", "--ledger", "/proc/no/such/ledger.sqlite"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("ledger /proc/no/such/ledger.sqlite"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no ledger at /proc/no/such/ledger.sqlite"), "{}", stderr(&out));
 }

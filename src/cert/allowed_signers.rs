@@ -88,7 +88,7 @@ fn describe(reasons: &[String]) -> String {
 }
 
 impl AllowedSigners {
-    pub fn load(path: &Path) -> std::io::Result<AllowedSigners> {
+    pub fn load(path: &Path) -> Result<AllowedSigners, crate::input::InputError> {
         Ok(Self::parse(&crate::input::read_regular(path, crate::input::LIST)?))
     }
 

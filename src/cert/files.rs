@@ -66,11 +66,14 @@ fn append(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(text)
 }
 
-/// Reads a certificate or statement; one too large to be real is refused unread
-/// (the parse that follows names the limit).
+/// Reads a certificate or statement; one too large to be real is refused
+/// unread, as a document that does not verify.
 fn read(path: &Path) -> Result<Vec<u8>, CertError> {
-    crate::input::read_regular(path, crate::input::DOCUMENT)
-        .map_err(|source| CertError::Io { path: path.display().to_string(), source })
+    use crate::input::InputError;
+    crate::input::read_regular(path, crate::input::DOCUMENT).map_err(|error| match error {
+        too_large @ InputError::TooLarge { .. } => CertError::Invalid(format!("{}: {too_large}", path.display())),
+        other => CertError::Input { path: path.display().to_string(), source: other },
+    })
 }
 
 /// Writes a new file; never replaces one (certificates are records).

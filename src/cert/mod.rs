@@ -22,6 +22,8 @@ pub use model::Certificate;
 pub enum CertError {
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },
+    #[error("{path}: {source}")]
+    Input { path: String, source: crate::input::InputError },
     #[error("not a certwipe certificate: it has no \"format\" field")]
     NotACertificate,
     #[error("not a readable certificate: {0}")]

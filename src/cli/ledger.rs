@@ -177,7 +177,15 @@ pub struct HeadArgs {
 
 pub fn run(args: &LedgerArgs, location: Option<&Location>) -> Result<u8, Failure> {
     let location = Location::or_default(location);
-    let mut ledger = Ledger::open(&location)?;
+    // Only `init` creates a ledger; reading never creates or migrates one.
+    let access = match &args.command {
+        LedgerCommand::Init(_) => ledger::Access::Create,
+        LedgerCommand::List(_) | LedgerCommand::Show(_) | LedgerCommand::Export(_) | LedgerCommand::Verify(_) => {
+            ledger::Access::Read
+        }
+        _ => ledger::Access::Write,
+    };
+    let mut ledger = Ledger::open_as(&location, access)?;
     let profile = || -> Result<Profile, Failure> { Ok(Profile::find(args.profile.as_deref())?) };
     let key = || -> Result<SigningKey, Failure> {
         let path = match &args.sign_key {

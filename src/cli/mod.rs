@@ -110,19 +110,23 @@ impl<E: ExitStatus + std::fmt::Display> From<E> for Failure {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let location = cli.ledger.as_deref().map(crate::ledger::Location::parse);
+    // Parsed only by the commands that use a ledger, so that a bad
+    // CERTWIPE_LEDGER never stops `list` or `cert verify`.
+    let location = || -> Result<Option<crate::ledger::Location>, Failure> {
+        Ok(cli.ledger.as_deref().map(crate::ledger::Location::parse).transpose()?)
+    };
     let result = match cli.command {
         Command::List(args) => list::run(&args),
         Command::Methods(args) => methods::run(&args),
-        Command::Wipe(args) => wipe::run(&args, location.as_ref()),
-        Command::Station(args) => station::run(&args, location.as_ref()),
+        Command::Wipe(args) => location().and_then(|l| wipe::run(&args, l.as_ref())),
+        Command::Station(args) => location().and_then(|l| station::run(&args, l.as_ref())),
         Command::Identify(args) => identify::run(&args),
-        Command::Sanitize(args) => sanitize::run(&args, location.as_ref()),
+        Command::Sanitize(args) => location().and_then(|l| sanitize::run(&args, l.as_ref())),
         Command::Cert(command) => cert::run(&command),
         Command::Keygen(args) => cert::keygen(&args),
         Command::Audit(args) => audit::run(&args),
-        Command::Ledger(command) => ledger::run(&command, location.as_ref()),
-        Command::Serve(args) => serve::run(&args, location.as_ref()),
+        Command::Ledger(command) => location().and_then(|l| ledger::run(&command, l.as_ref())),
+        Command::Serve(args) => location().and_then(|l| serve::run(&args, l.as_ref())),
     };
     match result {
         Ok(code) => ExitCode::from(code),

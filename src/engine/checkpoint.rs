@@ -148,12 +148,13 @@ impl FileJournal {
         let unreadable =
             |why: String| JournalError::Unreadable { path: self.path.display().to_string(), why };
         let text = crate::input::read_regular(&self.path, crate::input::JOURNAL).map_err(|e| {
-            match e.kind() {
-                std::io::ErrorKind::NotFound => JournalError::NothingToResume {
+            if e.is_missing() {
+                JournalError::NothingToResume {
                     target: target.to_string(),
                     dir: self.path.parent().map(|p| p.display().to_string()).unwrap_or_default(),
-                },
-                _ => unreadable(e.to_string()),
+                }
+            } else {
+                unreadable(e.to_string())
             }
         })?;
         let checkpoint: Checkpoint = serde_json::from_slice(&text).map_err(|e| unreadable(e.to_string()))?;

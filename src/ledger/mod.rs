@@ -43,6 +43,12 @@ use store::{CertificateRow, CountersignatureRow, EntryRow, Store, Tx};
 pub enum LedgerError {
     #[error("ledger {location}: {why}")]
     Open { location: String, why: String },
+    #[error("ledger {0}")]
+    BadLocation(String),
+    #[error(
+        "there is no ledger at {0}; start one with `certwipe ledger init --allowed-signers FILE --sign-key KEY` (or give --ledger)"
+    )]
+    Missing(String),
     #[error("ledger: {0}")]
     Database(#[from] rusqlite::Error),
     #[error("ledger: the database server: {0}")]
@@ -210,25 +216,35 @@ pub fn default_path() -> PathBuf {
     crate::engine::checkpoint::default_state_dir().join("ledger.sqlite")
 }
 
+/// How a ledger is opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Create it if there is none (`ledger init` only), and bring its schema
+    /// up to date.
+    Create,
+    /// An existing ledger, to write: its schema is brought up to date. A
+    /// missing one is an error naming `ledger init`, never created.
+    Write,
+    /// An existing ledger, only to read: nothing is created or migrated, so a
+    /// read-only database role (or file) suffices.
+    Read,
+}
+
 impl Ledger {
-    /// Opens the ledger at `location`, creating it (or bringing its schema up
-    /// to date) if needed.
+    /// Opens an existing ledger to write to it (see [`Access`]).
     pub fn open(location: &Location) -> Result<Ledger, LedgerError> {
-        Self::open_as(location, false)
+        Self::open_as(location, Access::Write)
     }
 
-    /// Opens an existing ledger only to read it: nothing is created or
-    /// migrated, so a read-only database role (or file) suffices.
+    /// Opens an existing ledger only to read it (see [`Access::Read`]).
     pub fn open_read_only(location: &Location) -> Result<Ledger, LedgerError> {
-        Self::open_as(location, true)
+        Self::open_as(location, Access::Read)
     }
 
-    fn open_as(location: &Location, read_only: bool) -> Result<Ledger, LedgerError> {
+    pub fn open_as(location: &Location, access: Access) -> Result<Ledger, LedgerError> {
         let store: Box<dyn Store + Send> = match location {
-            Location::Sqlite(path) => Box::new(sqlite::SqliteStore::open(path, read_only)?),
-            Location::Postgres(url) => {
-                Box::new(postgres::PostgresStore::open(url, location.shown(), read_only)?)
-            }
+            Location::Sqlite(path) => Box::new(sqlite::SqliteStore::open(path, access)?),
+            Location::Postgres(url) => Box::new(postgres::PostgresStore::open(url, location.shown(), access)?),
         };
         Ok(Ledger { store })
     }

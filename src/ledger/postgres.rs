@@ -12,7 +12,7 @@ use super::store::{
     CERTIFICATE_COLUMNS, COUNTERSIGNATURE_COLUMNS, CertificateRow, CountersignatureRow, ENTRY_COLUMNS,
     EntryRow, MEDIUM_COLUMNS, Store, Tx, stored_classification,
 };
-use super::{LedgerError, Medium};
+use super::{Access, LedgerError, Medium};
 use crate::cert::records::Classification;
 
 /// The advisory lock every writer holds: "certwipe" in ASCII.
@@ -67,11 +67,16 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    /// Connects, and brings the schema up to date unless `read_only`.
-    pub fn open(url: &str, shown: String, read_only: bool) -> Result<PostgresStore, LedgerError> {
+    /// Connects; creates the tables only for [`Access::Create`], and brings
+    /// the schema up to date unless [`Access::Read`].
+    pub fn open(url: &str, shown: String, access: Access) -> Result<PostgresStore, LedgerError> {
         let fail = |why: String| LedgerError::Open { location: shown.clone(), why };
         let mut client = Client::connect(url, NoTls).map_err(|e| fail(describe(&e)))?;
-        let version = if read_only { current_version(&mut client) } else { migrate(&mut client) };
+        let existing = current_version(&mut client).map_err(|e| fail(describe(&e)))?;
+        if existing == 0 && access != Access::Create {
+            return Err(LedgerError::Missing(shown));
+        }
+        let version = if access == Access::Read { Ok(existing) } else { migrate(&mut client) };
         let version = version.map_err(|e| fail(describe(&e)))?;
         let latest = MIGRATIONS.last().map_or(0, |(v, _)| *v);
         if version != latest {

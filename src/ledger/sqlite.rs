@@ -11,7 +11,7 @@ use super::store::{
     CERTIFICATE_COLUMNS, COUNTERSIGNATURE_COLUMNS, CertificateRow, CountersignatureRow, ENTRY_COLUMNS,
     EntryRow, MEDIUM_COLUMNS, Store, Tx, stored_classification,
 };
-use super::{LedgerError, Medium};
+use super::{Access, LedgerError, Medium};
 use crate::cert::records::Classification;
 
 /// Schema versions, applied in order on first use and recorded in
@@ -73,20 +73,24 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens the ledger file, creating and migrating it unless `read_only`
-    /// (then it must exist and be current).
-    pub fn open(path: &Path, read_only: bool) -> Result<SqliteStore, LedgerError> {
+    /// Opens the ledger file: creating it only for [`Access::Create`],
+    /// migrating it unless [`Access::Read`] (then it must be current).
+    pub fn open(path: &Path, access: Access) -> Result<SqliteStore, LedgerError> {
         let fail = |why: String| LedgerError::Open { location: path.display().to_string(), why };
-        if read_only {
+        if access != Access::Create && std::fs::symlink_metadata(path).is_err() {
+            return Err(LedgerError::Missing(path.display().to_string()));
+        }
+        if access == Access::Read {
             return Self::open_read_only(path).map_err(|e| fail(e.to_string()));
         }
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
         }
         // Never follow a link planted where the ledger should be.
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        if access == Access::Create {
+            flags |= OpenFlags::SQLITE_OPEN_CREATE;
+        }
         let mut db = Connection::open_with_flags(path, flags).map_err(|e| fail(e.to_string()))?;
         // Several certwipe processes may write at once: wait for the other's transaction.
         db.busy_timeout(Duration::from_secs(30)).map_err(|e| fail(e.to_string()))?;
