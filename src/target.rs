@@ -15,9 +15,10 @@ use std::sync::atomic::AtomicBool;
 use thiserror::Error;
 
 use crate::cert::files::{Bundle, write_certificate};
+use crate::cert::judge::Trust;
 use crate::cert::pdf::{self, PdfError};
 use crate::cert::records::Records;
-use crate::cert::sign::SigningKey;
+use crate::cert::sign::{AllowedSigners, SigningKey};
 use crate::cert::{CertError, Certificate};
 use std::os::fd::AsFd;
 
@@ -91,6 +92,9 @@ pub struct CertificatePlan {
     pub pdf: bool,
     /// The records office's page, for the PDF's QR code.
     pub verify_url: Option<String>,
+    /// The trust list each certificate is judged against as it is printed
+    /// (and, with a ledger, the ledger's trust root).
+    pub allowed: Option<AllowedSigners>,
 }
 
 /// Whether a target continues an interrupted wipe of the same medium.
@@ -210,7 +214,7 @@ impl Settings {
     pub fn prepare(
         &self,
         mut target: Inspected,
-        records: Option<Records>,
+        mut records: Option<Records>,
         report_path: Option<PathBuf>,
         note: &dyn Fn(&str),
     ) -> Result<Prepared, TargetError> {
@@ -220,7 +224,7 @@ impl Settings {
             areas,
             probed: drive.clone().expect("hidden areas are reported by a drive"),
         });
-        self.check_registered(&target, records.as_ref())?;
+        self.check_registered(&target, records.as_mut())?;
         let medium = Medium::open(&mut target, Access::ReadWrite)?;
         let work = self.work(&target, &medium, drive, note)?;
         Ok(Prepared { target, medium, work, records, report_path, restore })
@@ -239,19 +243,18 @@ impl Settings {
         }
     }
 
-    /// With a ledger, the medium must be registered there (by asset number or
-    /// the serial the drive gave).
-    fn check_registered(&self, target: &Inspected, records: Option<&Records>) -> Result<(), TargetError> {
-        if self.ledger.is_none() {
-            return Ok(());
-        }
-        let asset = records.and_then(|r| r.asset_number.as_deref());
+    /// With a ledger, every rule filing the certificate will apply, checked
+    /// now: the medium is registered there (by asset number or the serial the
+    /// drive gave), its history verifies, it is not destroyed, and the records
+    /// keep its level and a destination it allows.
+    fn check_registered(&self, target: &Inspected, records: Option<&mut Records>) -> Result<(), TargetError> {
+        let (Some(ledger), Some(records)) = (&self.ledger, records) else { return Ok(()) };
         let serial = target.identity.serial.as_deref();
-        match self.registered(asset, serial)? {
+        match crate::engine::lock(ledger).admit(records, serial)? {
             Some(_) => Ok(()),
             None => Err(TargetError::Unregistered {
                 path: target.identity.path.clone(),
-                asset: asset.unwrap_or("(none given)").to_string(),
+                asset: records.asset_number.as_deref().unwrap_or("(none given)").to_string(),
                 serial: serial.unwrap_or("(unknown)").to_string(),
             }),
         }
@@ -777,8 +780,9 @@ fn certify(
     let pdf = plan.pdf.then(|| {
         let output = path.with_extension("pdf");
         let options = pdf::Options { verify_url: plan.verify_url.as_deref(), ..pdf::Options::default() };
-        pdf::write_file(&path, &output, &options, None)
-            .map(|missing| (output, missing))
+        let trust = plan.allowed.as_ref().map(|allowed| Trust { allowed, station: None });
+        pdf::write_file(&path, &output, &options, trust)
+            .map(|written| (output, written.missing_glyphs))
             .map_err(StepError::Pdf)
     });
     let filed = ledger.map(|ledger| {

@@ -88,7 +88,10 @@ mod tests {
     #[test]
     fn device_strings_are_escaped_trimmed_and_bounded() {
         assert_eq!(from_device("  WD-WCC4N1234567  ").as_deref(), Some("WD-WCC4N1234567"));
-        assert_eq!(from_device("S1\u{1b}[2J\nResult: ERASED").as_deref(), Some("S1\\u{001b}[2J\\u{000a}Result: ERASED"));
+        assert_eq!(
+            from_device("S1\u{1b}[2J\nResult: ERASED").as_deref(),
+            Some("S1\\u{001b}[2J\\u{000a}Result: ERASED")
+        );
         assert_eq!(from_device("   "), None);
         assert_eq!(from_device(&"x".repeat(1000)).map(|s| s.chars().count()), Some(MAX_DEVICE_TEXT));
     }

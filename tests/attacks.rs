@@ -155,6 +155,15 @@ fn allowed_signers_lines_mean_to_certwipe_what_they_mean_to_ssh_keygen() {
         "\"station-1 <KEY>",
         "station-1 <KEY>\r",
         "station-1",
+        "* namespaces=\"certwipe\" <KEY>",
+        "station-? namespaces=\"certwipe\" <KEY>",
+        "\"station-1,station-2\" namespaces=\"certwipe\" <KEY>",
+        "!other,station-1 namespaces=\"certwipe\" <KEY>",
+        "  station-1\tnamespaces=\"certwipe\" <KEY> trailing comment",
+        "station-1 namespaces=\"certwipe\",valid-after=\"20000101\" <KEY>",
+        "station-1 namespaces=\"certwipe-ledger,certwipe\" <KEY>",
+        "station-1 namespaces=\"certwipe-ledger\" <KEY>",
+        "station-1 namespaces=\"certwipe-*\" <KEY>",
     ];
     let allowed = station.dir.path().join("allowed-variant");
     let mut accepted = 0;
@@ -171,19 +180,28 @@ fn allowed_signers_lines_mean_to_certwipe_what_they_mean_to_ssh_keygen() {
             "station-1",
         ]);
         let theirs = ssh_keygen_accepts(&allowed, "station-1", &cert);
-        assert_eq!(ours.status.code() == Some(0), theirs, "{line:?}: certwipe and ssh-keygen disagree");
-        accepted += usize::from(theirs);
+        let ours = ours.status.code() == Some(0);
+        // certwipe never accepts what ssh-keygen refuses; it refuses more in
+        // one case only: a line without namespaces=, which OpenSSH reads as
+        // any namespace, grants no certwipe duty.
+        let names_namespaces = line.to_lowercase().contains("namespaces=");
+        assert!(
+            ours == theirs || (theirs && !ours && !names_namespaces),
+            "{line:?}: certwipe ({ours}) and ssh-keygen ({theirs}) disagree"
+        );
+        accepted += usize::from(ours);
     }
     assert!(
-        accepted >= 10 && accepted <= lines.len() - 20,
+        accepted >= 12 && accepted <= lines.len() - 20,
         "the table should hold both kinds ({accepted} accepted)"
     );
     // Without --principal, a line that grants no name grants nothing, and the name
     // shown is one ssh-keygen accepts.
     let cases = [
-        ("station-1,!station-1 <KEY>", None),
-        ("\"\" <KEY>", None),
-        ("a,b,!c <KEY>", Some("good signature by a, b")),
+        ("station-1,!station-1 namespaces=\"certwipe\" <KEY>", None),
+        ("\"\" namespaces=\"certwipe\" <KEY>", None),
+        ("a,b,!c namespaces=\"certwipe\" <KEY>", Some("good signature by a, b")),
+        ("a,b <KEY>", None),
     ];
     for (line, shown) in cases {
         std::fs::write(&allowed, line.replace("<KEY>", &key) + "\n").unwrap();
@@ -205,36 +223,52 @@ fn allowed_signers_lines_mean_to_certwipe_what_they_mean_to_ssh_keygen() {
     }
 }
 
+/// What a forged countersignature says about itself.
+struct Forgery<'a> {
+    role: &'a str,
+    name: &'a str,
+    /// `RFC 3339`; now when `None`.
+    signed_at: Option<String>,
+    /// The key the statement names; the signing key's own when `None`.
+    names_key: Option<String>,
+    /// The SSHSIG namespace; the role's (`certwipe-ROLE`) when `None`.
+    namespace: Option<&'a str>,
+}
+
+impl<'a> Forgery<'a> {
+    fn new(role: &'a str, name: &'a str) -> Forgery<'a> {
+        Forgery { role, name, signed_at: None, names_key: None, namespace: None }
+    }
+}
+
 /// Countersigns `cert` by hand (statement and both signatures made with stock
 /// ssh-keygen), bypassing certwipe's own refusal, as a forger would.
-fn forge_countersignature(cert: &Path, key: &Path, role: &str, name: &str, n: u32) {
+fn forge_countersignature(cert: &Path, key: &Path, forgery: &Forgery<'_>, n: u32) {
     use certwipe::cert::files::{Role, STATEMENT_FORMAT, Statement};
     let bytes = std::fs::read(cert).unwrap();
     let parsed: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let role = forgery.role;
     let statement = Statement {
         format: STATEMENT_FORMAT.into(),
         certificate_id: parsed["certificate_id"].as_str().unwrap().into(),
         certificate_sha256: certwipe::stream::sha256_hex(&bytes),
-        role: match role {
-            "witness" => Role::Witness,
-            "approver" => Role::Approver,
-            _ => Role::Validator,
-        },
-        name: name.into(),
+        role: Role::from_name(role).unwrap(),
+        name: forgery.name.into(),
         title: None,
         organisation: None,
-        signed_at: certwipe::engine::report::now(),
-        key_fingerprint: String::new(),
+        signed_at: forgery.signed_at.clone().unwrap_or_else(certwipe::engine::report::now),
+        key_fingerprint: forgery.names_key.clone().unwrap_or_else(|| fingerprint(key)),
     };
     let stem = format!("{}.{role}-{n}", cert.display());
     std::fs::write(format!("{stem}.json"), certwipe::cert::canonical::to_bytes(&statement)).unwrap();
+    let namespace = forgery.namespace.map_or(format!("certwipe-{role}"), str::to_string);
     for (file, signature) in [
         (format!("{stem}.json"), format!("{stem}.json.sig")),
         (cert.display().to_string(), format!("{stem}.sig")),
     ] {
         // Signing standard input leaves the file's own .sig alone.
         let out = Command::new("ssh-keygen")
-            .args(["-q", "-Y", "sign", "-n", "certwipe", "-f"])
+            .args(["-q", "-Y", "sign", "-n", &namespace, "-f"])
             .arg(key)
             .stdin(std::fs::File::open(&file).unwrap())
             .output()
@@ -244,48 +278,98 @@ fn forge_countersignature(cert: &Path, key: &Path, role: &str, name: &str, n: u3
     }
 }
 
+fn remove_countersignature(cert: &Path, role: &str, n: u32) {
+    for suffix in [".json", ".json.sig", ".sig"] {
+        std::fs::remove_file(format!("{}.{role}-{n}{suffix}", cert.display())).unwrap();
+    }
+}
+
+/// Appends `lines` to the allowed-signers file at `allowed`.
+fn allow(allowed: &Path, lines: &[u8]) {
+    let mut text = std::fs::read(allowed).unwrap();
+    text.extend_from_slice(lines);
+    std::fs::write(allowed, text).unwrap();
+}
+
+/// The public key of `key` as an allowed_signers line's `keytype base64`.
+fn public_of(key: &Path) -> String {
+    let public = std::fs::read_to_string(format!("{}.pub", key.display())).unwrap();
+    public.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+}
+
 #[test]
 fn nobody_countersigns_twice_and_the_station_never_vouches_for_itself() {
     let station = Station::new();
     let cert = signed_certificate(&station, "duties.img");
-    // The station's own key as witness and as approver.
+    // The station's own key as witness and as approver: its line grants it no
+    // such duty, whatever the signature's namespace (the role's, or the old
+    // shared `certwipe`).
     for role in ["witness", "approver"] {
         let out = countersign(&cert, &station.key, role, "Station", &station.allowed, &[]);
         assert_eq!(out.status.code(), Some(2), "the station countersigned its own certificate");
+        let refusal = format!("not permitted for use in signature namespace \"certwipe-{role}\"");
+        assert!(stderr(&out).contains(&refusal), "{}", stderr(&out));
+        for namespace in [None, Some("certwipe")] {
+            forge_countersignature(
+                &cert,
+                &station.key,
+                &Forgery { namespace, ..Forgery::new(role, "Station") },
+                1,
+            );
+            let (code, output) = station.verify(&cert);
+            assert_eq!(code, 1, "{output}");
+            assert!(output.contains(&refusal), "{output}");
+            remove_countersignature(&cert, role, 1);
+        }
+    }
+    // Listed a second time, under another principal, with those duties: still
+    // the station's key, which may sign a certificate once.
+    let deputy =
+        format!("deputy namespaces=\"certwipe-witness,certwipe-approver\" {}\n", public_of(&station.key));
+    allow(&station.allowed, deputy.as_bytes());
+    for role in ["witness", "approver"] {
+        let out = countersign(&cert, &station.key, role, "Deputy", &station.allowed, &[]);
+        assert_eq!(out.status.code(), Some(2), "the station countersigned its own certificate");
         assert!(stderr(&out).contains("already signed this certificate as station"), "{}", stderr(&out));
-        forge_countersignature(&cert, &station.key, role, "Station", 1);
+        forge_countersignature(&cert, &station.key, &Forgery::new(role, "Deputy"), 1);
         let (code, output) = station.verify(&cert);
         assert_eq!(code, 1, "{output}");
         assert!(output.contains("already signed this certificate as station"), "{output}");
-        for suffix in [".json", ".json.sig", ".sig"] {
-            std::fs::remove_file(format!("{}.{role}-1{suffix}", cert.display())).unwrap();
-        }
+        remove_countersignature(&cert, role, 1);
     }
     // Another key for the same principal as the station.
-    let (twin, twin_line) = station_key(station.dir.path(), "twin", "station-1");
-    let (witness, witness_line) = station_key(station.dir.path(), "witness", "zhang.san");
-    let mut allowed = std::fs::read(&station.allowed).unwrap();
-    allowed.extend(twin_line);
-    allowed.extend(witness_line);
-    std::fs::write(&station.allowed, allowed).unwrap();
+    let (twin, twin_line) = key_for(station.dir.path(), "twin", "station-1", &["witness"]);
+    allow(&station.allowed, &twin_line);
     let out = countersign(&cert, &twin, "witness", "Twin", &station.allowed, &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("principal \"station-1\""), "{}", stderr(&out));
-    forge_countersignature(&cert, &twin, "witness", "Twin", 1);
+    forge_countersignature(&cert, &twin, &Forgery::new("witness", "Twin"), 1);
     let (code, output) = station.verify(&cert);
     assert_eq!(code, 1);
     assert!(output.contains("separation of duties"), "{output}");
-    for suffix in [".json", ".json.sig", ".sig"] {
-        std::fs::remove_file(format!("{}.witness-1{suffix}", cert.display())).unwrap();
-    }
+    remove_countersignature(&cert, "witness", 1);
+    // A witness's key that is also listed as the station: every principal of
+    // a key counts, not the first line's.
+    let (double, double_line) = key_for(station.dir.path(), "double", "zhao.liu", &["witness"]);
+    allow(&station.allowed, &double_line);
+    allow(&station.allowed, format!("station-1 namespaces=\"certwipe\" {}\n", public_of(&double)).as_bytes());
+    let out = countersign(&cert, &double, "witness", "Zhao Liu", &station.allowed, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("principal \"station-1\""), "{}", stderr(&out));
+    forge_countersignature(&cert, &double, &Forgery::new("witness", "Zhao Liu"), 1);
+    assert!(station.verify(&cert).1.contains("separation of duties"));
+    remove_countersignature(&cert, "witness", 1);
     // One person, two roles.
+    let (witness, witness_line) =
+        key_for(station.dir.path(), "witness", "zhang.san", &["witness", "approver"]);
+    allow(&station.allowed, &witness_line);
     let out = countersign(&cert, &witness, "witness", "Zhang San", &station.allowed, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(station.verify(&cert).0, 0);
     let out = countersign(&cert, &witness, "approver", "Zhang San", &station.allowed, &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("already signed this certificate as witness"), "{}", stderr(&out));
-    forge_countersignature(&cert, &witness, "approver", "Zhang San", 1);
+    forge_countersignature(&cert, &witness, &Forgery::new("approver", "Zhang San"), 1);
     let (code, output) = station.verify(&cert);
     assert_eq!(code, 1, "{output}");
     assert!(output.contains("approver: BAD signature") && output.contains("as witness"), "{output}");
@@ -325,18 +409,20 @@ fn a_certificate_forged_with_any_key_is_never_reported_verified() {
     assert_eq!(station.verify(&cert).0, 1);
     // A ledger without allowed signers files nothing; one with them refuses the forgery.
     let ledger = station.dir.path().join("ledger.sqlite");
-    let ledger_cmd = |args: &[&str]| ledger_at(ledger.to_str().unwrap(), &station.key, args);
+    let ledger_cmd =
+        |args: &[&str]| ledger_at(ledger.to_str().unwrap(), &station.key, &station.allowed, args);
     let out = ledger_cmd(&["register", "LEDGER-0042", "--type", "hdd", "--classification", "confidential"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("there is no ledger at") && stderr(&out).contains("ledger init"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("there is no ledger at") && stderr(&out).contains("ledger init"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!ledger.exists(), "a command other than ledger init created a ledger");
     let out = ledger_cmd(&["import", cert.to_str().unwrap()]);
     assert_ne!(out.status.code(), Some(0));
     assert!(stderr(&out).contains("there is no ledger at"), "{}", stderr(&out));
-    assert_eq!(
-        ledger_cmd(&["init", "--allowed-signers", station.allowed.to_str().unwrap()]).status.code(),
-        Some(0)
-    );
+    assert_eq!(ledger_cmd(&["init"]).status.code(), Some(0));
     assert_eq!(
         ledger_cmd(&["register", "LEDGER-0042", "--type", "hdd", "--classification", "confidential"])
             .status
@@ -350,6 +436,7 @@ fn a_certificate_forged_with_any_key_is_never_reported_verified() {
     let out = ledger_at(
         ledger.to_str().unwrap(),
         &forger,
+        &station.allowed,
         &["approve", "LEDGER-0042", "--role", "approver", "--name", "Forger"],
     );
     assert_eq!(out.status.code(), Some(2));
@@ -375,10 +462,11 @@ fn a_medium_keeps_the_highest_level_any_certificate_records() {
     // is written on top of it.
     let copy = office
         .tampered_copy("lowered.sqlite", "UPDATE media SET classification = 'secret' WHERE number = 'MJ-1';");
-    let (code, said) = verify_ledger(copy.to_str().unwrap(), &[]);
+    let (code, said) = verify_ledger(copy.to_str().unwrap(), &office.allowed, &[]);
     assert_eq!(code, 1);
     assert!(said.contains("held at secret but its entries say top-secret"), "{said}");
-    let out = ledger_at(copy.to_str().unwrap(), &office.key, &["import", lower.to_str().unwrap()]);
+    let out =
+        ledger_at(copy.to_str().unwrap(), &office.key, &office.allowed, &["import", lower.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("does not verify"), "{}", stderr(&out));
 }
@@ -411,18 +499,23 @@ fn a_ledger_rewritten_without_a_station_key_is_caught_and_not_written_on() {
             prev = hash;
         }
     }
-    let (code, said) = verify_ledger(copy.to_str().unwrap(), &[]);
+    let (code, said) = verify_ledger(copy.to_str().unwrap(), &office.allowed, &[]);
     assert_eq!(code, 1, "a rewritten chain passed: {said}");
     assert!(said.contains("its signature does not verify"), "{said}");
     let dispose = |path: &Path| {
-        ledger_at(path.to_str().unwrap(), &office.key, &["dispose", "MJ-2", "--destination", "recycling"])
+        ledger_at(
+            path.to_str().unwrap(),
+            &office.key,
+            &office.allowed,
+            &["dispose", "MJ-2", "--destination", "recycling"],
+        )
     };
     let out = dispose(&copy);
     assert_eq!(out.status.code(), Some(1), "a downgraded medium was released");
     assert!(stderr(&out).contains("record of medium MJ-2 does not verify"), "{}", stderr(&out));
     // Stripping the signatures instead.
     let stripped = office.tampered_copy("stripped.sqlite", "UPDATE entries SET signature = NULL;");
-    let (code, said) = verify_ledger(stripped.to_str().unwrap(), &[]);
+    let (code, said) = verify_ledger(stripped.to_str().unwrap(), &office.allowed, &[]);
     assert_eq!(code, 1);
     assert!(said.contains("is not signed"), "{said}");
     assert_ne!(dispose(&stripped).status.code(), Some(0));
@@ -440,19 +533,25 @@ fn cutting_off_the_newest_entries_is_caught_by_a_kept_head() {
     let kept = office.dir.path().join("head.json");
     office.ok(&["head", "-o", kept.to_str().unwrap()]);
     // The kept head is checkable with stock ssh-keygen too.
-    assert!(ssh_keygen_verifies(
+    assert!(ssh_keygen_verifies_in(
         &office.allowed,
         "station-1",
+        "certwipe-ledger",
         &certwipe::cert::files::signature_path(&kept),
         &kept
     ));
-    assert!(verify_ledger(&office.ledger, &["--head", kept.to_str().unwrap()]).1.contains("intact"));
+    assert!(
+        verify_ledger(&office.ledger, &office.allowed, &["--head", kept.to_str().unwrap()])
+            .1
+            .contains("intact")
+    );
     let last = "(SELECT max(seq) FROM entries)";
     let cut = office.tampered_copy(
         "cut.sqlite",
         &format!("DELETE FROM entries WHERE seq = {last}; DELETE FROM certificates;"),
     );
-    let (code, said) = verify_ledger(cut.to_str().unwrap(), &["--head", kept.to_str().unwrap()]);
+    let (code, said) =
+        verify_ledger(cut.to_str().unwrap(), &office.allowed, &["--head", kept.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(said.contains("newer entries were cut off"), "{said}");
     // The countersignatures a ledger keeps are checked again too.
@@ -462,7 +561,7 @@ fn cutting_off_the_newest_entries_is_caught_by_a_kept_head() {
         "statement.sqlite",
         "UPDATE countersignatures SET statement = replace(statement, 'Wang Fang', 'Wang Fake');",
     );
-    let (code, said) = verify_ledger(forged.to_str().unwrap(), &[]);
+    let (code, said) = verify_ledger(forged.to_str().unwrap(), &office.allowed, &[]);
     assert_eq!(code, 1);
     assert!(said.contains("validator statement"), "{said}");
 }
@@ -606,13 +705,38 @@ fn a_certificate_that_cannot_be_filed_is_refused_before_the_wipe_whatever_the_re
     let before = std::fs::read(&disk).unwrap();
     let certs = office.dir.path().join("certs");
     let ledger = office.ledger.as_str();
-    let cases: [(&[&str], &str); 2] = [
-        (&["--unsigned", "--asset", "NOPE"], "files signed certificates"),
-        (&["--sign-key", office.key.to_str().unwrap(), "--asset", "NOPE"], "register it first"),
+    office.ok(&["register", "TS-1", "--type", "hdd", "--classification", "top-secret"]);
+    office.ok(&["register", "D-1", "--type", "hdd", "--classification", "secret"]);
+    office.ok(&["approve", "D-1", "--role", "approver", "--name", "Chen Jie"]);
+    let destroy = ["destroy", "D-1", "--method", "shred", "--date", "2026-11-30", "--place", "Room 5"];
+    office.ok(&[&destroy[..], &["--destroyer", "Li Wei", "--witness", "Zhang San"]].concat());
+    let (key, allowed) = (office.key.to_str().unwrap(), office.allowed.to_str().unwrap());
+    let signed = ["--sign-key", key, "--allowed-signers", allowed];
+    let cases: [(Vec<&str>, &str); 6] = [
+        (vec!["--unsigned", "--asset", "NOPE"], "files signed certificates"),
+        (vec!["--sign-key", key, "--asset", "NOPE"], "give --allowed-signers"),
+        ([&signed[..], &["--asset", "NOPE"]].concat(), "register it first"),
+        // Every rule the ledger will apply, before the first byte (issue 15):
+        // a top-secret medium declared unclassified and sent to reuse...
+        (
+            [
+                &signed[..],
+                &["--asset", "TS-1", "--classification", "unclassified", "--destination", "internal-reuse"],
+            ]
+            .concat(),
+            "can never be lowered",
+        ),
+        // ...or with no level given (the ledger's is its level)...
+        (
+            [&signed[..], &["--asset", "TS-1", "--destination", "internal-reuse"]].concat(),
+            "may not go to internal-reuse",
+        ),
+        // ...and a medium already destroyed.
+        ([&signed[..], &["--asset", "D-1", "--destination", "destruction"]].concat(), "already destroyed"),
     ];
     for (extra, expected) in cases {
         let mut args = vec!["wipe", "--yes", "--cert-dir", certs.to_str().unwrap(), "--ledger", ledger];
-        args.extend_from_slice(extra);
+        args.extend_from_slice(&extra);
         args.push(disk.to_str().unwrap());
         let out = certwipe(&args);
         assert_eq!(out.status.code(), Some(2), "{extra:?}: {}", stderr(&out));

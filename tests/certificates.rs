@@ -107,7 +107,13 @@ fn every_single_byte_change_is_rejected_and_stock_ssh_keygen_agrees() {
         let mut changed = original.clone();
         changed[position] ^= 0x01;
         assert!(
-            certwipe::cert::sign::verify(&changed, &armored, Some(signers)).is_err(),
+            certwipe::cert::sign::verify(
+                &changed,
+                &armored,
+                certwipe::cert::sign::Duty::Station,
+                Some(signers)
+            )
+            .is_err(),
             "a change at byte {position} went unnoticed"
         );
     }
@@ -222,7 +228,7 @@ fn resigned_problems(station: &Station, name: &str, cert: &Certificate) -> Vec<S
     write_certificate(&path, cert, Some(&signing_key(station))).unwrap();
     let (code, output) = station.verify(&path);
     assert_eq!(code, 1, "{output}");
-    let checked = files::check_files(&path, None).unwrap();
+    let checked = files::judge_files(&path, None).unwrap();
     assert!(checked.signatures.iter().all(|s| s.result.is_ok()), "the signature itself is good");
     checked.problems
 }
@@ -343,7 +349,7 @@ fn countersignatures_verify_with_both_tools_and_tampering_with_them_is_caught() 
     ssh_keygen(&["-q", "-t", "ed25519", "-N", "", "-C", "zhang", "-f", witness.to_str().unwrap()]);
     let public = std::fs::read_to_string(format!("{}.pub", witness.display())).unwrap();
     let mut allowed = std::fs::read_to_string(&station.allowed).unwrap();
-    allowed.push_str(&format!("zhang.san namespaces=\"certwipe\" {public}"));
+    allowed.push_str(&format!("zhang.san namespaces=\"certwipe-witness\" {public}"));
     std::fs::write(&station.allowed, allowed).unwrap();
 
     let out =
@@ -353,7 +359,7 @@ fn countersignatures_verify_with_both_tools_and_tampering_with_them_is_caught() 
     assert_eq!(code, 0, "{output}");
     assert!(output.contains("witness: good signature by zhang.san"), "{output}");
     let countersig = PathBuf::from(format!("{}.witness-1.sig", cert.display()));
-    assert!(ssh_keygen_verifies(&station.allowed, "zhang.san", &countersig, &cert));
+    assert!(ssh_keygen_verifies_in(&station.allowed, "zhang.san", "certwipe-witness", &countersig, &cert));
     let shown = certwipe(&[
         "cert",
         "show",

@@ -37,7 +37,7 @@ fn classified_media_are_never_given_a_reuse_destination() {
 fn tampered(office: &Office, sql: &str) -> String {
     let _ = std::fs::remove_file(office.dir.path().join("tampered.sqlite"));
     let copy = office.tampered_copy("tampered.sqlite", sql);
-    let (code, said) = verify_ledger(copy.to_str().unwrap(), &[]);
+    let (code, said) = verify_ledger(copy.to_str().unwrap(), &office.allowed, &[]);
     assert_eq!(code, 1, "{sql}: tampering went unnoticed");
     said
 }

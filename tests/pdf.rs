@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::atomic::AtomicBool;
 
 use certwipe::cert::Certificate;
-use certwipe::cert::files::{self, write_certificate};
+use certwipe::cert::files::write_certificate;
 use certwipe::cert::records::{BackedUp, Classification, Destination, Person, Records};
 use certwipe::cert::sign::SigningKey;
 use certwipe::device::{self, Access, Medium, SystemUse};
@@ -40,7 +40,7 @@ fn run(command: &mut Command) -> String {
 /// witness countersignature.
 fn certified(dir: &Path) -> PathBuf {
     let (key, station_line) = station_key(dir, "station", "station-1");
-    let (witness, witness_line) = station_key(dir, "witness", "zhang.san");
+    let (witness, witness_line) = key_for(dir, "witness", "zhang.san", &["witness"]);
     let allowed = dir.join("allowed_signers");
     std::fs::write(&allowed, [station_line, witness_line].concat()).unwrap();
     let image = dir.join("disk.img");
@@ -122,7 +122,11 @@ fn the_pdf_holds_the_facts_in_both_languages_a_qr_code_and_the_signed_files() {
     let attachments = dir.path().join("attached");
     std::fs::create_dir(&attachments).unwrap();
     run(Command::new("pdfdetach").arg("-saveall").arg("-o").arg(&attachments).arg(&pdf));
-    let originals = files::with_companions(&cert_path);
+    let originals: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("cert.json"))
+        .collect();
     assert_eq!(originals.len(), 5, "certificate, signature, and the witness's three files");
     for original in originals {
         let name = original.file_name().unwrap();

@@ -58,12 +58,12 @@ fn eight_stations_importing_at_once_lose_no_entry_and_keep_one_chain() {
 }
 
 /// A copy of the ledger database with `sql` applied, verified: its output.
-fn tampered(server: &Server, sql: &str) -> String {
+fn tampered(server: &Server, allowed: &std::path::Path, sql: &str) -> String {
     // One statement each: a database is not made inside a transaction block.
     server.sql("postgres", "DROP DATABASE IF EXISTS tampered");
     server.sql("postgres", "CREATE DATABASE tampered TEMPLATE tampering");
     server.sql("tampered", sql);
-    let (code, said) = verify_ledger(&server.url("certwipe", "tampered"), &[]);
+    let (code, said) = verify_ledger(&server.url("certwipe", "tampered"), allowed, &[]);
     assert_eq!(code, 1, "{sql}: tampering went unnoticed");
     said
 }
@@ -98,7 +98,7 @@ fn tampering_with_the_database_is_detected_on_postgresql_too() {
         ),
     ];
     for (sql, expected) in cases {
-        let out = tampered(&server, sql);
+        let out = tampered(&server, &office.allowed, sql);
         assert!(out.contains(expected), "{sql}: {out}");
     }
 }
@@ -111,7 +111,9 @@ fn a_rewritten_or_cut_off_chain_is_caught_on_postgresql_too() {
     office.ok(&["approve", "MJ-2", "--role", "witness", "--name", "Zhang San"]);
     let kept = office.dir.path().join("head.json");
     office.ok(&["head", "-o", kept.to_str().unwrap()]);
-    let verify = |database: &str, extra: &[&str]| verify_ledger(&server.url("certwipe", database), extra);
+    let verify = |database: &str, extra: &[&str]| {
+        verify_ledger(&server.url("certwipe", database), &office.allowed, extra)
+    };
 
     // Downgrade the medium, fix the media table, recompute every hash: all
     // an attacker without a station key can do.
@@ -200,6 +202,8 @@ fn a_wipe_whose_ledger_server_went_away_keeps_its_certificate_for_later() {
         .arg("--sign-key")
         .arg(&office.key)
         .args(["--asset", "W-1", "--classification", "secret", "--ledger", &office.ledger])
+        .arg("--allowed-signers")
+        .arg(&office.allowed)
         .arg(&image)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -243,8 +247,12 @@ fn the_records_office_reads_with_a_read_only_role() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("Ledger intact") && body.contains("destruction"), "{body}");
     // The same role cannot write: the ledger refuses before writing anything.
-    let out =
-        ledger_at(&reader, &office.key, &["register", "R-1", "--type", "hdd", "--classification", "secret"]);
+    let out = ledger_at(
+        &reader,
+        &office.key,
+        &office.allowed,
+        &["register", "R-1", "--type", "hdd", "--classification", "secret"],
+    );
     assert_ne!(out.status.code(), Some(0));
     assert!(stderr(&out).contains("permission denied"), "{}", stderr(&out));
 }

@@ -115,6 +115,8 @@ impl Station {
             .arg(dir.path().join("certs"))
             .arg("--sign-key")
             .arg(&key)
+            .arg("--allowed-signers")
+            .arg(&allowed)
             .args(["--summary"])
             .arg(dir.path().join("summary.csv"))
             .args(extra)
@@ -355,7 +357,7 @@ fn with_a_ledger_each_stick_is_filed_under_its_number_and_the_ledgers_rules_hold
     let (key, allowed) = Station::key_in(dir.path());
     let ledger = dir.path().join("ledger.sqlite");
     let in_ledger = |args: &[&str]| {
-        let out = ledger_at(ledger.to_str().unwrap(), &key, args);
+        let out = ledger_at(ledger.to_str().unwrap(), &key, &allowed, args);
         assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
         String::from_utf8(out.stdout).unwrap()
     };
@@ -365,6 +367,7 @@ fn with_a_ledger_each_stick_is_filed_under_its_number_and_the_ledgers_rules_hold
     let number = |seq: u32| format!("LEDGER-{seq:04}");
     in_ledger(&["register", &number(1), "--type", "usb", "--classification", "secret"]);
     in_ledger(&["register", &number(3), "--type", "usb", "--classification", "top-secret"]);
+    in_ledger(&["register", &number(4), "--type", "usb", "--classification", "secret"]);
     let mut station = Station::start_in(
         dir,
         &[
@@ -375,7 +378,7 @@ fn with_a_ledger_each_stick_is_filed_under_its_number_and_the_ledgers_rules_hold
     );
     // One at a time, so that each gets the next sequence number.
     let mut sticks = Vec::new();
-    for expected in ["started", "refused", "started"] {
+    for expected in ["started", "refused", "refused", "started"] {
         let stick = HotStick::plug(station.dir.path(), 8 << 20);
         station.wait_for(expected, Station::of(&stick.path));
         sticks.push(stick);
@@ -395,14 +398,17 @@ fn with_a_ledger_each_stick_is_filed_under_its_number_and_the_ledgers_rules_hold
         "{refused}"
     );
     assert!(contains_marker(&read_all(&sticks[1].path)));
-    // A secret certificate for a top-secret medium would be a downgrade: the
-    // stick is erased, the certificate kept, and it is not filed.
-    let kept = station.wait_for("done", Station::of(&sticks[2].path));
-    assert_eq!((&kept["status"], &kept["erased_and_recorded"]), (&json!("erased"), &json!(false)), "{kept}");
-    assert!(kept["problems"][0].as_str().unwrap().contains("NOT filed in the ledger"), "{kept}");
-    assert!(Path::new(kept["certificate"].as_str().unwrap()).exists());
+    // A secret certificate for a top-secret medium would be a downgrade: every
+    // rule the ledger applies is checked before the first byte, so the stick
+    // is refused and left as it was.
+    let refused = station.seen.iter().find(|e| e["event"] == "refused" && Station::of(&sticks[2].path)(e));
+    let refused = refused.unwrap().to_string();
+    assert!(refused.contains("can never be lowered"), "{refused}");
+    assert!(contains_marker(&read_all(&sticks[2].path)), "a refused stick was written");
+    let fourth = station.wait_for("done", Station::of(&sticks[3].path));
+    assert_eq!(fourth["erased_and_recorded"], json!(true), "{fourth}");
     let (code, _, _dir) = station.finish();
-    assert_eq!(code, 1, "a certificate was not filed");
+    assert_eq!(code, 0, "refusals are not failures");
 
     let history: Value = serde_json::from_str(&in_ledger(&["show", &number(1), "--json"])).unwrap();
     let kinds: Vec<&str> =

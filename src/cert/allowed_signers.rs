@@ -12,6 +12,11 @@
 //! - Option names are case-insensitive; values are double-quoted.
 //! - `cert-authority` lines vouch only for OpenSSH certificates, never for the
 //!   plain keys certwipe signs with.
+//!
+//! One rule is certwipe's own, and stricter: a line without `namespaces=`
+//! (which OpenSSH reads as "any namespace") grants no certwipe duty, because
+//! duties are kept apart by namespace (`certwipe` for a station's
+//! certificates, `certwipe-witness`, `-approver`, `-validator`, `-ledger`).
 //! - `valid-after`/`valid-before` are inclusive, `YYYYMMDD[HHMM[SS]]`, UTC with a
 //!   `Z` or `UTC` suffix and local time otherwise, parsed with the C library's
 //!   `strptime` as OpenSSH does.
@@ -42,12 +47,12 @@ const KEY_TYPES: &[&str] = &[
 const MAX_SUBPATTERN: usize = 1023;
 
 /// A parsed allowed-signers file.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct AllowedSigners {
     lines: Vec<Line>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Line {
     number: usize,
     /// `None`: OpenSSH cannot even find the principals ("invalid line").
@@ -55,7 +60,7 @@ struct Line {
     body: Result<Body, String>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Body {
     key: PublicKey,
     cert_authority: bool,
@@ -70,6 +75,10 @@ struct Body {
 pub struct Authorized {
     pub line: usize,
     pub principals: Vec<String>,
+    /// Every principal any line names for this key, whatever its namespaces
+    /// or times: a key listed as `station-1` on one line and `zhang.san` on
+    /// another is both, as far as separation of duties goes.
+    pub identities: Vec<String>,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -146,22 +155,48 @@ impl AllowedSigners {
             if body.cert_authority || body.key.key_data() != key.key_data() {
                 continue;
             }
-            let refusal =
-                if body.namespaces.as_ref().is_some_and(|ns| match_list(namespace, ns) != Match::Yes) {
-                    Some(format!("key is not permitted for use in signature namespace {namespace:?}"))
-                } else if body.valid_after.is_some_and(|after| at < after) {
-                    Some("key is not yet valid at the signing time (valid-after)".to_string())
-                } else if body.valid_before.is_some_and(|before| at > before) {
-                    Some("key has expired at the signing time (valid-before)".to_string())
-                } else {
-                    None
-                };
+            let refusal = if body.namespaces.is_none() {
+                Some(format!(
+                    "the line names no namespaces, so it grants no certwipe duty; add namespaces=\"{namespace}\""
+                ))
+            } else if body.namespaces.as_ref().is_some_and(|ns| match_list(namespace, ns) != Match::Yes) {
+                Some(format!("key is not permitted for use in signature namespace {namespace:?}"))
+            } else if body.valid_after.is_some_and(|after| at < after) {
+                Some("key is not yet valid at the signing time (valid-after)".to_string())
+            } else if body.valid_before.is_some_and(|before| at > before) {
+                Some("key has expired at the signing time (valid-before)".to_string())
+            } else {
+                None
+            };
             match refusal {
                 Some(why) => reasons.push(format!("line {}: {why}", line.number)),
-                None => return Ok(Authorized { line: line.number, principals: granted }),
+                None => {
+                    return Ok(Authorized {
+                        line: line.number,
+                        principals: granted,
+                        identities: self.identities(key),
+                    });
+                }
             }
         }
         Err(NotAllowed { reasons })
+    }
+
+    /// Every principal any readable line grants `key`, in file order, once each.
+    pub fn identities(&self, key: &PublicKey) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for line in &self.lines {
+            let (Some(principals), Ok(body)) = (&line.principals, &line.body) else { continue };
+            if body.cert_authority || body.key.key_data() != key.key_data() {
+                continue;
+            }
+            for name in granted_principals(principals) {
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+        }
+        names
     }
 }
 
@@ -515,24 +550,40 @@ mod tests {
         let public = signer.public_key();
         let text = public.to_openssh().unwrap();
         let good = |line: &str| allows(&line.replace("KEY", &text), public, Some("station-1")).is_some();
-        assert!(good("station-1 KEY"));
+        assert!(good("station-1 namespaces=\"certwipe\" KEY"));
+        assert!(!good("station-1 KEY"), "a line without namespaces grants no certwipe duty");
         assert!(good("  station-1\tnamespaces=\"certwipe\" KEY trailing comment"));
         assert!(good("station-1 NAMESPACES=\"cert*\" KEY"));
-        assert!(good("\"station-1,station-2\" KEY"));
+        assert!(good("\"station-1,station-2\" namespaces=\"certwipe\" KEY"));
         assert!(!good("station-1 NAMESPACES=\"other\" KEY"));
         assert!(!good("station-1 namespaces=\"certwipe\",namespaces=\"other\" KEY"));
         assert!(!good("station-1 foo=\"bar\" KEY"));
-        assert!(!good("station-1 cert-authority KEY"));
-        assert!(!good("station-1 CERT-AUTHORITY KEY"));
-        assert!(!good("station-1,!station-1 KEY"));
-        assert!(!good("\"\" KEY"));
+        assert!(!good("station-1 cert-authority,namespaces=\"certwipe\" KEY"));
+        assert!(!good("station-1 CERT-AUTHORITY,namespaces=\"certwipe\" KEY"));
+        assert!(!good("station-1,!station-1 namespaces=\"certwipe\" KEY"));
+        assert!(!good("\"\" namespaces=\"certwipe\" KEY"));
         assert!(!good("station-1 namespaces=\"certwipe\", KEY"));
-        assert!(!good("station-1 valid-before=\"20000101\" KEY"));
-        assert!(good("station-1 foo=\"bar\" KEY\nstation-1 KEY"));
-        assert!(allows("\"\" KEY".replace("KEY", &text).as_str(), public, None).is_none());
-        assert!(allows(&format!("station-1,!station-1 {text}"), public, None).is_none());
-        assert_eq!(allows(&format!("a,b,!c {text}"), public, None), Some(vec!["a".into(), "b".into()]));
-        assert_eq!(allows(&format!("station-* {text}"), public, None), Some(vec!["station-*".into()]));
+        assert!(!good("station-1 namespaces=\"certwipe\",valid-before=\"20000101\" KEY"));
+        assert!(good("station-1 foo=\"bar\" KEY\nstation-1 namespaces=\"certwipe\" KEY"));
+        let granted = |line: &str| allows(&line.replace("KEY", &text), public, None);
+        assert!(granted("\"\" namespaces=\"certwipe\" KEY").is_none());
+        assert!(granted("station-1,!station-1 namespaces=\"certwipe\" KEY").is_none());
+        assert_eq!(granted("a,b,!c namespaces=\"certwipe\" KEY"), Some(vec!["a".into(), "b".into()]));
+        assert_eq!(granted("station-* namespaces=\"certwipe\" KEY"), Some(vec!["station-*".into()]));
+    }
+
+    #[test]
+    fn a_key_on_several_lines_is_every_principal_they_name() {
+        let signer = key();
+        let public = signer.public_key();
+        let text = public.to_openssh().unwrap();
+        let file = format!(
+            "zhang.san namespaces=\"certwipe-witness\" {text}\nstation-1 namespaces=\"certwipe\" {text}\nbad line\n"
+        );
+        let allowed = AllowedSigners::parse(file.as_bytes());
+        let witness = allowed.authorize(public, None, "certwipe-witness", SystemTime::now()).unwrap();
+        assert_eq!(witness.principals, ["zhang.san"]);
+        assert_eq!(witness.identities, ["zhang.san", "station-1"]);
     }
 
     #[test]
@@ -545,8 +596,10 @@ mod tests {
             assert_eq!(parse_time(bad), None, "{bad}");
         }
         let signer = key();
-        let line =
-            format!("station-1 valid-before=\"20300101Z\" {}", signer.public_key().to_openssh().unwrap());
+        let line = format!(
+            "station-1 namespaces=\"certwipe\",valid-before=\"20300101Z\" {}",
+            signer.public_key().to_openssh().unwrap()
+        );
         let allowed = AllowedSigners::parse(line.as_bytes());
         let at = |s: u64| UNIX_EPOCH + Duration::from_secs(s);
         assert!(allowed.authorize(signer.public_key(), None, "certwipe", at(1_893_456_000)).is_ok());

@@ -5,17 +5,18 @@
 //! - `CERT.json.<role>-<n>.json`: who countersigned, in what role, over which bytes
 //!   (the SHA-256 of `CERT.json`), and when
 //! - `CERT.json.<role>-<n>.json.sig`: the countersigner's SSHSIG over that statement
+//!
+//! What they add up to is decided by the one judge, [`super::judge`].
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use super::CertError;
+use super::judge::{self, Context, SignatureProblem, Trust};
 use super::model::Certificate;
-use thiserror::Error;
-
-use super::sign::{self, AllowedSigners, GoodSignature, SignatureError, Signers, SigningKey};
-use super::{CertError, check};
+use super::sign::{Duty, SigningKey};
 
 pub const STATEMENT_FORMAT: &str = "certwipe.countersignature/v1";
 
@@ -32,11 +33,21 @@ pub enum Role {
 
 impl Role {
     pub fn as_str(self) -> &'static str {
+        self.duty().name()
+    }
+
+    /// The signing duty, and so the namespace, of this role.
+    pub fn duty(self) -> Duty {
         match self {
-            Role::Validator => "validator",
-            Role::Witness => "witness",
-            Role::Approver => "approver",
+            Role::Validator => Duty::Validator,
+            Role::Witness => Duty::Witness,
+            Role::Approver => Duty::Approver,
         }
+    }
+
+    /// The role a countersignature file names (`validator`, `witness`, `approver`).
+    pub fn from_name(name: &str) -> Option<Role> {
+        [Role::Validator, Role::Witness, Role::Approver].into_iter().find(|r| r.as_str() == name)
     }
 }
 
@@ -66,12 +77,14 @@ fn append(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(text)
 }
 
-/// Reads a certificate or statement; one too large to be real is refused
-/// unread, as a document that does not verify.
+/// Reads a certificate; one too large to be real is refused unread, as a
+/// document that does not verify.
 fn read(path: &Path) -> Result<Vec<u8>, CertError> {
     use crate::input::InputError;
     crate::input::read_regular(path, crate::input::DOCUMENT).map_err(|error| match error {
-        too_large @ InputError::TooLarge { .. } => CertError::Invalid(format!("{}: {too_large}", path.display())),
+        too_large @ InputError::TooLarge { .. } => {
+            CertError::Invalid(format!("{}: {too_large}", path.display()))
+        }
         other => CertError::Input { path: path.display().to_string(), source: other },
     })
 }
@@ -85,119 +98,13 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<(), CertError> {
 /// Writes `CERT.json` and, with a key, `CERT.json.sig`.
 pub fn write_certificate(path: &Path, cert: &Certificate, key: Option<&SigningKey>) -> Result<(), CertError> {
     let bytes = cert.to_bytes();
-    let signature = key.map(|k| k.sign(&bytes)).transpose()?;
+    let signature = key.map(|k| k.sign(&bytes, Duty::Station)).transpose()?;
     write_new(path, &bytes)?;
     if let Some(signature) = signature {
         write_new(&signature_path(path), signature.as_bytes())?;
     }
     Ok(())
 }
-
-/// The outcome of checking one signature file.
-#[derive(Debug)]
-pub struct SignatureCheck {
-    /// `station` for the certificate's own signature, else the countersigner's role.
-    pub role: String,
-    /// Which file (or ledger record) holds the signature.
-    pub label: String,
-    /// The countersigner's statement, when this is a countersignature.
-    pub statement: Option<Statement>,
-    pub result: Result<GoodSignature, SignatureProblem>,
-}
-
-/// Why one signature file does not count.
-#[derive(Debug, Error)]
-pub enum SignatureProblem {
-    #[error("{0}: missing or unreadable")]
-    Missing(String),
-    #[error("{path}: {source}")]
-    Signature { path: String, source: SignatureError },
-    #[error("statement {path}: {source}")]
-    Statement { path: String, source: super::canonical::CanonicalError },
-    #[error("statement {path}: its time {time:?} is not an RFC 3339 time")]
-    StatementTime { path: String, time: String },
-    #[error("the statement and the countersignature were made with different keys")]
-    KeysDiffer,
-    #[error("statement format or role does not match its file name ({0})")]
-    RoleMismatch(String),
-    #[error("the statement names other certificate bytes (SHA-256 differs)")]
-    OtherBytes,
-    #[error("the statement names another certificate id")]
-    OtherCertificate,
-    #[error(
-        "signed with key {fingerprint}, which already signed this certificate as {role}: every signature on a certificate needs its own key"
-    )]
-    KeyAlreadySigned { fingerprint: String, role: String },
-    #[error(
-        "signed as principal {principal:?}, who already signed this certificate as {role}: separation of duties needs another person"
-    )]
-    PrincipalAlreadySigned { principal: String, role: String },
-}
-
-/// Whom signatures are checked against.
-#[derive(Clone, Copy)]
-pub struct Trust<'a> {
-    pub allowed: &'a AllowedSigners,
-    /// The principal the station signature must be from (`ssh-keygen -I`), if any.
-    pub station: Option<&'a str>,
-}
-
-/// What a certificate's files add up to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// Every signature is good, by an allowed signer, and the content is consistent.
-    Valid,
-    /// As valid, except that nobody's keys were checked against allowed signers:
-    /// the bytes are intact, but anyone could have signed them.
-    SignerNotChecked,
-    Invalid,
-}
-
-/// Everything `cert verify` found.
-#[derive(Debug)]
-pub struct Checked {
-    pub certificate: Option<Certificate>,
-    pub sha256: String,
-    pub signatures: Vec<SignatureCheck>,
-    pub problems: Vec<String>,
-    /// Whether signers were checked against an allowed-signers list.
-    pub signers_checked: bool,
-}
-
-impl Checked {
-    pub fn verdict(&self) -> Verdict {
-        let intact = self.problems.is_empty()
-            && !self.signatures.is_empty()
-            && self.signatures.iter().all(|s| s.result.is_ok());
-        match (intact, self.signers_checked) {
-            (false, _) => Verdict::Invalid,
-            (true, true) => Verdict::Valid,
-            (true, false) => Verdict::SignerNotChecked,
-        }
-    }
-
-    pub fn is_valid(&self) -> bool {
-        self.verdict() == Verdict::Valid
-    }
-
-    /// Every reason the certificate does not verify, one sentence each.
-    pub fn reasons(&self) -> Vec<String> {
-        let mut why = self.problems.clone();
-        why.extend(self.signatures.iter().filter_map(|s| s.result.as_ref().err().map(|e| e.to_string())));
-        if why.is_empty() && !self.signers_checked {
-            why.push("the signer was not checked: no allowed signers were given".to_string());
-        }
-        why
-    }
-
-    /// The station signature, when it checked out.
-    pub fn station(&self) -> Option<&GoodSignature> {
-        self.signatures.iter().find(|s| s.role == STATION).and_then(|s| s.result.as_ref().ok())
-    }
-}
-
-/// The role name of the certificate's own signature.
-pub const STATION: &str = "station";
 
 /// A document's part: where it comes from (a file, a ledger record) and its
 /// bytes, or `None` when it is missing or unreadable.
@@ -209,14 +116,17 @@ pub struct Part {
 
 impl Part {
     fn read(path: &Path) -> Part {
-        Part { label: path.display().to_string(), bytes: crate::input::read_regular(path, crate::input::DOCUMENT).ok() }
+        Part {
+            label: path.display().to_string(),
+            bytes: crate::input::read_regular(path, crate::input::DOCUMENT).ok(),
+        }
     }
 
-    fn get(&self) -> Result<&[u8], SignatureProblem> {
+    pub(crate) fn get(&self) -> Result<&[u8], SignatureProblem> {
         self.bytes.as_deref().ok_or_else(|| SignatureProblem::Missing(self.label.clone()))
     }
 
-    fn text(&self) -> Result<String, SignatureProblem> {
+    pub(crate) fn text(&self) -> Result<String, SignatureProblem> {
         Ok(String::from_utf8_lossy(self.get()?).into_owned())
     }
 }
@@ -229,15 +139,19 @@ pub struct CounterParts {
     pub statement: Part,
     pub statement_signature: Part,
     pub certificate_signature: Part,
+    /// When a ledger first recorded it; `None` for loose files.
+    pub recorded_at: Option<SystemTime>,
 }
 
 /// A certificate with every signature that belongs to it, as bytes: read from
-/// the files beside each other, or from the ledger. Both are checked the same way.
+/// the files beside each other, or from the ledger. Both are judged the same way.
 #[derive(Clone, Debug)]
 pub struct Bundle {
     pub certificate: Vec<u8>,
     pub signature: Part,
     pub countersignatures: Vec<CounterParts>,
+    /// When a ledger first recorded the certificate; `None` for loose files.
+    pub recorded_at: Option<SystemTime>,
 }
 
 impl Bundle {
@@ -252,116 +166,51 @@ impl Bundle {
                 statement: Part::read(&append(&stem, ".json")),
                 statement_signature: Part::read(&append(&stem, ".json.sig")),
                 certificate_signature: Part::read(&append(&stem, ".sig")),
+                recorded_at: None,
             })
             .collect();
-        Ok(Bundle { certificate, signature: Part::read(&signature_path(path)), countersignatures })
+        Ok(Bundle {
+            certificate,
+            signature: Part::read(&signature_path(path)),
+            countersignatures,
+            recorded_at: None,
+        })
     }
+}
 
-    /// Checks the signature, every countersignature and the certificate's internal
-    /// consistency. Without `trust`, signatures are checked for integrity only.
-    pub fn check(&self, trust: Option<Trust<'_>>) -> Checked {
-        let bytes = &self.certificate;
-        let mut problems = Vec::new();
-        let certificate = match Certificate::parse(bytes) {
-            Ok(cert) => {
-                problems.extend(check::inconsistencies(&cert));
-                Some(cert)
-            }
-            Err(error) => {
-                problems.push(error.to_string());
-                None
-            }
-        };
-        let mut signatures = Vec::new();
-        let issued_at = certificate.as_ref().and_then(|c| humantime::parse_rfc3339(&c.issued_at).ok());
-        let station = trust.map(|trust| Signers {
-            allowed: trust.allowed,
-            at: issued_at.unwrap_or_else(SystemTime::now),
-            principal: trust.station,
-        });
-        match self.signature.text() {
-            Ok(armored) => signatures.push(SignatureCheck {
-                role: STATION.into(),
-                result: sign::verify(bytes, &armored, station).map_err(|source| {
-                    SignatureProblem::Signature { path: self.signature.label.clone(), source }
-                }),
-                label: self.signature.label.clone(),
-                statement: None,
-            }),
-            Err(_) => {
-                problems.push(format!("no signature {}: the certificate is unsigned", self.signature.label))
-            }
+impl Bundle {
+    /// The exact files, named as `cert verify` expects them side by side, for
+    /// a certificate called `name` (`NAME.json`, `NAME.json.sig`, and each
+    /// countersignature's three files): name, content type, bytes. Missing
+    /// parts are left out.
+    pub fn files(&self, name: &str) -> Vec<(String, &'static str, Vec<u8>)> {
+        const JSON: &str = "application/json";
+        const TEXT: &str = "text/plain; charset=utf-8";
+        let mut files = vec![(format!("{name}.json"), JSON, Some(self.certificate.clone()))];
+        files.push((format!("{name}.json.sig"), TEXT, self.signature.bytes.clone()));
+        let mut seen: Vec<&str> = Vec::new();
+        for c in &self.countersignatures {
+            seen.push(&c.role);
+            let n = seen.iter().filter(|r| **r == c.role).count();
+            let stem = format!("{name}.json.{}-{n}", c.role);
+            files.extend([
+                (format!("{stem}.json"), JSON, c.statement.bytes.clone()),
+                (format!("{stem}.json.sig"), TEXT, c.statement_signature.bytes.clone()),
+                (format!("{stem}.sig"), TEXT, c.certificate_signature.bytes.clone()),
+            ]);
         }
-        let sha256 = crate::stream::sha256_hex(bytes);
-        for parts in &self.countersignatures {
-            let allowed = trust.map(|t| t.allowed);
-            signatures.push(check_countersignature(bytes, &sha256, certificate.as_ref(), parts, allowed));
-        }
-        separate_duties(&mut signatures);
-        Checked { certificate, sha256, signatures, problems, signers_checked: trust.is_some() }
+        files.into_iter().filter_map(|(name, kind, bytes)| Some((name, kind, bytes?))).collect()
     }
 }
 
-/// Checks a certificate file and everything beside it (see [`Bundle::check`]).
-pub fn check_files(path: &Path, trust: Option<Trust<'_>>) -> Result<Checked, CertError> {
-    Ok(Bundle::from_files(path)?.check(trust))
+/// Judges a certificate file and everything beside it, now.
+pub fn judge_files(path: &Path, trust: Option<Trust<'_>>) -> Result<judge::Judgement, CertError> {
+    Ok(judge::judge(&Bundle::from_files(path)?, &Context::now(trust)))
 }
 
-/// No key and no principal may sign one certificate twice: the station cannot
-/// witness or approve its own work, and one person holds one role. Signatures
-/// keep their place in the order they were made (the station's first, then
-/// countersignatures by their statements' signing time); a later one that
-/// repeats a key or a principal fails.
-fn separate_duties(signatures: &mut [SignatureCheck]) {
-    let mut order: Vec<usize> = (0..signatures.len()).collect();
-    order.sort_by_key(|&i| {
-        let s = &signatures[i];
-        (s.role != STATION, s.statement.as_ref().map(|st| st.signed_at.clone()), i)
-    });
-    let mut seen: Vec<(String, String, Vec<String>)> = Vec::new();
-    for i in order {
-        let signature = &mut signatures[i];
-        let Ok(good) = &signature.result else { continue };
-        let clash = seen.iter().find_map(|(role, fingerprint, principals)| {
-            clash(role, fingerprint, principals, &good.fingerprint, good.principals())
-        });
-        match clash {
-            Some(problem) => signature.result = Err(problem),
-            None => seen.push((signature.role.clone(), good.fingerprint.clone(), good.principals().to_vec())),
-        }
-    }
-}
-
-/// Why a signature by key `fingerprint` for `principals` may not join one
-/// already made in `role` by `earlier_fingerprint` for `earlier_principals`.
-fn clash(
-    role: &str,
-    earlier_fingerprint: &str,
-    earlier_principals: &[String],
-    fingerprint: &str,
-    principals: &[String],
-) -> Option<SignatureProblem> {
-    if earlier_fingerprint == fingerprint {
-        return Some(SignatureProblem::KeyAlreadySigned {
-            fingerprint: fingerprint.to_string(),
-            role: role.to_string(),
-        });
-    }
-    super::allowed_signers::shared_principal(earlier_principals, principals)
-        .map(|principal| SignatureProblem::PrincipalAlreadySigned { principal, role: role.to_string() })
-}
-
-/// The certificate and every signature file that belongs to it, as they exist.
-pub fn with_companions(cert: &Path) -> Vec<PathBuf> {
-    let mut paths = vec![cert.to_path_buf(), signature_path(cert)];
-    for (_, stem) in countersignature_stems(cert) {
-        paths.extend([append(&stem, ".sig"), append(&stem, ".json"), append(&stem, ".json.sig")]);
-    }
-    paths.retain(|p| p.exists());
-    paths
-}
-
-/// `(role, CERT.json.<role>-<n>)` for every countersignature statement beside `cert`.
+/// `(role, CERT.json.<role>-<n>)` for every countersignature statement beside
+/// `cert`. A countersignature exists once its statement does: the statement is
+/// written last, so a set cut short leaves nothing that counts.
 fn countersignature_stems(cert: &Path) -> Vec<(String, PathBuf)> {
     let dir = cert.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let Some(name) = cert.file_name().map(|n| n.to_string_lossy().into_owned()) else { return Vec::new() };
@@ -383,53 +232,6 @@ fn countersignature_stems(cert: &Path) -> Vec<(String, PathBuf)> {
     stems
 }
 
-fn check_countersignature(
-    cert_bytes: &[u8],
-    cert_sha256: &str,
-    cert: Option<&Certificate>,
-    parts: &CounterParts,
-    allowed: Option<&AllowedSigners>,
-) -> SignatureCheck {
-    let role = parts.role.as_str();
-    let result = (|| {
-        let statement_bytes = parts.statement.get()?;
-        let statement: Statement = super::canonical::parse(statement_bytes)
-            .map_err(|source| SignatureProblem::Statement { path: parts.statement.label.clone(), source })?;
-        let signed_at =
-            humantime::parse_rfc3339(&statement.signed_at).map_err(|_| SignatureProblem::StatementTime {
-                path: parts.statement.label.clone(),
-                time: statement.signed_at.clone(),
-            })?;
-        let signers = allowed.map(|allowed| Signers { allowed, at: signed_at, principal: None });
-        let verify = |bytes: &[u8], part: &Part| {
-            sign::verify(bytes, &part.text()?, signers)
-                .map_err(|source| SignatureProblem::Signature { path: part.label.clone(), source })
-        };
-        let on_statement = verify(statement_bytes, &parts.statement_signature)?;
-        let on_cert = verify(cert_bytes, &parts.certificate_signature)?;
-        if on_cert.public_key != on_statement.public_key {
-            return Err(SignatureProblem::KeysDiffer);
-        }
-        if statement.format != STATEMENT_FORMAT || statement.role.as_str() != role {
-            return Err(SignatureProblem::RoleMismatch(role.to_string()));
-        }
-        if statement.certificate_sha256 != cert_sha256 {
-            return Err(SignatureProblem::OtherBytes);
-        }
-        if cert.is_some_and(|c| c.certificate_id != statement.certificate_id) {
-            return Err(SignatureProblem::OtherCertificate);
-        }
-        Ok((statement, on_cert))
-    })();
-    let label = parts.certificate_signature.label.clone();
-    match result {
-        Ok((statement, good)) => {
-            SignatureCheck { role: role.into(), label, statement: Some(statement), result: Ok(good) }
-        }
-        Err(why) => SignatureCheck { role: role.into(), label, statement: None, result: Err(why) },
-    }
-}
-
 /// Who countersigns.
 pub struct Countersigner<'a> {
     pub key: &'a SigningKey,
@@ -440,76 +242,66 @@ pub struct Countersigner<'a> {
 }
 
 /// Adds a countersignature beside `cert`; returns the files written. Refuses a
-/// certificate whose own signature or content does not check out: nobody should
-/// put their name under a certificate that fails verification.
+/// certificate that the judge does not find valid (nobody should put their
+/// name under one), and a countersignature the judge would refuse: a key the
+/// allowed signers do not list for this role, or a key or person already on
+/// the certificate.
 pub fn countersign(
     cert: &Path,
     signer: &Countersigner<'_>,
     trust: Trust<'_>,
 ) -> Result<Vec<PathBuf>, CertError> {
-    super::records::check_text("name", &signer.name, super::records::MAX_NAME_CHARS)?;
-    super::records::check_optional("title", signer.title.as_deref(), super::records::MAX_NAME_CHARS)?;
-    super::records::check_optional(
-        "organisation",
-        signer.organisation.as_deref(),
-        super::records::MAX_NAME_CHARS,
-    )?;
-    // The bytes checked are the bytes countersigned.
-    let bundle = Bundle::from_files(cert)?;
-    let checked = bundle.check(Some(trust));
-    if !checked.is_valid() {
-        return Err(CertError::Invalid(checked.reasons().join("; ")));
-    }
-    // The countersignature must itself verify: a listed key, and no key or
-    // principal already on the certificate.
-    let public = signer.key.public_key();
-    let fingerprint = signer.key.fingerprint();
-    let principals = trust
-        .allowed
-        .authorize(&public, None, sign::NAMESPACE, SystemTime::now())
-        .map_err(|why| {
-            CertError::Countersign(SignatureProblem::Signature {
-                path: "your key".into(),
-                source: SignatureError::NotAllowed {
-                    fingerprint: fingerprint.clone(),
-                    at: crate::engine::report::now(),
-                    why,
-                },
-            })
-        })?
-        .principals;
-    for existing in &checked.signatures {
-        let Ok(good) = &existing.result else { continue };
-        if let Some(problem) =
-            clash(&existing.role, &good.fingerprint, good.principals(), &fingerprint, &principals)
-        {
-            return Err(CertError::Countersign(problem));
-        }
-    }
-    let bytes = &bundle.certificate;
-    let certificate = checked.certificate.expect("a valid check has a certificate");
+    use super::records::{MAX_NAME_CHARS, check_optional, check_text};
+    check_text("name", &signer.name, MAX_NAME_CHARS)?;
+    check_optional("title", signer.title.as_deref(), MAX_NAME_CHARS)?;
+    check_optional("organisation", signer.organisation.as_deref(), MAX_NAME_CHARS)?;
+    // The bytes judged are the bytes countersigned.
+    let mut bundle = Bundle::from_files(cert)?;
+    let judgement = judge::judge(&bundle, &Context::now(Some(trust)));
+    let Some(certificate) = judgement.valid_certificate() else {
+        return Err(CertError::Invalid(judgement.reasons().join("; ")));
+    };
+    let certificate_id = certificate.certificate_id.clone();
     let stem = (1..)
         .map(|n| append(cert, &format!(".{}-{n}", signer.role.as_str())))
-        .find(|stem| !append(stem, ".json").exists() && !append(stem, ".sig").exists())
+        .find(|stem| [".json", ".json.sig", ".sig"].iter().all(|suffix| !append(stem, suffix).exists()))
         .expect("some index is free");
     let statement = Statement {
         format: STATEMENT_FORMAT.into(),
-        certificate_id: certificate.certificate_id,
-        certificate_sha256: checked.sha256.clone(),
+        certificate_id,
+        certificate_sha256: judgement.sha256.clone(),
         role: signer.role,
         name: signer.name.clone(),
         title: signer.title.clone(),
         organisation: signer.organisation.clone(),
         signed_at: crate::engine::report::now(),
-        key_fingerprint: fingerprint,
+        key_fingerprint: signer.key.fingerprint(),
     };
     let statement_bytes = super::canonical::to_bytes(&statement);
-    let files = [append(&stem, ".sig"), append(&stem, ".json"), append(&stem, ".json.sig")];
-    let contents = [
-        signer.key.sign(bytes)?.into_bytes(),
-        statement_bytes.clone(),
-        signer.key.sign(&statement_bytes)?.into_bytes(),
-    ];
+    let duty = signer.role.duty();
+    let certificate_signature = signer.key.sign(&bundle.certificate, duty)?;
+    let statement_signature = signer.key.sign(&statement_bytes, duty)?;
+    // The countersignature must itself pass the judge, with everything
+    // already on the certificate, before a file is written.
+    let label = |suffix: &str| append(&stem, suffix).display().to_string();
+    let part = |suffix: &str, bytes: &[u8]| Part { label: label(suffix), bytes: Some(bytes.to_vec()) };
+    bundle.countersignatures.push(CounterParts {
+        role: signer.role.as_str().to_string(),
+        statement: part(".json", &statement_bytes),
+        statement_signature: part(".json.sig", statement_signature.as_bytes()),
+        certificate_signature: part(".sig", certificate_signature.as_bytes()),
+        recorded_at: None,
+    });
+    let with_it = judge::judge(&bundle, &Context::now(Some(trust)));
+    if let Some(problem) = with_it.signatures.into_iter().last().and_then(|s| s.result.err()) {
+        return Err(CertError::Countersign(problem));
+    }
+    if !with_it.problems.is_empty() {
+        return Err(CertError::Invalid(with_it.problems.join("; ")));
+    }
+    // The statement last: until it exists, the other two files count for nothing.
+    let files = [append(&stem, ".sig"), append(&stem, ".json.sig"), append(&stem, ".json")];
+    let contents = [certificate_signature.into_bytes(), statement_signature.into_bytes(), statement_bytes];
     for (file, content) in files.iter().zip(&contents) {
         write_new(file, content)?;
     }

@@ -8,6 +8,7 @@ pub mod check;
 mod check_firmware;
 pub mod display;
 pub mod files;
+pub mod judge;
 pub mod model;
 pub mod pdf;
 pub mod records;
@@ -47,7 +48,7 @@ pub enum CertError {
     #[error("the certificate does not verify: {0}")]
     Invalid(String),
     #[error("this countersignature would not verify: {0}")]
-    Countersign(files::SignatureProblem),
+    Countersign(judge::SignatureProblem),
     #[error(transparent)]
     Records(#[from] records::RecordsError),
 }

@@ -4,7 +4,7 @@
 //! subsetted (Noto Sans CJK by default).
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use krilla::Document;
 use krilla::color::rgb;
@@ -17,7 +17,8 @@ use skrifa::MetadataProvider;
 use thiserror::Error;
 
 use super::display::escape;
-use super::files::{Checked, SignatureCheck};
+use super::files::Bundle;
+use super::judge::{Context, Judgement as Checked, SignatureCheck, Trust, Verdict};
 use super::model::{Certificate, Sanitization};
 use super::records::{Classification, Records};
 use crate::device::Identity;
@@ -71,32 +72,41 @@ impl Default for Options<'_> {
     }
 }
 
+/// What printing a certificate file gave.
+pub struct Written {
+    /// Characters the font had no glyph for (printed as code points).
+    pub missing_glyphs: Vec<char>,
+    /// The judge's verdict, which the page shows (NOT VALID where the result would be).
+    pub verdict: Verdict,
+}
+
 /// Prints the certificate file `cert`, with its signature files attached, to
-/// `output`. Returns the characters the font had no glyph for (printed as code
-/// points).
+/// `output`, as the judge finds it now against `trust`.
 pub fn write_file(
     cert: &Path,
     output: &Path,
     options: &Options<'_>,
-    trust: Option<super::files::Trust<'_>>,
-) -> Result<Vec<char>, PdfError> {
-    let checked = super::files::check_files(cert, trust)?;
-    let Some(certificate) = &checked.certificate else {
-        return Err(PdfError::NotACertificate {
-            path: cert.display().to_string(),
-            problems: checked.problems.join("; "),
-        });
-    };
-    let rendered = render(certificate, &checked, &super::files::with_companions(cert), options)?;
+    trust: Option<Trust<'_>>,
+) -> Result<Written, PdfError> {
+    let bundle = Bundle::from_files(cert)?;
+    let judgement = super::judge::judge(&bundle, &Context::now(trust));
+    let name = cert.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = name.strip_suffix(".json").unwrap_or(&name);
+    let rendered = render(&bundle, &judgement, name, options).map_err(|error| match error {
+        PdfError::NotACertificate { problems, .. } => {
+            PdfError::NotACertificate { path: cert.display().to_string(), problems }
+        }
+        other => other,
+    })?;
     crate::durable::write_atomically(output, &rendered.bytes, 0o644)
         .map_err(|source| PdfError::Output { path: output.display().to_string(), source })?;
-    Ok(rendered.missing_glyphs)
+    Ok(Written { missing_glyphs: rendered.missing_glyphs, verdict: judgement.verdict() })
 }
 
-/// Fonts looked for when `--font` is not given: (path, face index of Simplified Chinese).
 /// Noto Sans CJK's collection is about 20 MB; nothing larger is a font to load.
 const MAX_FONT_BYTES: u64 = 64 << 20;
 
+/// Fonts looked for when `--font` is not given: (path, face index of Simplified Chinese).
 const SYSTEM_FONTS: &[(&str, u32)] = &[
     ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", 2),
     ("/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc", 2),
@@ -238,7 +248,7 @@ impl Layout<'_> {
 
     /// A header line that must stay left of the QR code: cut with an ellipsis
     /// when too long (the full value is printed, wrapped, further down).
-    fn header(&mut self, size: f32, text: &str) {
+    fn header(&mut self, size: f32, bold: bool, text: &str) {
         let width = PAGE.0 - 2.0 * MARGIN - QR_SIZE - 12.0;
         let text = self.visible(text);
         let fitted = if self.face.width(&text, size) <= width {
@@ -254,7 +264,7 @@ impl Layout<'_> {
             cut + "…"
         };
         let y = self.y;
-        self.ops().push(Op::Text { x: MARGIN, y, size, bold: false, gray: false, text: fitted });
+        self.ops().push(Op::Text { x: MARGIN, y, size, bold, gray: false, text: fitted });
     }
 
     fn section(&mut self, zh: &str, en: &str) {
@@ -380,11 +390,17 @@ pub struct Rendered {
 /// `attachments`. Text from the certificate is shown with hidden characters
 /// escaped, and characters the font lacks as code points.
 pub fn render(
-    cert: &Certificate,
+    bundle: &Bundle,
     checked: &Checked,
-    attachments: &[PathBuf],
+    name: &str,
     options: &Options<'_>,
 ) -> Result<Rendered, PdfError> {
+    let Some(cert) = &checked.certificate else {
+        return Err(PdfError::NotACertificate {
+            path: name.to_string(),
+            problems: checked.problems.join("; "),
+        });
+    };
     let lang = options.lang;
     let cert = &super::display::escaped(cert);
     let (face, bold) = find_font(options.font, lang)?;
@@ -430,13 +446,10 @@ pub fn render(
         surface.finish();
         page.finish();
     }
-    for path in attachments {
-        let data = std::fs::read(path).map_err(|e| PdfError::Write(format!("{}: {e}", path.display())))?;
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let mime = if name.ends_with(".json") { "application/json" } else { "text/plain" };
+    for (name, mime, data) in bundle.files(name) {
         document.embed_file(EmbeddedFile {
             path: name,
-            mime_type: MimeType::new(mime),
+            mime_type: MimeType::new(mime.split(';').next().unwrap_or(mime)),
             description: Some("signed certwipe certificate file (exact bytes)".into()),
             association_kind: AssociationKind::Source,
             data: data.into(),
@@ -450,15 +463,17 @@ pub fn render(
 }
 
 fn lay_out(l: &mut Layout<'_>, cert: &Certificate, checked: &Checked) {
-    header(l, cert);
+    header(l, cert, checked);
     medium_section(l, &cert.medium, &cert.records);
     records_section(l, &cert.records);
     sanitization_section(l, &cert.sanitization);
     signatures(l, checked);
 }
 
-/// Title, identifiers and the result, left of the QR code.
-fn header(l: &mut Layout<'_>, cert: &Certificate) {
+/// Title, identifiers and the result, left of the QR code. A certificate the
+/// judge rejects shows NOT VALID and why where the result would be: its claim
+/// is never printed as a result.
+fn header(l: &mut Layout<'_>, cert: &Certificate, checked: &Checked) {
     let lang = l.lang;
     let s = &cert.sanitization;
     let r = &cert.records;
@@ -474,17 +489,53 @@ fn header(l: &mut Layout<'_>, cert: &Certificate) {
     let subtitle = both(lang, "依据 NIST SP 800-88 附录G", "after NIST SP 800-88 App. G");
     l.text(MARGIN, 8.0, false, &subtitle);
     l.y += 13.0;
-    l.header(8.0, &format!("{}: {}", both(lang, "证书编号", "Certificate ID"), cert.certificate_id));
+    l.header(8.0, false, &format!("{}: {}", both(lang, "证书编号", "Certificate ID"), cert.certificate_id));
     l.y += 11.0;
-    l.header(8.0, &format!("{}: {}", both(lang, "签发时间", "Issued"), cert.issued_at));
+    l.header(8.0, false, &format!("{}: {}", both(lang, "签发时间", "Issued"), cert.issued_at));
     l.y += 11.0;
-    l.header(8.0, &format!("{}: {}", both(lang, "台帐编号", "Ledger number"), or_dash(&r.asset_number)));
+    l.header(
+        8.0,
+        false,
+        &format!("{}: {}", both(lang, "台帐编号", "Ledger number"), or_dash(&r.asset_number)),
+    );
     l.y = l.y.max(MARGIN + QR_SIZE + 24.0);
+    if checked.verdict() == Verdict::Invalid {
+        let reasons = checked.reasons();
+        let headline =
+            format!("{} — {}", both(lang, "无效", "NOT VALID"), reasons.first().map_or("", String::as_str));
+        l.header(13.0, true, &headline);
+        l.y += 4.0;
+        for reason in &reasons {
+            l.row("无效原因", "Why not valid", reason);
+        }
+        l.row(
+            "证书所称结果",
+            "Result it claims",
+            &format!(
+                "{} ({}) — {}",
+                s.status.as_str(),
+                both(lang, "不可信", "not to be relied on"),
+                s.status_reason
+            ),
+        );
+        return;
+    }
     let (zh, en) = status_words(s.status);
     let verdict = format!("{}: {}", both(lang, "结果", "Result"), both(lang, zh, &en.to_uppercase()));
     l.text(MARGIN, 13.0, true, &verdict);
     l.y += 4.0;
     l.row("说明", "Reason", &s.status_reason);
+    if checked.verdict() == Verdict::SignerNotChecked {
+        l.row(
+            "签名人",
+            "Signer",
+            &both(
+                lang,
+                "签名完好，但未对照授权签名人名单核验",
+                "signature intact, but NOT checked against the allowed signers",
+            ),
+        );
+    }
 }
 
 fn medium_section(l: &mut Layout<'_>, m: &Identity, r: &Records) {

@@ -82,6 +82,16 @@ pub enum Destination {
 }
 
 impl Destination {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Destination::InternalReuse => "internal-reuse",
+            Destination::ExternalReuse => "external-reuse",
+            Destination::Recycling => "recycling",
+            Destination::Manufacturer => "manufacturer",
+            Destination::Destruction => "destruction",
+        }
+    }
+
     /// Destinations a controlled medium may not take: it would leave the
     /// organisation's control or be reused below its level.
     pub fn allowed_for(self, level: Classification) -> bool {

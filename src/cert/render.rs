@@ -5,7 +5,7 @@ use std::fmt::Write;
 use indicatif::HumanBytes;
 
 use super::display::escape;
-use super::files::Checked;
+use super::judge::{Judgement as Checked, Verdict};
 use super::model::{Certificate, Sanitization};
 use super::records::{Person, Records};
 use crate::device::Identity;
@@ -23,7 +23,32 @@ pub fn summary(cert: &Certificate, checked: &Checked) -> String {
         "  issued {} by {} {} on {}",
         cert.issued_at, cert.tool.name, cert.tool.version, cert.host
     );
-    let _ = writeln!(out, "\nResult: {} — {}", s.status.as_str().to_uppercase(), s.status_reason);
+    match checked.verdict() {
+        Verdict::Valid => {
+            let _ = writeln!(out, "\nVerdict: valid");
+            let _ = writeln!(out, "Result: {} — {}", s.status.as_str().to_uppercase(), s.status_reason);
+        }
+        verdict => {
+            let _ = writeln!(
+                out,
+                "\nVerdict: {}",
+                if verdict == Verdict::Invalid {
+                    "NOT VALID"
+                } else {
+                    "NOT verified (signatures intact, signer not checked: give --allowed-signers)"
+                }
+            );
+            for reason in checked.reasons() {
+                let _ = writeln!(out, "  why: {}", escape(&reason));
+            }
+            let _ = writeln!(
+                out,
+                "Result it claims (not to be relied on): {} — {}",
+                s.status.as_str(),
+                s.status_reason
+            );
+        }
+    }
     let _ = writeln!(out, "  category {}, technique {}", s.category.as_str(), s.technique.as_str());
     medium_section(&mut out, &cert.medium);
     records_section(&mut out, &cert.records);
@@ -166,6 +191,9 @@ fn signatures_section(out: &mut String, checked: &Checked) {
     }
     for problem in &checked.problems {
         let _ = writeln!(out, "  problem: {}", escape(problem));
+    }
+    for note in &checked.notes {
+        let _ = writeln!(out, "  note: {}", escape(note));
     }
 }
 

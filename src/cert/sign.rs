@@ -1,5 +1,8 @@
-//! OpenSSH signatures (SSHSIG, Ed25519, namespace `certwipe`) over the exact bytes
-//! of a file, checkable by anyone with stock `ssh-keygen -Y verify`.
+//! OpenSSH signatures (SSHSIG, Ed25519) over the exact bytes of a file, checkable
+//! by anyone with stock `ssh-keygen -Y verify`. Each duty signs in its own
+//! namespace, and an allowed_signers line grants a key only the duties its
+//! `namespaces=` names: a witness's key can never sign as a station, nor a
+//! station's key write what only the records office may.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -12,9 +15,70 @@ use super::CertError;
 pub use super::allowed_signers::AllowedSigners;
 use super::allowed_signers::{Authorized, NotAllowed};
 
-/// The SSHSIG namespace of every certwipe signature: a signature made for another
-/// purpose (git commits, files) can never pass as a certificate signature.
+/// The SSHSIG namespace of a station's certificate signature (and, before
+/// duties had namespaces of their own, of every certwipe signature): a
+/// signature made for another purpose (git commits, files) can never pass.
 pub const NAMESPACE: &str = "certwipe";
+
+/// What a signature vouches for. Each duty has its own SSHSIG namespace, so
+/// `ssh-keygen -Y verify -n NAMESPACE` checks each file for what it claims to
+/// be, and the allowed signers decide per key which duties it may take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Duty {
+    /// A station's certificate (`certwipe`).
+    Station,
+    /// NIST's validation signature (`certwipe-validator`).
+    Validator,
+    /// The supervisor who witnessed (监销) (`certwipe-witness`).
+    Witness,
+    /// The approver (审批) (`certwipe-approver`).
+    Approver,
+    /// Ledger entries and heads (`certwipe-ledger`).
+    Ledger,
+}
+
+impl Duty {
+    pub const ALL: [Duty; 5] = [Duty::Station, Duty::Validator, Duty::Witness, Duty::Approver, Duty::Ledger];
+
+    pub fn namespace(self) -> &'static str {
+        match self {
+            Duty::Station => NAMESPACE,
+            Duty::Validator => "certwipe-validator",
+            Duty::Witness => "certwipe-witness",
+            Duty::Approver => "certwipe-approver",
+            Duty::Ledger => "certwipe-ledger",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Duty::Station => "station",
+            Duty::Validator => "validator",
+            Duty::Witness => "witness",
+            Duty::Approver => "approver",
+            Duty::Ledger => "ledger",
+        }
+    }
+
+    /// Signatures made before duties had their own namespaces used
+    /// `certwipe` for everything; they are still read, and still need the key
+    /// to be allowed for this duty's namespace.
+    fn accepts_namespace(self, namespace: &str) -> Option<bool> {
+        if namespace == self.namespace() {
+            Some(false)
+        } else if namespace == NAMESPACE {
+            Some(true)
+        } else {
+            None
+        }
+    }
+}
+
+impl std::fmt::Display for Duty {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// Environment variable holding the passphrase of an encrypted key, for unattended use.
 pub const PASSPHRASE_ENV: &str = "CERTWIPE_KEY_PASSPHRASE";
@@ -61,10 +125,12 @@ impl SigningKey {
         SigningKey { key }
     }
 
-    /// An armored, detached SSHSIG over `bytes`.
-    pub fn sign(&self, bytes: &[u8]) -> Result<String, CertError> {
-        let signature =
-            self.key.sign(NAMESPACE, HashAlg::Sha512, bytes).map_err(|e| CertError::Sign(e.to_string()))?;
+    /// An armored, detached SSHSIG over `bytes`, in the namespace of `duty`.
+    pub fn sign(&self, bytes: &[u8], duty: Duty) -> Result<String, CertError> {
+        let signature = self
+            .key
+            .sign(duty.namespace(), HashAlg::Sha512, bytes)
+            .map_err(|e| CertError::Sign(e.to_string()))?;
         signature.to_pem(LineEnding::LF).map_err(|e| CertError::Sign(e.to_string()))
     }
 
@@ -87,17 +153,28 @@ pub struct GoodSignature {
     /// Who the allowed-signers file says signed; `None` when no file was given,
     /// so the signature is intact but nobody vouched for the key.
     pub signer: Option<Authorized>,
+    /// Made in the namespace every certwipe signature used before duties had
+    /// their own (`certwipe`); still only valid for a key allowed this duty.
+    pub legacy_namespace: bool,
 }
 
 impl GoodSignature {
+    /// The principals the line that allowed the key grants.
     pub fn principals(&self) -> &[String] {
         self.signer.as_ref().map_or(&[], |s| &s.principals)
     }
+
+    /// Every principal any line of the file names for this key: who the
+    /// signer is, for separation of duties.
+    pub fn identities(&self) -> &[String] {
+        self.signer.as_ref().map_or(&[], |s| &s.identities)
+    }
 }
 
-/// Who may sign, and when the signature claims to have been made (the
-/// certificate's issue time, a countersignature's signing time): a key listed with
-/// `valid-after`/`valid-before` counts only within that window.
+/// Who may sign, and at what time the key must have been valid (the time the
+/// ledger first recorded the signature, or failing that the time the signed
+/// document claims): a key listed with `valid-after`/`valid-before` counts only
+/// within that window.
 #[derive(Clone, Copy)]
 pub struct Signers<'a> {
     pub allowed: &'a AllowedSigners,
@@ -111,8 +188,8 @@ pub struct Signers<'a> {
 pub enum SignatureError {
     #[error("not a valid SSHSIG signature ({0})")]
     Unreadable(String),
-    #[error("signature namespace is {0:?}, not {NAMESPACE:?}")]
-    Namespace(String),
+    #[error("signature namespace is {found:?}, not {expected:?} (the {duty} duty's)")]
+    Namespace { found: String, expected: &'static str, duty: Duty },
     #[error("signature algorithm is {0}, not ssh-ed25519")]
     Algorithm(String),
     #[error("signature does not match the file's bytes")]
@@ -121,42 +198,57 @@ pub enum SignatureError {
     NotAllowed { fingerprint: String, at: String, why: NotAllowed },
 }
 
-/// Checks an armored SSHSIG over `bytes`: namespace, algorithm, the signature
-/// itself, and, when given, that the key is an allowed signer for `certwipe`.
+/// Checks an armored SSHSIG over `bytes` made for `duty`: namespace,
+/// algorithm, the signature itself, and, when given, that the key is an
+/// allowed signer for that duty's namespace at the time given.
 pub fn verify(
     bytes: &[u8],
     armored: &str,
+    duty: Duty,
     signers: Option<Signers<'_>>,
 ) -> Result<GoodSignature, SignatureError> {
     let signature = SshSig::from_pem(armored).map_err(|e| SignatureError::Unreadable(e.to_string()))?;
-    if signature.namespace() != NAMESPACE {
-        return Err(SignatureError::Namespace(signature.namespace().to_string()));
-    }
+    let legacy_namespace =
+        duty.accepts_namespace(signature.namespace()).ok_or_else(|| SignatureError::Namespace {
+            found: signature.namespace().to_string(),
+            expected: duty.namespace(),
+            duty,
+        })?;
     if signature.algorithm() != Algorithm::Ed25519 {
         return Err(SignatureError::Algorithm(signature.algorithm().to_string()));
     }
     let public = PublicKey::from(signature.public_key().clone());
-    public.verify(NAMESPACE, bytes, &signature).map_err(|_| SignatureError::Mismatch)?;
+    public.verify(signature.namespace(), bytes, &signature).map_err(|_| SignatureError::Mismatch)?;
     let fingerprint = public.fingerprint(HashAlg::Sha256).to_string();
     let signer = signers
         .map(|signers| {
-            signers.allowed.authorize(&public, signers.principal, NAMESPACE, signers.at).map_err(|why| {
-                SignatureError::NotAllowed {
+            signers.allowed.authorize(&public, signers.principal, duty.namespace(), signers.at).map_err(
+                |why| SignatureError::NotAllowed {
                     fingerprint: fingerprint.clone(),
                     at: humantime::format_rfc3339_seconds(signers.at).to_string(),
                     why,
-                }
-            })
+                },
+            )
         })
         .transpose()?;
-    Ok(GoodSignature { fingerprint, public_key: public.to_openssh().unwrap_or_default(), signer })
+    Ok(GoodSignature {
+        fingerprint,
+        public_key: public.to_openssh().unwrap_or_default(),
+        signer,
+        legacy_namespace,
+    })
 }
 
-/// The `allowed_signers` line for a public key.
-pub fn allowed_signers_line(principal: &str, key: &PublicKey) -> String {
+/// The `allowed_signers` line for a public key that may take `duties`.
+pub fn allowed_signers_line(principal: &str, key: &PublicKey, duties: &[Duty]) -> String {
     let mut key = key.clone();
     key.set_comment("");
-    format!("{principal} namespaces=\"{NAMESPACE}\" {}", key.to_openssh().unwrap_or_default().trim())
+    let namespaces: Vec<&str> = duties.iter().map(|d| d.namespace()).collect();
+    format!(
+        "{principal} namespaces=\"{}\" {}",
+        namespaces.join(","),
+        key.to_openssh().unwrap_or_default().trim()
+    )
 }
 
 /// Reads a passphrase from the environment or, failing that, the terminal.
@@ -184,10 +276,38 @@ mod tests {
     fn sign_and_verify_round_trip_and_reject_changes() {
         let private = key();
         let signer = SigningKey::from_private_key(private.clone());
-        let armored = signer.sign(b"certificate bytes").unwrap();
-        let good = verify(b"certificate bytes", &armored, None).unwrap();
+        let armored = signer.sign(b"certificate bytes", Duty::Station).unwrap();
+        let good = verify(b"certificate bytes", &armored, Duty::Station, None).unwrap();
         assert_eq!(good.fingerprint, signer.fingerprint());
-        assert!(verify(b"certificate bytez", &armored, None).is_err());
-        assert!(verify(b"certificate bytes", &armored[..armored.len() - 40], None).is_err());
+        assert!(!good.legacy_namespace);
+        assert!(verify(b"certificate bytez", &armored, Duty::Station, None).is_err());
+        assert!(verify(b"certificate bytes", &armored[..armored.len() - 40], Duty::Station, None).is_err());
+    }
+
+    #[test]
+    fn a_signature_counts_only_for_the_duty_its_namespace_and_its_key_allow() {
+        let private = key();
+        let signer = SigningKey::from_private_key(private.clone());
+        let witness = signer.sign(b"statement", Duty::Witness).unwrap();
+        assert!(matches!(
+            verify(b"statement", &witness, Duty::Station, None),
+            Err(SignatureError::Namespace { .. })
+        ));
+        assert!(verify(b"statement", &witness, Duty::Approver, None).is_err());
+        // Old countersignatures and entries were all made in `certwipe`.
+        let legacy = signer.sign(b"statement", Duty::Station).unwrap();
+        assert!(verify(b"statement", &legacy, Duty::Witness, None).unwrap().legacy_namespace);
+        let at = SystemTime::now();
+        let line = |namespaces: &str| {
+            format!("zhang.san namespaces=\"{namespaces}\" {}", private.public_key().to_openssh().unwrap())
+        };
+        let witness_only = AllowedSigners::parse(line("certwipe-witness").as_bytes());
+        let signers = Some(Signers { allowed: &witness_only, at, principal: None });
+        assert!(verify(b"statement", &witness, Duty::Witness, signers).is_ok());
+        assert!(verify(b"statement", &legacy, Duty::Witness, signers).is_ok(), "legacy, for its own duty");
+        assert!(verify(b"statement", &legacy, Duty::Station, signers).is_err(), "not a station key");
+        let station_only = AllowedSigners::parse(line("certwipe").as_bytes());
+        let signers = Some(Signers { allowed: &station_only, at, principal: None });
+        assert!(verify(b"statement", &legacy, Duty::Witness, signers).is_err(), "not a witness key");
     }
 }

@@ -11,7 +11,8 @@ use super::output::Ui;
 use super::trust::TrustArgs;
 use super::{EXIT_FAILED, EXIT_OK, Failure, print_json, signals};
 use crate::cert::Certificate;
-use crate::cert::files::{self, Trust};
+use crate::cert::files;
+use crate::cert::judge::Trust;
 use crate::device::{self, Access, IdentitySource, Medium, SystemUse};
 use crate::engine;
 use crate::engine::report::VerificationResult;
@@ -106,19 +107,18 @@ pub fn run(args: &AuditArgs) -> Result<u8, Failure> {
 /// The certificate, only when its signatures verify against the allowed signers.
 fn verified_certificate(args: &AuditArgs) -> Result<Certificate, Failure> {
     let allowed = args.trust.require("an audit checks the medium against a verified certificate")?;
-    let checked = files::check_files(&args.cert, Some(Trust { allowed: &allowed, station: None }))?;
-    if !checked.is_valid() {
-        let why = checked.reasons();
-        return Err(Failure {
+    let judgement = files::judge_files(&args.cert, Some(Trust { allowed: &allowed, station: None }))?;
+    match judgement.valid_certificate() {
+        Some(certificate) => Ok(certificate.clone()),
+        None => Err(Failure {
             code: EXIT_FAILED,
             message: format!(
                 "{}: the certificate does not verify, so there is nothing to audit against: {}",
                 args.cert.display(),
-                why.join("; ")
+                judgement.reasons().join("; ")
             ),
-        });
+        }),
     }
-    Ok(checked.certificate.expect("a valid certificate parsed"))
 }
 
 /// Opens the medium read-only. A certificate with the drive's own identity is

@@ -9,7 +9,8 @@ use ssh_key::{Algorithm, LineEnding, PrivateKey};
 
 use super::trust::TrustArgs;
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, Failure, print_json};
-use crate::cert::files::{self, Checked, Countersigner, Role, Trust, Verdict};
+use crate::cert::files::{self, Countersigner, Role};
+use crate::cert::judge::{Judgement, Trust, Verdict};
 use crate::cert::pdf::{self, Lang};
 use crate::cert::sign::{self, PASSPHRASE_ENV, SigningKey};
 use crate::cert::{display, render};
@@ -104,6 +105,36 @@ pub struct KeygenArgs {
     /// Write the key unencrypted (otherwise a passphrase is asked, or taken from CERTWIPE_KEY_PASSPHRASE).
     #[arg(long)]
     no_passphrase: bool,
+    /// What the key may sign, for its allowed_signers line (repeat for several):
+    /// station (certificates and ledger entries), office (ledger entries only),
+    /// validator, witness, approver (countersignatures) [default: station].
+    #[arg(long = "role", value_enum, value_name = "ROLE")]
+    roles: Vec<KeyRole>,
+}
+
+/// What a new key is for: the duties its allowed_signers line grants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeyRole {
+    /// Signs certificates (namespace certwipe) and ledger entries (certwipe-ledger).
+    Station,
+    /// The records office: ledger entries only (certwipe-ledger).
+    Office,
+    Validator,
+    Witness,
+    Approver,
+}
+
+impl KeyRole {
+    fn duties(self) -> &'static [sign::Duty] {
+        use sign::Duty;
+        match self {
+            KeyRole::Station => &[Duty::Station, Duty::Ledger],
+            KeyRole::Office => &[Duty::Ledger],
+            KeyRole::Validator => &[Duty::Validator],
+            KeyRole::Witness => &[Duty::Witness],
+            KeyRole::Approver => &[Duty::Approver],
+        }
+    }
 }
 
 pub fn run(command: &CertCommand) -> Result<u8, Failure> {
@@ -121,9 +152,25 @@ pub fn run(command: &CertCommand) -> Result<u8, Failure> {
                 font: args.font.as_deref(),
                 verify_url: verify_url.as_deref(),
             };
-            write_pdf(&args.cert, &output, &options, trust)?;
+            let verdict = write_pdf(&args.cert, &output, &options, trust)?;
             println!("{}", output.display());
-            Ok(EXIT_OK)
+            Ok(match verdict {
+                Verdict::Valid => EXIT_OK,
+                Verdict::SignerNotChecked => {
+                    eprintln!(
+                        "certwipe: warning: {}: the signer was not checked (give --allowed-signers); the PDF says so",
+                        args.cert.display()
+                    );
+                    EXIT_OK
+                }
+                Verdict::Invalid => {
+                    eprintln!(
+                        "certwipe: {}: the certificate is NOT VALID; the PDF says so and why",
+                        args.cert.display()
+                    );
+                    EXIT_FAILED
+                }
+            })
         }
     }
 }
@@ -134,12 +181,12 @@ pub fn write_pdf(
     output: &Path,
     options: &pdf::Options<'_>,
     trust: Option<Trust<'_>>,
-) -> Result<(), Failure> {
-    let missing = pdf::write_file(cert, output, options, trust)?;
-    if let Some(warning) = missing_glyphs_warning(output, &missing) {
+) -> Result<Verdict, Failure> {
+    let written = pdf::write_file(cert, output, options, trust)?;
+    if let Some(warning) = missing_glyphs_warning(output, &written.missing_glyphs) {
         eprintln!("certwipe: warning: {warning}");
     }
-    Ok(())
+    Ok(written.verdict)
 }
 
 /// What to tell the operator about characters the font lacked.
@@ -166,7 +213,7 @@ fn verify(args: &VerifyArgs) -> Result<u8, Failure> {
         ));
     }
     let trust = allowed.as_ref().map(|allowed| Trust { allowed, station: args.principal.as_deref() });
-    let mut checked = files::check_files(&args.cert, trust)?;
+    let mut checked = files::judge_files(&args.cert, trust)?;
     let status = checked.certificate.as_ref().map(|c| c.sanitization.status);
     if args.require_erased && status.is_some_and(|s| s != Status::Erased) {
         let status = status.map(Status::as_str).unwrap_or_default();
@@ -195,6 +242,7 @@ fn verify(args: &VerifyArgs) -> Result<u8, Failure> {
                 "error": s.result.as_ref().err().map(|e| e.to_string()),
             })).collect::<Vec<_>>(),
             "problems": checked.problems,
+            "notes": checked.notes,
         }))?;
     } else {
         print_check(&args.cert, &checked);
@@ -202,7 +250,7 @@ fn verify(args: &VerifyArgs) -> Result<u8, Failure> {
     Ok(if verdict == Verdict::Valid { EXIT_OK } else { EXIT_FAILED })
 }
 
-fn print_check(path: &Path, checked: &Checked) {
+fn print_check(path: &Path, checked: &Judgement) {
     for signature in &checked.signatures {
         let role = display::escape(&signature.role);
         match &signature.result {
@@ -220,6 +268,9 @@ fn print_check(path: &Path, checked: &Checked) {
     for problem in &checked.problems {
         println!("problem: {}", display::escape(problem));
     }
+    for note in &checked.notes {
+        println!("note: {}", display::escape(note));
+    }
     let status = checked.certificate.as_ref().map(|c| c.sanitization.status.as_str()).unwrap_or("unknown");
     match checked.verdict() {
         Verdict::Valid => println!("{}: valid (status {status})", path.display()),
@@ -234,7 +285,7 @@ fn print_check(path: &Path, checked: &Checked) {
 fn show(args: &ShowArgs) -> Result<u8, Failure> {
     let allowed = args.trust.load()?;
     let trust = allowed.as_ref().map(|allowed| Trust { allowed, station: None });
-    let checked = files::check_files(&args.cert, trust)?;
+    let checked = files::judge_files(&args.cert, trust)?;
     let Some(cert) = &checked.certificate else {
         return Err(Failure::usage(format!("{}: {}", args.cert.display(), checked.problems.join("; "))));
     };
@@ -296,8 +347,16 @@ pub fn keygen(args: &KeygenArgs) -> Result<u8, Failure> {
     crate::durable::write_new(&public_path, format!("{public}\n").as_bytes(), 0o644)
         .map_err(|e| Failure::usage(format!("{}: {e}", public_path.display())))?;
     eprintln!("wrote {} (private, mode 600) and {}", args.file.display(), public_path.display());
+    let mut duties: Vec<sign::Duty> = Vec::new();
+    for role in if args.roles.is_empty() { &[KeyRole::Station][..] } else { &args.roles } {
+        for duty in role.duties() {
+            if !duties.contains(duty) {
+                duties.push(*duty);
+            }
+        }
+    }
     eprintln!("add this line to the auditors' allowed_signers file:");
-    println!("{}", sign::allowed_signers_line(&principal, key.public_key()));
+    println!("{}", sign::allowed_signers_line(&principal, key.public_key(), &duties));
     Ok(EXIT_OK)
 }
 

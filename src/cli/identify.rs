@@ -75,7 +75,8 @@ pub fn run(args: &IdentifyArgs) -> Result<u8, Failure> {
 
 fn from_file(file: &Path) -> Result<Account, Failure> {
     let shown = file.display();
-    let bytes = crate::input::read_regular(file, crate::input::DUMP).map_err(|e| Failure::usage(format!("{shown}: {e}")))?;
+    let bytes = crate::input::read_regular(file, crate::input::DUMP)
+        .map_err(|e| Failure::usage(format!("{shown}: {e}")))?;
     let (drive, protocol) = match bytes.len() {
         512 => (identify::decode_ata(&bytes.try_into().expect("512 bytes")), Protocol::Ata),
         4096 => (nvme::decode_controller(&bytes.try_into().expect("4096 bytes")), Protocol::Nvme),

@@ -15,11 +15,14 @@ use crate::ledger::{self, Destruction, DestructionMethod, KeptHead, Ledger, Loca
 
 pub const AFTER_HELP: &str = "\
 Every change to the ledger is an entry in a hash chain, signed by the station
-key that wrote it (--sign-key, or sign_key in the station profile). Start a
-ledger with `certwipe ledger init --allowed-signers FILE --sign-key KEY`: only
-keys that file allows may write, and certificates are imported only when their
-signers are in it. Keep the signed head (`ledger head -o FILE`) somewhere the
-database is not, and check against it with `ledger verify --head FILE`.";
+key that wrote it (--sign-key, or sign_key in the station profile). Whose keys
+count comes from a file you control, never from the database: --allowed-signers
+FILE (or allowed_signers in the station profile) on every command that writes
+or verifies. Start a ledger with `certwipe ledger init --allowed-signers FILE
+--sign-key KEY`, which records that list, signed; a later change to it must be
+signed by a key the list before allowed. Keep the signed head (`ledger head -o
+FILE`) somewhere the database is not, and check against it with `ledger verify
+--head FILE`.";
 
 #[derive(Args, Debug)]
 pub struct LedgerArgs {
@@ -31,6 +34,11 @@ pub struct LedgerArgs {
     /// Station profile (TOML) [default: /etc/certwipe/profile.toml if present]
     #[arg(long, global = true, value_name = "FILE")]
     profile: Option<PathBuf>,
+    /// The allowed signers, kept outside the database: whose keys may write
+    /// entries and sign the certificates filed (duties by namespaces=). For
+    /// `init`, the list to record [default: allowed_signers in the station profile]
+    #[arg(long, global = true, value_name = "FILE")]
+    allowed_signers: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -61,12 +69,10 @@ pub enum LedgerCommand {
     Head(HeadArgs),
 }
 
+/// `ledger init --allowed-signers FILE`: the file lists every key that may
+/// write (namespaces="certwipe-ledger") or sign certificates filed here.
 #[derive(Args, Debug)]
-pub struct InitArgs {
-    /// OpenSSH allowed_signers file listing every station key that may write.
-    #[arg(long, value_name = "FILE")]
-    allowed_signers: PathBuf,
-}
+pub struct InitArgs {}
 
 #[derive(Args, Debug)]
 pub struct RegisterArgs {
@@ -157,10 +163,6 @@ pub struct ExportArgs {
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
-    /// Check signers against this allowed_signers file, kept outside the ledger,
-    /// instead of the ledger's own list [default: allowed_signers in the station profile]
-    #[arg(long, value_name = "FILE")]
-    allowed_signers: Option<PathBuf>,
     /// A head kept earlier (`ledger head -o FILE`): the ledger must still hold it.
     #[arg(long, value_name = "FILE")]
     head: Option<PathBuf>,
@@ -180,13 +182,23 @@ pub fn run(args: &LedgerArgs, location: Option<&Location>) -> Result<u8, Failure
     // Only `init` creates a ledger; reading never creates or migrates one.
     let access = match &args.command {
         LedgerCommand::Init(_) => ledger::Access::Create,
-        LedgerCommand::List(_) | LedgerCommand::Show(_) | LedgerCommand::Export(_) | LedgerCommand::Verify(_) => {
-            ledger::Access::Read
-        }
+        LedgerCommand::List(_)
+        | LedgerCommand::Show(_)
+        | LedgerCommand::Export(_)
+        | LedgerCommand::Verify(_) => ledger::Access::Read,
         _ => ledger::Access::Write,
     };
     let mut ledger = Ledger::open_as(&location, access)?;
     let profile = || -> Result<Profile, Failure> { Ok(Profile::find(args.profile.as_deref())?) };
+    let anchor_path = match &args.allowed_signers {
+        Some(path) => Some(path.clone()),
+        None => profile()?.allowed_signers,
+    };
+    if (access == ledger::Access::Write || matches!(args.command, LedgerCommand::Verify(_)))
+        && let Some(path) = &anchor_path
+    {
+        ledger = ledger.trusting(load_allowed_signers(path)?);
+    }
     let key = || -> Result<SigningKey, Failure> {
         let path = match &args.sign_key {
             Some(path) => path.clone(),
@@ -199,16 +211,14 @@ pub fn run(args: &LedgerArgs, location: Option<&Location>) -> Result<u8, Failure
         super::cert::load_key(&path)
     };
     match &args.command {
-        LedgerCommand::Init(init) => {
-            let text = crate::input::read_regular(&init.allowed_signers, crate::input::LIST).map_err(|e| {
-                Failure::usage(format!("allowed signers {}: {e}", init.allowed_signers.display()))
+        LedgerCommand::Init(_) => {
+            let path = anchor_path.ok_or_else(|| {
+                Failure::usage("ledger init records whose keys may write: give --allowed-signers FILE")
             })?;
+            let text = crate::input::read_regular(&path, crate::input::LIST)
+                .map_err(|e| Failure::usage(format!("allowed signers {}: {e}", path.display())))?;
             let id = ledger.configure(&text, &key()?)?;
-            println!(
-                "ledger {id} at {} allows the signers in {}",
-                ledger.location(),
-                init.allowed_signers.display()
-            );
+            println!("ledger {id} at {} allows the signers in {}", ledger.location(), path.display());
         }
         LedgerCommand::Register(a) => {
             let classification: Classification = a.classification.parse()?;
@@ -247,7 +257,7 @@ pub fn run(args: &LedgerArgs, location: Option<&Location>) -> Result<u8, Failure
         LedgerCommand::List(a) => list(&mut ledger, a.json)?,
         LedgerCommand::Show(a) => show(&mut ledger, &a.number, a.json)?,
         LedgerCommand::Export(a) => export(&mut ledger, a.csv)?,
-        LedgerCommand::Verify(a) => return verify(&mut ledger, a, &profile()?),
+        LedgerCommand::Verify(a) => return verify(&mut ledger, a),
         LedgerCommand::Head(a) => head(&mut ledger, a.output.as_deref(), &key()?)?,
     }
     Ok(EXIT_OK)
@@ -349,11 +359,9 @@ fn show(ledger: &mut Ledger, number: &str, json: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-fn verify(ledger: &mut Ledger, args: &VerifyArgs, profile: &Profile) -> Result<u8, Failure> {
-    let anchor = args.allowed_signers.clone().or_else(|| profile.allowed_signers.clone());
-    let anchor = anchor.as_deref().map(load_allowed_signers).transpose()?;
+fn verify(ledger: &mut Ledger, args: &VerifyArgs) -> Result<u8, Failure> {
     let kept = args.head.as_deref().map(KeptHead::load).transpose()?;
-    let verification = ledger.verify(anchor.as_ref(), kept.as_ref())?;
+    let verification = ledger.verify(kept.as_ref())?;
     let intact = verification.problems.is_empty();
     if args.json {
         print_json(&verification)?;
@@ -371,10 +379,14 @@ fn verify(ledger: &mut Ledger, args: &VerifyArgs, profile: &Profile) -> Result<u
             verification.certificates,
             verification.countersignatures,
             verification.head,
-            if intact { "intact" } else { "NOT intact" }
+            match (intact, verification.signers_checked) {
+                (false, _) => "NOT intact",
+                (true, true) => "intact",
+                (true, false) => "intact, but signers NOT checked (give --allowed-signers FILE)",
+            }
         );
     }
-    Ok(if intact { EXIT_OK } else { EXIT_FAILED })
+    Ok(if intact && verification.signers_checked { EXIT_OK } else { EXIT_FAILED })
 }
 
 /// The rows as CSV (RFC 4180, through the `csv` crate: every CR, LF, quote and

@@ -52,8 +52,8 @@ pub struct RecordArgs {
 
 impl RecordArgs {
     /// The records for each of `targets` targets, checked against the rules,
-    /// and the profile's `verify_url` for printed QR codes (one profile read).
-    pub fn records_for(&self, targets: usize) -> Result<(Vec<Records>, Option<String>), Failure> {
+    /// and the profile they were read with (one profile read).
+    pub fn records_for(&self, targets: usize) -> Result<(Vec<Records>, Profile), Failure> {
         let profile = Profile::find(self.profile.as_deref())?;
         if !self.assets.is_empty() && self.assets.len() != targets {
             return Err(Failure::usage(format!(
@@ -91,7 +91,7 @@ impl RecordArgs {
                 Ok(records)
             })
             .collect::<Result<_, Failure>>()?;
-        Ok((records, profile.verify_url))
+        Ok((records, profile))
     }
 
     /// Whether `--asset` was given.

@@ -41,7 +41,7 @@ pub struct ServeArgs {
 pub fn run(args: &ServeArgs, location: Option<&Location>) -> Result<u8, Failure> {
     let allowed = args.trust.require("the page verifies every certificate it shows")?;
     let location = Location::or_default(location);
-    let ledger = Ledger::open_read_only(&location)?;
+    let ledger = Ledger::open_read_only(&location)?.trusting(allowed.clone());
     let verify_url = args.trust.verify_url(args.verify_url.as_ref())?;
     signals::install();
     let mut site = Site::new(ledger, allowed, verify_url);

@@ -149,6 +149,12 @@ pub struct CertificateArgs {
     #[arg(long, requires = "cert_dir", conflicts_with = "sign_key", help_heading = "Certificates")]
     unsigned: bool,
 
+    /// OpenSSH allowed_signers file you keep outside any database: the trust
+    /// list each printed certificate is checked against, and with --ledger the
+    /// only list the ledger is trusted by [default: allowed_signers in the profile]
+    #[arg(long, value_name = "FILE", requires = "cert_dir", help_heading = "Certificates")]
+    allowed_signers: Option<PathBuf>,
+
     #[command(flatten)]
     pub records: RecordArgs,
 }
@@ -228,19 +234,33 @@ impl CertificateArgs {
             ))
         })?;
         // The records are checked here, before any key is unlocked.
-        let (records, verify_url) = self.records.records_for(targets)?;
+        let (records, profile) = self.records.records_for(targets)?;
+        let allowed = self
+            .allowed_signers
+            .clone()
+            .or(profile.allowed_signers)
+            .map(|path| super::trust::load_allowed_signers(&path))
+            .transpose()?;
         let key = self.sign_key.as_deref().map(super::cert::load_key).transpose()?;
-        Ok(Some((CertificatePlan { dir: dir.clone(), key, pdf: self.pdf, verify_url }, records)))
+        let plan =
+            CertificatePlan { dir: dir.clone(), key, pdf: self.pdf, verify_url: profile.verify_url, allowed };
+        Ok(Some((plan, records)))
     }
 }
 
 /// Opened and checked now, so that every reason a certificate could not be
-/// filed is found before anything is written.
+/// filed is found before anything is written. The ledger is trusted by the
+/// allowed signers given, never by its own copy.
 pub fn with_ledger(settings: Settings, ledger: Option<&Location>) -> Result<Settings, Failure> {
-    match ledger {
-        Some(location) => Ok(settings.with_ledger(crate::ledger::Ledger::open(location)?)?),
-        None => Ok(settings),
-    }
+    let Some(location) = ledger else { return Ok(settings) };
+    let certificates = settings.certificates.as_ref().filter(|c| c.key.is_some());
+    let certificates = certificates.ok_or(crate::ledger::LedgerError::NeedsSignedCertificates)?;
+    let anchor = certificates.allowed.clone().ok_or_else(|| {
+        Failure::usage(
+            "--ledger needs the allowed signers the ledger is trusted by: give --allowed-signers FILE (or allowed_signers in the profile)",
+        )
+    })?;
+    Ok(settings.with_ledger(crate::ledger::Ledger::open(location)?.trusting(anchor))?)
 }
 
 pub fn run(args: &WipeArgs, ledger: Option<&Location>) -> Result<u8, Failure> {

@@ -402,8 +402,9 @@ fn block_identity(path: &str, resolved: &str, block: &SysBlock, system: &SystemU
     let size_sectors: u64 = block.attr("size").and_then(|s| s.parse().ok()).unwrap_or(0);
     let queue = |name: &str| disk.attr(&format!("queue/{name}")).and_then(|s| s.parse().ok()).unwrap_or(512);
     // What the device reports is escaped and bounded before it goes anywhere.
-    let hardware =
-        |names: &[&str]| names.iter().find_map(|n| block.hardware_attr(n)).and_then(|t| crate::text::from_device(&t));
+    let hardware = |names: &[&str]| {
+        names.iter().find_map(|n| block.hardware_attr(n)).and_then(|t| crate::text::from_device(&t))
+    };
     let udev = |key: &str| block.udev_property(key).and_then(|t| crate::text::from_device(&t));
     let attr = |dir: &SysBlock, name: &str| dir.attr(name).and_then(|t| crate::text::from_device(&t));
     Identity {

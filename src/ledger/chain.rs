@@ -9,7 +9,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::store::EntryRow;
-use crate::cert::sign::SigningKey;
+use std::time::SystemTime;
+
+use crate::cert::sign::{Duty, SigningKey};
 
 /// The hash before the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -40,6 +42,26 @@ pub fn entry_message(ledger_id: &str, seq: i64, prev_hash: &str, hash: &str) -> 
         .into_bytes()
 }
 
+/// The time an entry says it was written.
+pub fn entry_time(entry: &EntryRow) -> SystemTime {
+    humantime::parse_rfc3339(&entry.at).unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+/// Each entry with the time it counts as written, at which its signer's key
+/// must have been valid: its own time, or the latest time of the entries
+/// before it when that is later. Entries are appended in order, so a writer
+/// who dates an entry back (to before a key was retired) gains nothing.
+pub fn with_times(entries: Vec<EntryRow>) -> Vec<(EntryRow, SystemTime)> {
+    let mut latest = SystemTime::UNIX_EPOCH;
+    entries
+        .into_iter()
+        .map(|entry| {
+            latest = latest.max(entry_time(&entry));
+            (entry, latest)
+        })
+        .collect()
+}
+
 /// Builds the next entry after `last` (or the first one) and signs it.
 pub fn next_entry(
     ledger_id: &str,
@@ -54,7 +76,7 @@ pub fn next_entry(
     let at = crate::engine::report::now();
     let data = data.to_string();
     let hash = entry_hash(&prev_hash, seq, number, kind, &at, &data);
-    let signature = key.sign(&entry_message(ledger_id, seq, &prev_hash, &hash))?;
+    let signature = key.sign(&entry_message(ledger_id, seq, &prev_hash, &hash), Duty::Ledger)?;
     Ok(EntryRow {
         seq,
         number: number.to_string(),

@@ -100,7 +100,8 @@ mod tests {
     #[test]
     fn passwords_never_show() {
         let shown = |url: &str| Location::parse(url).unwrap().shown();
-        let location = Location::parse("postgres://station:s3cret@db.example:5432/ledger?sslmode=disable").unwrap();
+        let location =
+            Location::parse("postgres://station:s3cret@db.example:5432/ledger?sslmode=disable").unwrap();
         assert_eq!(location.shown(), "postgres://station:***@db.example:5432/ledger?sslmode=disable");
         assert!(!location.to_string().contains("s3cret"));
         assert_eq!(shown("postgres://station@db/ledger"), "postgres://station@db/ledger");

@@ -16,10 +16,14 @@
 //! organisation), chosen by [`Location`].
 
 pub mod chain;
+mod import;
 mod location;
 mod postgres;
+mod rules;
 mod sqlite;
 pub mod store;
+mod trust;
+mod verify;
 
 pub use location::Location;
 
@@ -31,13 +35,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use thiserror::Error;
 
-use crate::cert::files::{Bundle, CounterParts, Part, Trust};
-use crate::cert::files::{Role, Statement};
-use crate::cert::records::{self, Classification, Destination, RecordsError};
-use crate::cert::sign::{AllowedSigners, GoodSignature, NAMESPACE, SigningKey};
-use crate::cert::{CertError, Certificate};
+use crate::cert::CertError;
+use crate::cert::files::{Bundle, Role};
+use crate::cert::records::{self, Classification, Destination, Records, RecordsError};
+use crate::cert::sign::{AllowedSigners, Duty, SigningKey};
 use chain::Head;
-use store::{CertificateRow, CountersignatureRow, EntryRow, Store, Tx};
+use store::{EntryRow, Store, Tx};
 
 #[derive(Debug, Error)]
 pub enum LedgerError {
@@ -58,9 +61,25 @@ pub enum LedgerError {
     )]
     NotConfigured(String),
     #[error(
-        "the signing key {fingerprint} may not write to this ledger: {why}; add it to the ledger's allowed signers (ledger init)"
+        "the signing key {fingerprint} may not write to this ledger ({whose}): {why}; list it with namespaces=\"certwipe-ledger\" in the allowed signers, and record that list with `ledger init`"
     )]
-    KeyNotAllowed { fingerprint: String, why: String },
+    KeyNotAllowed { fingerprint: String, whose: String, why: String },
+    #[error(
+        "writing to the ledger needs its allowed signers from a file you control: give --allowed-signers FILE (or allowed_signers in the station profile); the database's own copy is never trusted on its own"
+    )]
+    NoTrustRoot,
+    #[error(
+        "{} media are registered with serial {serial} ({}): a record matched by that serial could land on either, so it is refused; give the ledger number",
+        numbers.len(),
+        numbers.join(", ")
+    )]
+    AmbiguousSerial { serial: String, numbers: Vec<String> },
+    #[error(
+        "serial {serial} is already registered for a {media_type}, as medium {number}; serials are unique per media type"
+    )]
+    DuplicateSerial { serial: String, media_type: String, number: String },
+    #[error("{0}")]
+    Refused(String),
     #[error("the ledger files signed certificates only: give --cert-dir and --sign-key too (not --unsigned)")]
     NeedsSignedCertificates,
     #[error("the ledger's allowed signers cannot change: {0}")]
@@ -74,13 +93,15 @@ pub enum LedgerError {
     #[error("certificate {0} is already in the ledger; a certificate is imported once")]
     AlreadyImported(String),
     #[error(
-        "medium {number} is {level} ({chinese}): classified media are never reused or released — destruction is required (or the manufacturer, for supervised repair)"
+        "another certificate with id {id} is already filed under {number} (its bytes differ); certificate ids are unique"
     )]
-    ReuseForbidden { number: String, level: &'static str, chinese: &'static str },
-    #[error("medium {number} is {level}: its classification can never be lowered (to {to})")]
-    Downgrade { number: String, level: &'static str, to: &'static str },
-    #[error("medium {0} was already destroyed")]
+    IdTaken { id: String, number: String },
+    #[error("medium {0} was already destroyed; nothing more is recorded about it")]
     AlreadyDestroyed(String),
+    #[error(
+        "medium {0} has no approval on record: scrapping needs an approver's approval first (certwipe ledger approve {0} --role approver --name NAME)"
+    )]
+    NotApproved(String),
     #[error(
         "the ledger's record of medium {number} does not verify ({why}); nothing was written — run `certwipe ledger verify`"
     )]
@@ -180,6 +201,8 @@ pub struct Verification {
     pub head: String,
     /// Whose list the signers were checked against.
     pub signers_checked_against: String,
+    /// Whether they were checked against a list from outside the database.
+    pub signers_checked: bool,
     pub problems: Vec<String>,
 }
 
@@ -194,8 +217,19 @@ impl KeptHead {
     /// Reads `FILE` and `FILE.sig` as `ledger head -o FILE` wrote them.
     pub fn load(path: &Path) -> Result<KeptHead, LedgerError> {
         let fail = |why: String| LedgerError::Head { path: path.display().to_string(), why };
-        let bytes = crate::input::read_regular(path, crate::input::DOCUMENT).map_err(|e| fail(e.to_string()))?;
+        let bytes =
+            crate::input::read_regular(path, crate::input::DOCUMENT).map_err(|e| fail(e.to_string()))?;
         let head: Head = crate::cert::canonical::parse(&bytes).map_err(|e| fail(e.to_string()))?;
+        if head.format != chain::HEAD_FORMAT {
+            return Err(fail(format!(
+                "unknown format {:?}; this certwipe reads {}",
+                head.format,
+                chain::HEAD_FORMAT
+            )));
+        }
+        if head.seq < 1 {
+            return Err(fail(format!("it names entry {}, and entries count from 1", head.seq)));
+        }
         let sig_path = crate::cert::files::signature_path(path);
         let signature = crate::input::read_text(&sig_path, crate::input::SIGNATURE)
             .map_err(|e| fail(format!("its signature {}: {e}", sig_path.display())))?;
@@ -205,6 +239,8 @@ impl KeptHead {
 
 pub struct Ledger {
     store: Box<dyn Store + Send>,
+    /// The allowed signers from outside the database (the trust root).
+    anchor: Option<AllowedSigners>,
 }
 
 /// Configuration keys.
@@ -244,32 +280,42 @@ impl Ledger {
     pub fn open_as(location: &Location, access: Access) -> Result<Ledger, LedgerError> {
         let store: Box<dyn Store + Send> = match location {
             Location::Sqlite(path) => Box::new(sqlite::SqliteStore::open(path, access)?),
-            Location::Postgres(url) => Box::new(postgres::PostgresStore::open(url, location.shown(), access)?),
+            Location::Postgres(url) => {
+                Box::new(postgres::PostgresStore::open(url, location.shown(), access)?)
+            }
         };
-        Ok(Ledger { store })
+        Ok(Ledger { store, anchor: None })
+    }
+
+    /// The allowed signers every signature is checked against: the list the
+    /// operator keeps outside the database. Without it the ledger can be read
+    /// but not written, and `verify` says its signers were not checked.
+    pub fn trusting(mut self, anchor: AllowedSigners) -> Ledger {
+        self.anchor = Some(anchor);
+        self
     }
 
     pub fn location(&self) -> String {
         self.store.location()
     }
 
-    /// Sets (or changes) the allowed signers of the ledger's stations. The first
-    /// configuration names the ledger; a change must be signed by a key the
-    /// current list allows, and must keep every key that signed entries so far.
+    /// Sets (or changes) the allowed signers of the ledger's stations, from
+    /// `allowed_signers`, which also becomes this ledger's trust root. The
+    /// first configuration names the ledger; a change must be signed by a key
+    /// the list recorded before allows, and must keep every key that signed
+    /// entries so far.
     pub fn configure(&mut self, allowed_signers: &[u8], key: &SigningKey) -> Result<String, LedgerError> {
         let text = String::from_utf8(allowed_signers.to_vec())
             .map_err(|_| LedgerError::Reconfigure("the allowed signers file is not UTF-8 text".into()))?;
         let new_list = AllowedSigners::parse(text.as_bytes());
-        authorize(&new_list, key)?;
+        trust::authorize(&new_list, key, "the allowed signers given")?;
         let mut ledger_id = String::new();
         self.store.write(&mut |tx| {
-            let id = match tx.config(LEDGER_ID)? {
-                Some(id) => {
-                    let current =
-                        AllowedSigners::parse(tx.config(ALLOWED_SIGNERS)?.unwrap_or_default().as_bytes());
-                    authorize(&current, key)?;
-                    check_still_signed(tx, &id, &new_list)?;
-                    id
+            let id = match trust::configured(tx)? {
+                Some(current) => {
+                    trust::authorize(&current.list, key, "the list the ledger recorded before")?;
+                    trust::check_still_signed(tx, &current.ledger_id, &new_list)?;
+                    current.ledger_id
                 }
                 None => uuid::Uuid::new_v4().to_string(),
             };
@@ -280,35 +326,27 @@ impl Ledger {
             ledger_id = id;
             Ok(())
         })?;
+        self.anchor = Some(new_list);
         Ok(ledger_id)
     }
 
-    /// The allowed signers the ledger was configured with, if any.
-    pub fn allowed_signers(&mut self) -> Result<Option<AllowedSigners>, LedgerError> {
-        let mut text = None;
-        self.store.read(&mut |tx| {
-            text = tx.config(ALLOWED_SIGNERS)?;
-            Ok(())
-        })?;
-        Ok(text.map(|t| AllowedSigners::parse(t.as_bytes())))
-    }
-
-    /// Runs `work` as one signed write: the ledger must be configured and `key`
-    /// one of its allowed signers.
+    /// Runs `work` as one signed write: `key` must be allowed to write ledger
+    /// entries by the trust root and by the list the ledger's signed
+    /// configuration records.
     fn write<T>(
         &mut self,
         key: &SigningKey,
         mut work: impl FnMut(&mut dyn Tx, &Writer<'_>) -> Result<T, LedgerError>,
     ) -> Result<T, LedgerError> {
         let location = self.store.location();
+        let anchor = self.anchor.as_ref().ok_or(LedgerError::NoTrustRoot)?;
+        trust::authorize(anchor, key, "the allowed signers given")?;
         let mut out = None;
         self.store.write(&mut |tx| {
-            let (id, allowed) = match (tx.config(LEDGER_ID)?, tx.config(ALLOWED_SIGNERS)?) {
-                (Some(id), Some(allowed)) => (id, AllowedSigners::parse(allowed.as_bytes())),
-                _ => return Err(LedgerError::NotConfigured(location.clone())),
-            };
-            authorize(&allowed, key)?;
-            out = Some(work(tx, &Writer { ledger_id: &id, key, allowed: &allowed })?);
+            let configured =
+                trust::configured(tx)?.ok_or_else(|| LedgerError::NotConfigured(location.clone()))?;
+            trust::authorize(&configured.list, key, "the list the ledger's configuration records")?;
+            out = Some(work(tx, &Writer { ledger_id: &configured.ledger_id, key, anchor })?);
             Ok(())
         })?;
         Ok(out.expect("a committed write produced its result"))
@@ -316,9 +354,7 @@ impl Ledger {
 
     /// Checks, before any work, that `key` could write here.
     pub fn check_writer(&mut self, key: &SigningKey) -> Result<(), LedgerError> {
-        let location = self.store.location();
-        let allowed = self.allowed_signers()?.ok_or(LedgerError::NotConfigured(location))?;
-        authorize(&allowed, key)
+        self.write(key, |_, _| Ok(()))
     }
 
     pub fn register(&mut self, medium: &Medium, key: &SigningKey) -> Result<(), LedgerError> {
@@ -327,18 +363,10 @@ impl Ledger {
             if tx.medium(&medium.number)?.is_some() {
                 return Err(LedgerError::Duplicate(medium.number.clone()));
             }
+            rules::check_serial_unique(tx, medium)?;
             tx.insert_medium(medium)?;
             writer.append(tx, &medium.number, "register", &serde_json::to_value(medium).expect("serializes"))
         })
-    }
-
-    pub fn medium(&mut self, number: &str) -> Result<Medium, LedgerError> {
-        let mut found = None;
-        self.store.read(&mut |tx| {
-            found = tx.medium(number)?;
-            Ok(())
-        })?;
-        found.ok_or_else(|| LedgerError::UnknownNumber(number.to_string()))
     }
 
     pub fn media(&mut self) -> Result<Vec<Medium>, LedgerError> {
@@ -350,7 +378,8 @@ impl Ledger {
         Ok(media)
     }
 
-    /// The medium a certificate is for, by its asset number, else its serial.
+    /// The medium a certificate is for, by its asset number, else its serial
+    /// (refused when two media share it).
     pub fn find_medium(
         &mut self,
         asset: Option<&str>,
@@ -358,85 +387,51 @@ impl Ledger {
     ) -> Result<Option<Medium>, LedgerError> {
         let mut found = None;
         self.store.read(&mut |tx| {
-            found = find_medium(tx, asset, serial)?;
+            found = rules::find_medium(tx, asset, serial)?;
             Ok(())
         })?;
         Ok(found)
     }
 
-    /// Imports a certificate (with its countersignatures) after verifying it
-    /// against the ledger's allowed signers, filed under its medium (asset number,
-    /// else serial). Importing it again records only countersignatures added since.
+    /// Checks, before a wipe that will be filed here writes anything, every
+    /// rule filing its certificate will apply: the medium is registered (by
+    /// `records`' ledger number, else `serial`), its history verifies, it is
+    /// not destroyed, and the records keep its level and a destination it
+    /// allows. A level the records leave open is filled in from the ledger.
+    pub fn admit(
+        &mut self,
+        records: &mut Records,
+        serial: Option<&str>,
+    ) -> Result<Option<Medium>, LedgerError> {
+        let anchor = self.anchor.as_ref().ok_or(LedgerError::NoTrustRoot)?;
+        let mut found = None;
+        let asset = records.asset_number.clone();
+        self.store.read(&mut |tx| {
+            let configured =
+                trust::configured(tx)?.ok_or_else(|| LedgerError::NotConfigured(String::new()))?;
+            let Some(medium) = rules::find_medium(tx, asset.as_deref(), serial)? else { return Ok(()) };
+            let medium = trusted(tx, &configured.ledger_id, anchor, &medium.number)?.expect("found above");
+            rules::ensure_not_destroyed(tx, &medium)?;
+            found = Some(medium);
+            Ok(())
+        })?;
+        if let Some(medium) = &found {
+            rules::admit(medium, records, serial)?;
+        }
+        Ok(found)
+    }
+
+    /// Files a certificate (with its countersignatures) after the judge has
+    /// found it valid against the trust root, as of now, for the medium it
+    /// names (its ledger number, else its serial). Filing it again records
+    /// only countersignatures added since, judged with those already filed.
     pub fn import(
         &mut self,
         bundle: &Bundle,
         label: &str,
         key: &SigningKey,
     ) -> Result<Imported, LedgerError> {
-        let bad = |why: String| LedgerError::Certificate { path: label.to_string(), why };
-        self.write(key, |tx, writer| {
-            let checked = bundle.check(Some(Trust { allowed: writer.allowed, station: None }));
-            if !checked.is_valid() {
-                return Err(bad(format!("does not verify: {}", checked.reasons().join("; "))));
-            }
-            let cert = checked.certificate.as_ref().expect("a valid check parsed the certificate");
-            let found = find_medium(tx, cert.records.asset_number.as_deref(), cert.medium.serial.as_deref())?;
-            let Some(medium) = found.map(|m| writer.trusted(tx, &m.number)).transpose()?.flatten() else {
-                return Err(bad(format!(
-                    "no ledger entry matches its asset number ({}) or serial ({}); register the medium first",
-                    cert.records.asset_number.as_deref().unwrap_or("none"),
-                    cert.medium.serial.as_deref().unwrap_or("none")
-                )));
-            };
-            let number = medium.number.clone();
-            let countersigned = checked.signatures.iter().filter(|s| s.statement.is_some());
-            let new_counters: Vec<Counter<'_>> = countersigned
-                .zip(&bundle.countersignatures)
-                .filter_map(|(check, parts)| Some((parts, check.statement.as_ref()?, check.result.as_ref().ok()?)))
-                .collect();
-            if tx.certificate(&cert.certificate_id)?.is_some() {
-                let known = tx.countersignatures(Some(&cert.certificate_id))?;
-                let fresh: Vec<_> = new_counters
-                    .into_iter()
-                    .filter(|(parts, ..)| !known.iter().any(|k| Some(&k.statement) == parts.statement.bytes.as_ref()))
-                    .collect();
-                if fresh.is_empty() {
-                    return Err(LedgerError::AlreadyImported(cert.certificate_id.clone()));
-                }
-                let count = fresh.len();
-                record_countersignatures(tx, writer, &number, &cert.certificate_id, &fresh)?;
-                return Ok(Imported { number, countersignatures: count, raised_to: None });
-            }
-            if let (Some(registered), Some(certified)) = (&medium.serial, &cert.medium.serial)
-                && registered != certified
-            {
-                return Err(bad(format!(
-                    "medium {number} is registered with serial {registered}, but the certificate is for serial {certified}; check the asset number"
-                )));
-            }
-            let level = raised_level(&medium, cert)?;
-            check_rules(&medium, cert.records.destination, Some(level))?;
-            let station = checked.station().expect("a valid certificate has a station signature");
-            tx.insert_certificate(&CertificateRow {
-                certificate_id: cert.certificate_id.clone(),
-                number: number.clone(),
-                sha256: checked.sha256.clone(),
-                json: bundle.certificate.clone(),
-                signature: bundle.signature.bytes.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default(),
-            })?;
-            let mut summary = certificate_summary(cert, &checked.sha256);
-            summary["signer"] = signer_value(station);
-            writer.append(tx, &number, "certificate", &summary)?;
-            let raised_to = (level > medium.classification).then_some(level);
-            if let Some(to) = raised_to {
-                tx.set_classification(&number, to)?;
-                let data = json!({"from": medium.classification, "to": to, "certificate_id": cert.certificate_id});
-                writer.append(tx, &number, "reclassify", &data)?;
-            }
-            let count = new_counters.len();
-            record_countersignatures(tx, writer, &number, &cert.certificate_id, &new_counters)?;
-            Ok(Imported { number, countersignatures: count, raised_to })
-        })
+        self.write(key, |tx, writer| import::import(tx, writer, bundle, label))
     }
 
     /// Records an approval (审批), a witness or a validation made on paper or in person.
@@ -456,7 +451,8 @@ impl Ledger {
         self.append_checked(number, "approval", data, key, |_, _| Ok(()))
     }
 
-    /// Decides where the medium goes; classified media can only be destroyed or repaired.
+    /// Decides where the medium goes; classified media can only be destroyed or
+    /// repaired, and a destroyed medium goes nowhere.
     pub fn dispose(
         &mut self,
         number: &str,
@@ -466,12 +462,14 @@ impl Ledger {
     ) -> Result<(), LedgerError> {
         records::check_optional("note", note, records::MAX_NOTES_CHARS)?;
         let data = json!({"destination": destination, "note": note});
-        self.append_checked(number, "disposal", data, key, |_, medium| {
-            check_rules(medium, Some(destination), None)
+        self.append_checked(number, "disposal", data, key, |tx, medium| {
+            rules::ensure_not_destroyed(tx, medium)?;
+            rules::check_destination(medium, destination)
         })
     }
 
-    /// Records physical destruction (消磁, 粉碎, ...), with destroyer and witness (监销).
+    /// Records physical destruction (消磁, 粉碎, ...), with destroyer and witness
+    /// (监销): once, after an approval, on a real past date, witnessed by someone else.
     pub fn destroy(
         &mut self,
         number: &str,
@@ -479,10 +477,15 @@ impl Ledger {
         key: &SigningKey,
     ) -> Result<(), LedgerError> {
         record.check()?;
+        rules::check_destruction(record, SystemTime::now())?;
         let data = serde_json::to_value(record).expect("serializes");
         self.append_checked(number, "destruction", data, key, |tx, medium| {
-            if tx.entries(Some(&medium.number))?.iter().any(|e| e.kind == "destruction") {
+            let history = tx.entries(Some(&medium.number))?;
+            if rules::is_destroyed(&history) {
                 return Err(LedgerError::AlreadyDestroyed(medium.number.clone()));
+            }
+            if !rules::is_approved(&history) {
+                return Err(LedgerError::NotApproved(medium.number.clone()));
             }
             Ok(())
         })
@@ -518,40 +521,36 @@ impl Ledger {
         Ok((medium, entries.into_iter().map(Entry::from).collect()))
     }
 
-    /// A certificate as filed, with its countersignatures, ready to be checked.
+    /// A certificate as filed, with its countersignatures and the times the
+    /// ledger recorded each, ready to be judged.
     pub fn bundle(&mut self, certificate_id: &str) -> Result<Option<Bundle>, LedgerError> {
         let mut found = None;
         self.store.read(&mut |tx| {
-            if let Some(row) = tx.certificate(certificate_id)? {
-                found = Some(bundle_of(&row, &tx.countersignatures(Some(certificate_id))?));
-            }
+            found = import::filed_bundle(tx, certificate_id)?;
             Ok(())
         })?;
         Ok(found)
     }
 
-    /// The newest entry, signed by `key`, to be kept outside the ledger.
+    /// The newest entry, signed by `key` (duty `ledger`), to be kept outside the ledger.
     pub fn head(&mut self, key: &SigningKey) -> Result<(Vec<u8>, String), LedgerError> {
+        let location = self.store.location();
         let mut head = None;
-        self.store
-            .read(&mut |tx| {
-                let id = tx.config(LEDGER_ID)?.ok_or_else(|| LedgerError::NotConfigured(String::new()))?;
-                let (seq, hash) = tx.last_entry()?.unwrap_or((0, chain::GENESIS.to_string()));
-                head = Some(Head {
-                    format: chain::HEAD_FORMAT.into(),
-                    ledger_id: id,
-                    seq,
-                    hash,
-                    at: crate::engine::report::now(),
-                });
-                Ok(())
-            })
-            .map_err(|e| match e {
-                LedgerError::NotConfigured(_) => LedgerError::NotConfigured(self.store.location()),
-                other => other,
-            })?;
+        self.store.read(&mut |tx| {
+            let configured =
+                trust::configured(tx)?.ok_or_else(|| LedgerError::NotConfigured(location.clone()))?;
+            let (seq, hash) = tx.last_entry()?.unwrap_or((0, chain::GENESIS.to_string()));
+            head = Some(Head {
+                format: chain::HEAD_FORMAT.into(),
+                ledger_id: configured.ledger_id,
+                seq,
+                hash,
+                at: crate::engine::report::now(),
+            });
+            Ok(())
+        })?;
         let bytes = crate::cert::canonical::to_bytes(&head.expect("read sets the head"));
-        let signature = key.sign(&bytes)?;
+        let signature = key.sign(&bytes, Duty::Ledger)?;
         Ok((bytes, signature))
     }
 
@@ -575,17 +574,15 @@ impl Ledger {
         Ok(rows)
     }
 
-    /// Re-checks everything: the chain (order, hashes, every entry's signature),
-    /// the media and configuration against their entries, every certificate and
-    /// countersignature, the classifications, and, when given, a kept head.
-    /// Signers are checked against `anchor` when given (an allowed-signers file
-    /// kept outside the ledger), else against the ledger's own list.
-    pub fn verify(
-        &mut self,
-        anchor: Option<&AllowedSigners>,
-        kept: Option<&KeptHead>,
-    ) -> Result<Verification, LedgerError> {
+    /// Re-checks everything: the chain (order, times, hashes, every entry's
+    /// signature), the signed configuration, the media against their entries,
+    /// every certificate and countersignature (judged as of when the ledger
+    /// recorded them), the classifications, and, when given, a kept head.
+    /// Signers are checked against the trust root; without one, the result
+    /// says they were not checked.
+    pub fn verify(&mut self, kept: Option<&KeptHead>) -> Result<Verification, LedgerError> {
         let mut out = None;
+        let anchor = self.anchor.as_ref();
         self.store.read(&mut |tx| {
             out = Some(verify::run(tx, anchor, kept)?);
             Ok(())
@@ -593,8 +590,6 @@ impl Ledger {
         Ok(out.expect("read sets the verification"))
     }
 }
-
-mod verify;
 
 /// A physical destruction, as recorded.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -617,11 +612,12 @@ impl Destruction {
     }
 }
 
-/// What a signed write needs: the ledger it signs for and the station's key.
+/// What a signed write needs: the ledger it signs for, the station's key, and
+/// the trust root its reads are checked against.
 struct Writer<'a> {
     ledger_id: &'a str,
     key: &'a SigningKey,
-    allowed: &'a AllowedSigners,
+    anchor: &'a AllowedSigners,
 }
 
 impl Writer<'_> {
@@ -629,27 +625,38 @@ impl Writer<'_> {
         append(tx, self.ledger_id, self.key, number, kind, data)
     }
 
-    /// The medium as its signed history records it. Nothing is written about a
-    /// medium whose row differs from its history or whose history entries fail
-    /// their hash or signature: a rewritten ledger is not built upon.
+    /// The medium as its signed history records it (see [`trusted`]).
     fn trusted(&self, tx: &mut dyn Tx, number: &str) -> Result<Option<Medium>, LedgerError> {
-        let Some(row) = tx.medium(number)? else { return Ok(None) };
-        let tampered = |why: String| LedgerError::Tampered { number: number.to_string(), why };
-        let mut replayed = None;
-        for e in tx.entries(Some(number))? {
-            if !chain::hash_matches(&e) {
-                return Err(tampered(format!("entry {} was altered", e.seq)));
-            }
-            if let Some(why) = verify::signature_problem(&e, self.ledger_id, Some(self.allowed)) {
-                return Err(tampered(why));
-            }
-            verify::apply_to_medium(&mut replayed, &e).map_err(tampered)?;
-        }
-        if replayed.as_ref() != Some(&row) {
-            return Err(tampered("its record differs from its signed registration".into()));
-        }
-        Ok(Some(row))
+        trusted(tx, self.ledger_id, self.anchor, number)
     }
+}
+
+/// The medium as its signed history records it. Nothing is written about a
+/// medium whose row differs from its history or whose history entries fail
+/// their hash or their signature by the trust root: a rewritten ledger is not
+/// built upon.
+fn trusted(
+    tx: &mut dyn Tx,
+    ledger_id: &str,
+    anchor: &AllowedSigners,
+    number: &str,
+) -> Result<Option<Medium>, LedgerError> {
+    let Some(row) = tx.medium(number)? else { return Ok(None) };
+    let tampered = |why: String| LedgerError::Tampered { number: number.to_string(), why };
+    let mut replayed = None;
+    for (e, at) in chain::with_times(tx.entries(Some(number))?) {
+        if !chain::hash_matches(&e) {
+            return Err(tampered(format!("entry {} was altered", e.seq)));
+        }
+        if let Some(why) = trust::signature_problem(&e, ledger_id, Some(anchor), at) {
+            return Err(tampered(why));
+        }
+        verify::apply_to_medium(&mut replayed, &e).map_err(tampered)?;
+    }
+    if replayed.as_ref() != Some(&row) {
+        return Err(tampered("its record differs from its signed registration".into()));
+    }
+    Ok(Some(row))
 }
 
 fn append(
@@ -662,162 +669,6 @@ fn append(
 ) -> Result<(), LedgerError> {
     let entry = chain::next_entry(ledger_id, tx.last_entry()?, number, kind, data, key)?;
     tx.insert_entry(&entry)
-}
-
-/// Whether `key` is an allowed signer of the ledger now.
-fn authorize(allowed: &AllowedSigners, key: &SigningKey) -> Result<(), LedgerError> {
-    allowed
-        .authorize(&key.public_key(), None, NAMESPACE, SystemTime::now())
-        .map(drop)
-        .map_err(|why| LedgerError::KeyNotAllowed { fingerprint: key.fingerprint(), why: why.to_string() })
-}
-
-/// A new allowed-signers list must still vouch for every entry signed so far.
-fn check_still_signed(tx: &mut dyn Tx, ledger_id: &str, list: &AllowedSigners) -> Result<(), LedgerError> {
-    for entry in tx.entries(None)? {
-        if let Some(Err(why)) = verify::entry_signature(&entry, ledger_id, Some(list)) {
-            return Err(LedgerError::Reconfigure(format!(
-                "entry {} would no longer verify ({why}); keep its signer in the list (retire a key with valid-before=\"…\")",
-                entry.seq
-            )));
-        }
-    }
-    Ok(())
-}
-
-fn find_medium(
-    tx: &mut dyn Tx,
-    asset: Option<&str>,
-    serial: Option<&str>,
-) -> Result<Option<Medium>, LedgerError> {
-    if let Some(asset) = asset
-        && let Some(medium) = tx.medium(asset)?
-    {
-        return Ok(Some(medium));
-    }
-    match serial {
-        Some(serial) => tx.medium_by_serial(serial),
-        None => Ok(None),
-    }
-}
-
-/// The medium's level after this certificate: the highest of the ledger's and
-/// the certificate's. A certificate that records a lower level than the ledger
-/// holds is refused: it would be a record of a downgrade.
-fn raised_level(medium: &Medium, cert: &Certificate) -> Result<Classification, LedgerError> {
-    let records = &cert.records;
-    for level in [records.classification_before, records.classification_after].into_iter().flatten() {
-        if level < medium.classification {
-            return Err(LedgerError::Downgrade {
-                number: medium.number.clone(),
-                level: medium.classification.english(),
-                to: level.english(),
-            });
-        }
-    }
-    Ok(records
-        .classification_before
-        .max(records.classification_after)
-        .unwrap_or(medium.classification)
-        .max(medium.classification))
-}
-
-/// The no-downgrade and no-release rules, against the medium's level.
-fn check_rules(
-    medium: &Medium,
-    destination: Option<Destination>,
-    level: Option<Classification>,
-) -> Result<(), LedgerError> {
-    let level = level.unwrap_or(medium.classification).max(medium.classification);
-    if let Some(destination) = destination
-        && !destination.allowed_for(level)
-    {
-        return Err(LedgerError::ReuseForbidden {
-            number: medium.number.clone(),
-            level: level.english(),
-            chinese: level.chinese(),
-        });
-    }
-    Ok(())
-}
-
-/// A verified countersignature: its files, its parsed statement, its signer.
-type Counter<'a> = (&'a CounterParts, &'a Statement, &'a GoodSignature);
-
-fn record_countersignatures(
-    tx: &mut dyn Tx,
-    writer: &Writer<'_>,
-    number: &str,
-    certificate_id: &str,
-    counters: &[Counter<'_>],
-) -> Result<(), LedgerError> {
-    let text = |part: &Part| {
-        part.bytes.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default()
-    };
-    for (parts, statement, good) in counters {
-        tx.insert_countersignature(&CountersignatureRow {
-            certificate_id: certificate_id.to_string(),
-            role: parts.role.clone(),
-            statement: parts.statement.bytes.clone().unwrap_or_default(),
-            statement_signature: text(&parts.statement_signature),
-            certificate_signature: text(&parts.certificate_signature),
-        })?;
-        let mut data = serde_json::to_value(statement).expect("serializes");
-        data["signer"] = signer_value(good);
-        writer.append(tx, number, "countersignature", &data)?;
-    }
-    Ok(())
-}
-
-fn signer_value(good: &GoodSignature) -> Value {
-    json!({"principals": good.principals(), "fingerprint": good.fingerprint})
-}
-
-/// A filed certificate and its countersignatures, as a bundle to check.
-fn bundle_of(row: &CertificateRow, counters: &[CountersignatureRow]) -> Bundle {
-    let part = |label: String, text: &str| Part { label, bytes: Some(text.as_bytes().to_vec()) };
-    let id = &row.certificate_id;
-    Bundle {
-        certificate: row.json.clone(),
-        signature: part(format!("ledger: certificate {id}, station signature"), &row.signature),
-        countersignatures: counters
-            .iter()
-            .enumerate()
-            .map(|(n, c)| CounterParts {
-                role: c.role.clone(),
-                statement: Part {
-                    label: format!("ledger: certificate {id}, {} statement {}", c.role, n + 1),
-                    bytes: Some(c.statement.clone()),
-                },
-                statement_signature: part(
-                    format!("ledger: certificate {id}, {} statement signature {}", c.role, n + 1),
-                    &c.statement_signature,
-                ),
-                certificate_signature: part(
-                    format!("ledger: certificate {id}, {} signature {}", c.role, n + 1),
-                    &c.certificate_signature,
-                ),
-            })
-            .collect(),
-    }
-}
-
-fn certificate_summary(cert: &Certificate, sha256: &str) -> Value {
-    let s = &cert.sanitization;
-    json!({
-        "certificate_id": cert.certificate_id,
-        "sha256": sha256,
-        "model": cert.medium.model,
-        "serial": cert.medium.serial,
-        "status": s.status,
-        "category": s.category,
-        "method": s.method.id,
-        "finished_at": s.finished_at,
-        "operator": cert.records.operator.name,
-        "destination": cert.records.destination,
-        "classification_before": cert.records.classification_before,
-        "classification_after": cert.records.classification_after,
-    })
 }
 
 fn export_row(medium: &Medium, history: &[Entry]) -> Value {

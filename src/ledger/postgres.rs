@@ -214,9 +214,9 @@ impl Tx for PostgresTx<'_> {
         Ok(self.tx.query_opt(&sql, &[&number])?.as_ref().map(medium))
     }
 
-    fn medium_by_serial(&mut self, serial: &str) -> Result<Option<Medium>, LedgerError> {
-        let sql = format!("SELECT {MEDIUM_COLUMNS} FROM media WHERE serial = $1 ORDER BY number LIMIT 1");
-        Ok(self.tx.query_opt(&sql, &[&serial])?.as_ref().map(medium))
+    fn media_by_serial(&mut self, serial: &str) -> Result<Vec<Medium>, LedgerError> {
+        let sql = format!("SELECT {MEDIUM_COLUMNS} FROM media WHERE serial = $1 ORDER BY number");
+        Ok(self.tx.query(&sql, &[&serial])?.iter().map(medium).collect())
     }
 
     fn media(&mut self) -> Result<Vec<Medium>, LedgerError> {

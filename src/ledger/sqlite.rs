@@ -239,9 +239,12 @@ impl Tx for SqliteTx<'_> {
         Ok(self.tx.query_row(&sql, [number], row_to_medium).optional()?)
     }
 
-    fn medium_by_serial(&mut self, serial: &str) -> Result<Option<Medium>, LedgerError> {
-        let sql = format!("SELECT {MEDIUM_COLUMNS} FROM media WHERE serial = ?1 ORDER BY number LIMIT 1");
-        Ok(self.tx.query_row(&sql, [serial], row_to_medium).optional()?)
+    fn media_by_serial(&mut self, serial: &str) -> Result<Vec<Medium>, LedgerError> {
+        let mut query = self
+            .tx
+            .prepare(&format!("SELECT {MEDIUM_COLUMNS} FROM media WHERE serial = ?1 ORDER BY number"))?;
+        let media = query.query_map([serial], row_to_medium)?.collect::<Result<Vec<_>, _>>()?;
+        Ok(media)
     }
 
     fn media(&mut self) -> Result<Vec<Medium>, LedgerError> {

@@ -62,7 +62,8 @@ pub trait Tx {
     fn config(&mut self, key: &str) -> Result<Option<String>, LedgerError>;
     fn set_config(&mut self, key: &str, value: &str) -> Result<(), LedgerError>;
     fn medium(&mut self, number: &str) -> Result<Option<Medium>, LedgerError>;
-    fn medium_by_serial(&mut self, serial: &str) -> Result<Option<Medium>, LedgerError>;
+    /// Every medium registered with `serial`, by ledger number.
+    fn media_by_serial(&mut self, serial: &str) -> Result<Vec<Medium>, LedgerError>;
     fn media(&mut self) -> Result<Vec<Medium>, LedgerError>;
     fn insert_medium(&mut self, medium: &Medium) -> Result<(), LedgerError>;
     fn set_classification(&mut self, number: &str, level: Classification) -> Result<(), LedgerError>;

@@ -6,11 +6,12 @@ use std::time::SystemTime;
 use serde_json::Value;
 
 use super::chain::{self, GENESIS};
+use super::import::{bundle_of, judge_filed};
 use super::store::{CountersignatureRow, EntryRow, Tx};
-use super::{ALLOWED_SIGNERS, KeptHead, LEDGER_ID, LedgerError, Medium, Verification, bundle_of};
-use crate::cert::files::Trust;
+use super::{ALLOWED_SIGNERS, KeptHead, LEDGER_ID, LedgerError, Medium, Verification, rules, trust};
+use crate::cert::judge::{CLOCK_TOLERANCE, Verdict};
 use crate::cert::records::Classification;
-use crate::cert::sign::{self, AllowedSigners, Signers};
+use crate::cert::sign::{self, AllowedSigners, Duty, Signers};
 
 pub(super) fn run(
     tx: &mut dyn Tx,
@@ -18,23 +19,14 @@ pub(super) fn run(
     kept: Option<&KeptHead>,
 ) -> Result<Verification, LedgerError> {
     let mut problems = Vec::new();
-    let entries = tx.entries(None)?;
-    let ledger_id = tx.config(LEDGER_ID)?.unwrap_or_default();
-    let own_list = tx.config(ALLOWED_SIGNERS)?;
-    let own = own_list.as_ref().map(|text| AllowedSigners::parse(text.as_bytes()));
-    let (allowed, against) = match (anchor, &own) {
-        (Some(anchor), _) => (Some(anchor), "the allowed signers given (kept outside the ledger)".to_string()),
-        (None, Some(own)) => (
-            Some(own),
-            "the ledger's own allowed signers: a rewrite of the whole ledger with another key list is caught only by --allowed-signers or --head".to_string(),
-        ),
-        (None, None) => (None, "nobody: the ledger has no allowed signers (ledger init)".to_string()),
+    let entries = chain::with_times(tx.entries(None)?);
+    let ledger_id = first_ledger_id(&entries).or(tx.config(LEDGER_ID)?).unwrap_or_default();
+    let against = match anchor {
+        Some(_) => "the allowed signers given (kept outside the ledger)".to_string(),
+        None => "nobody: signatures were checked for integrity only; give --allowed-signers FILE (or allowed_signers in the station profile) to check who signed".to_string(),
     };
-    if allowed.is_none() && !entries.is_empty() {
-        problems.push("the ledger has no allowed signers, so no entry's signer can be checked".to_string());
-    }
-    let replay = check_chain(&entries, &ledger_id, allowed, &mut problems);
-    if own_list != replay.allowed_signers {
+    let replay = check_chain(&entries, &ledger_id, anchor, &mut problems);
+    if tx.config(ALLOWED_SIGNERS)? != replay.allowed_signers {
         problems.push("the ledger's allowed signers differ from its last configure entry: the configuration was altered".into());
     }
     if tx.config(LEDGER_ID)?.as_deref() != replay.ledger_id.as_deref() {
@@ -42,10 +34,11 @@ pub(super) fn run(
             .push("the ledger's id differs from its configure entries: the configuration was altered".into());
     }
     check_media(tx, &replay, &mut problems)?;
-    let (certificates, countersignatures) = check_certificates(tx, &replay, allowed, &mut problems)?;
-    let head = entries.last().map_or(GENESIS.to_string(), |e| e.hash.clone());
+    check_histories(&entries, &mut problems);
+    let (certificates, countersignatures) = check_certificates(tx, &replay, anchor, &mut problems)?;
+    let head = entries.last().map_or(GENESIS.to_string(), |(e, _)| e.hash.clone());
     if let Some(kept) = kept {
-        check_head(kept, &entries, &ledger_id, allowed, &mut problems);
+        check_head(kept, &entries, &ledger_id, anchor, &mut problems);
     }
     Ok(Verification {
         entries: entries.len(),
@@ -53,7 +46,17 @@ pub(super) fn run(
         countersignatures,
         head,
         signers_checked_against: against,
+        signers_checked: anchor.is_some(),
         problems,
+    })
+}
+
+/// The ledger's id as its first `configure` entry names it (the `config`
+/// table's copy is checked against it, never trusted for it).
+fn first_ledger_id(entries: &[(EntryRow, SystemTime)]) -> Option<String> {
+    entries.iter().find(|(e, _)| e.kind == "configure").and_then(|(e, _)| {
+        let data: Value = serde_json::from_str(&e.data).ok()?;
+        data["ledger_id"].as_str().map(str::to_string)
     })
 }
 
@@ -65,19 +68,22 @@ struct Replay {
     media: BTreeMap<String, Medium>,
     /// Certificate id → (medium, SHA-256).
     certificates: BTreeMap<String, (String, String)>,
-    /// Certificate id → countersignatures recorded.
-    countersignatures: BTreeMap<String, usize>,
+    /// Certificate id → the statement SHA-256 each countersignature entry names
+    /// (`None` for entries written before they named one).
+    countersignatures: BTreeMap<String, Vec<Option<String>>>,
 }
 
 fn check_chain(
-    entries: &[EntryRow],
+    entries: &[(EntryRow, SystemTime)],
     ledger_id: &str,
-    allowed: Option<&AllowedSigners>,
+    anchor: Option<&AllowedSigners>,
     problems: &mut Vec<String>,
 ) -> Replay {
     let mut replay = Replay::default();
     let mut previous = GENESIS.to_string();
-    for (position, e) in entries.iter().enumerate() {
+    let mut latest = SystemTime::UNIX_EPOCH;
+    let now = SystemTime::now();
+    for (position, (e, at)) in entries.iter().enumerate() {
         let seq = e.seq;
         if seq != position as i64 + 1 {
             problems.push(format!(
@@ -96,42 +102,40 @@ fn check_chain(
                 e.kind, e.number
             ));
         }
-        problems.extend(signature_problem(e, ledger_id, allowed));
+        let own = chain::entry_time(e);
+        if own > now + CLOCK_TOLERANCE {
+            problems.push(format!("entry {seq} is dated {}, in the future", e.at));
+        }
+        if own + CLOCK_TOLERANCE < latest {
+            problems.push(format!(
+                "entry {seq} is dated {}, before an earlier entry: entries are appended in time order, so it was backdated",
+                e.at
+            ));
+        }
+        latest = latest.max(own);
+        problems.extend(trust::signature_problem(e, ledger_id, anchor, *at));
+        if e.kind == "configure" {
+            let previous_list =
+                replay.allowed_signers.as_ref().map(|text| AllowedSigners::parse(text.as_bytes()));
+            let own_list = configure_list(e);
+            let list = previous_list.as_ref().or(own_list.as_ref());
+            match list.and_then(|list| trust::succession_problem(e, ledger_id, list)) {
+                Some(why) => problems.push(format!("configure entry {seq}: {why}")),
+                None if list.is_none() => {
+                    problems.push(format!("configure entry {seq}: its content is unreadable"))
+                }
+                None => {}
+            }
+        }
         previous = e.hash.clone();
         apply(&mut replay, e, problems);
     }
     replay
 }
 
-/// Why an entry's signature does not hold, if it does not.
-pub(super) fn signature_problem(
-    e: &EntryRow,
-    ledger_id: &str,
-    allowed: Option<&AllowedSigners>,
-) -> Option<String> {
-    let Some(checked) = entry_signature(e, ledger_id, allowed) else {
-        return Some(format!(
-            "entry {} is not signed (written before entries were signed, or stripped)",
-            e.seq
-        ));
-    };
-    checked.err().map(|why| {
-        format!("entry {} ({} of {}): its signature does not verify: {why}", e.seq, e.kind, e.number)
-    })
-}
-
-/// An entry's signature, checked against `allowed` as of the entry's time
-/// (only for intactness without `allowed`); `None` when it is unsigned.
-pub(super) fn entry_signature(
-    e: &EntryRow,
-    ledger_id: &str,
-    allowed: Option<&AllowedSigners>,
-) -> Option<Result<sign::GoodSignature, sign::SignatureError>> {
-    let signature = e.signature.as_ref()?;
-    let at = humantime::parse_rfc3339(&e.at).unwrap_or(SystemTime::UNIX_EPOCH);
-    let signers = allowed.map(|allowed| Signers { allowed, at, principal: None });
-    let message = chain::entry_message(ledger_id, e.seq, &e.prev_hash, &e.hash);
-    Some(sign::verify(&message, signature, signers))
+fn configure_list(e: &EntryRow) -> Option<AllowedSigners> {
+    let data: Value = serde_json::from_str(&e.data).ok()?;
+    data["allowed_signers"].as_str().map(|text| AllowedSigners::parse(text.as_bytes()))
 }
 
 /// Applies a registration or reclassification to the medium it is about.
@@ -185,7 +189,8 @@ fn apply(replay: &mut Replay, e: &EntryRow, problems: &mut Vec<String>) {
         }
         "countersignature" => {
             if let Some(id) = data["certificate_id"].as_str() {
-                *replay.countersignatures.entry(id.to_string()).or_default() += 1;
+                let statement = data["statement_sha256"].as_str().map(str::to_string);
+                replay.countersignatures.entry(id.to_string()).or_default().push(statement);
             }
         }
         _ => {}
@@ -213,17 +218,54 @@ fn check_media(tx: &mut dyn Tx, replay: &Replay, problems: &mut Vec<String>) -> 
         problems
             .push(format!("medium {number} is registered in the history but missing from the media table"));
     }
+    let mut by_serial: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
+    for medium in replay.media.values() {
+        if let Some(serial) = &medium.serial {
+            by_serial.entry((serial, &medium.media_type)).or_default().push(&medium.number);
+        }
+    }
+    for ((serial, kind), numbers) in by_serial.into_iter().filter(|(_, numbers)| numbers.len() > 1) {
+        problems.push(format!(
+            "serial {serial} is registered for several {kind} media ({}): certificates matched by it could land on a decoy",
+            numbers.join(", ")
+        ));
+    }
     Ok(())
 }
 
+/// Each medium's history in an order the rules allow: nothing filed,
+/// disposed of or destroyed after its destruction, and no destruction
+/// without an approval before it.
+fn check_histories(entries: &[(EntryRow, SystemTime)], problems: &mut Vec<String>) {
+    let mut histories: BTreeMap<&str, Vec<EntryRow>> = BTreeMap::new();
+    for (e, _) in entries.iter().filter(|(e, _)| !e.number.is_empty()) {
+        let history = histories.entry(&e.number).or_default();
+        if rules::is_destroyed(history)
+            && matches!(e.kind.as_str(), "certificate" | "disposal" | "destruction")
+        {
+            problems.push(format!(
+                "entry {} records a {} of medium {} after its destruction",
+                e.seq, e.kind, e.number
+            ));
+        }
+        if e.kind == "destruction" && !rules::is_approved(history) {
+            problems.push(format!(
+                "entry {}: medium {} was destroyed without an approval on record",
+                e.seq, e.number
+            ));
+        }
+        history.push(e.clone());
+    }
+}
+
 /// Every certificate the history names is stored, under the same medium and
-/// bytes, verifies with its countersignatures, and records no level above the
-/// one its medium is held at. Returns the numbers of certificates and
-/// countersignatures stored.
+/// bytes, is judged valid with its countersignatures as of when they were
+/// filed, and records no level above the one its medium is held at. Returns
+/// the numbers of certificates and countersignatures stored.
 fn check_certificates(
     tx: &mut dyn Tx,
     replay: &Replay,
-    allowed: Option<&AllowedSigners>,
+    anchor: Option<&AllowedSigners>,
     problems: &mut Vec<String>,
 ) -> Result<(usize, usize), LedgerError> {
     let stored = tx.certificates()?;
@@ -242,25 +284,43 @@ fn check_certificates(
     for counter in counters {
         counters_of.entry(counter.certificate_id.clone()).or_default().push(counter);
     }
+    let mut histories: BTreeMap<String, Vec<EntryRow>> = BTreeMap::new();
+    for entry in tx.entries(None)? {
+        histories.entry(entry.number.clone()).or_default().push(entry);
+    }
     for row in &stored {
         let id = &row.certificate_id;
         if !replay.certificates.contains_key(id) {
             problems.push(format!("certificate {id} is stored but has no history entry"));
         }
         let own = counters_of.remove(id).unwrap_or_default();
-        let checked = bundle_of(row, &own).check(allowed.map(|allowed| Trust { allowed, station: None }));
-        if checked.sha256 != row.sha256 {
-            problems.push(format!("certificate {id}: its stored bytes changed"));
-        }
-        if own.len() != replay.countersignatures.get(id).copied().unwrap_or(0) {
+        let recorded = replay.countersignatures.get(id).map_or(&[][..], Vec::as_slice);
+        if own.len() != recorded.len() {
             problems.push(format!(
                 "certificate {id}: {} countersignatures stored, {} in the history",
                 own.len(),
-                replay.countersignatures.get(id).copied().unwrap_or(0)
+                recorded.len()
             ));
         }
-        problems.extend(checked.reasons().into_iter().map(|why| format!("certificate {id}: {why}")));
-        if let (Some(cert), Some(medium)) = (&checked.certificate, replay.media.get(&row.number)) {
+        for (n, (row, named)) in own.iter().zip(recorded).enumerate() {
+            if named.as_ref().is_some_and(|sha| *sha != crate::stream::sha256_hex(&row.statement)) {
+                problems.push(format!(
+                    "certificate {id}: countersignature {} is not the statement its history entry names",
+                    n + 1
+                ));
+            }
+        }
+        let history = histories.get(&row.number).map_or(&[][..], Vec::as_slice);
+        let judgement = judge_filed(&bundle_of(row, &own, history), anchor);
+        if judgement.sha256 != row.sha256 {
+            problems.push(format!("certificate {id}: its stored bytes changed"));
+        }
+        // Without a trust root every certificate is "signer not checked", which
+        // the verification as a whole reports once.
+        if judgement.verdict() == Verdict::Invalid {
+            problems.extend(judgement.reasons().into_iter().map(|why| format!("certificate {id}: {why}")));
+        }
+        if let (Some(cert), Some(medium)) = (&judgement.certificate, replay.media.get(&row.number)) {
             let recorded = cert.records.classification_before.max(cert.records.classification_after);
             if recorded.is_some_and(|level| level > medium.classification) {
                 problems.push(format!(
@@ -274,20 +334,20 @@ fn check_certificates(
     Ok((stored.len(), counted))
 }
 
-/// The kept head must be signed by an allowed signer, name this ledger, and
-/// still be in the chain with the same hash.
+/// The kept head must be signed by a key allowed to sign ledger heads, name
+/// this ledger, and still be in the chain with the same hash.
 fn check_head(
     kept: &KeptHead,
-    entries: &[EntryRow],
+    entries: &[(EntryRow, SystemTime)],
     ledger_id: &str,
-    allowed: Option<&AllowedSigners>,
+    anchor: Option<&AllowedSigners>,
     problems: &mut Vec<String>,
 ) {
     let shown = kept.path.display();
     let bytes = crate::cert::canonical::to_bytes(&kept.head);
     let at = humantime::parse_rfc3339(&kept.head.at).unwrap_or(SystemTime::UNIX_EPOCH);
-    let signers = allowed.map(|allowed| Signers { allowed, at, principal: None });
-    if let Err(why) = sign::verify(&bytes, &kept.signature, signers) {
+    let signers = anchor.map(|allowed| Signers { allowed, at, principal: None });
+    if let Err(why) = sign::verify(&bytes, &kept.signature, Duty::Ledger, signers) {
         problems.push(format!("the kept head {shown}: its signature does not verify: {why}"));
         return;
     }
@@ -297,8 +357,7 @@ fn check_head(
     }
     let seq = kept.head.seq;
     match usize::try_from(seq).ok().and_then(|n| n.checked_sub(1)).map(|i| entries.get(i)) {
-        _ if seq == 0 => {}
-        Some(Some(entry)) if entry.hash == kept.head.hash => {}
+        Some(Some((entry, _))) if entry.hash == kept.head.hash => {}
         Some(Some(_)) => problems.push(format!(
             "entry {seq} differs from the kept head {shown}: the ledger was rewritten since"
         )),

@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use super::html::{self, attr, label, lang_query, rows, segment, text};
 use super::{MAX_QUERY, Request, Response, Site};
-use crate::cert::files::{Bundle, Checked, Trust, Verdict};
+use crate::cert::files::Bundle;
+use crate::cert::judge::{self, Context, Judgement as Checked, Trust, Verdict};
 use crate::cert::pdf::Lang;
 use crate::ledger::{Entry, LedgerError, Medium};
 
@@ -118,7 +119,7 @@ pub fn medium(site: &mut Site, request: &Request, number: &str) -> Result<Respon
         Err(LedgerError::UnknownNumber(_)) => return Ok(not_found(lang)),
         Err(error) => return Err(error),
     };
-    let chain = site.ledger.verify(Some(&site.allowed), None)?;
+    let chain = site.ledger.verify(None)?;
     let mut body = html::search_form(lang, "");
     body += &rows(&medium_rows(lang, &medium));
     let state = if chain.problems.is_empty() {
@@ -246,7 +247,7 @@ pub fn certificate(site: &mut Site, request: &Request, id: &str) -> Result<Respo
         return Ok(not_found(lang));
     }
     let Some(bundle) = site.ledger.bundle(id)? else { return Ok(not_found(lang)) };
-    let checked = bundle.check(Some(Trust { allowed: &site.allowed, station: None }));
+    let checked = judge::judge(&bundle, &Context::now(Some(Trust { allowed: &site.allowed, station: None })));
     let mut body = html::search_form(lang, "");
     body += &verdict(lang, &checked, request.param("sha256"));
     if let Some(cert) = &checked.certificate {
@@ -358,43 +359,8 @@ fn signature_list(lang: Lang, checked: &Checked) -> String {
     out + "</ul>"
 }
 
-/// The exact files, named as `certwipe cert verify` expects them side by side.
-/// The filed files of certificate `id`, named as `cert verify` expects them
-/// side by side: name, content type, bytes. The PDF is made from them on demand.
-fn filed_files(id: &str, bundle: &Bundle) -> Vec<(String, &'static str, Vec<u8>)> {
-    const JSON: &str = "application/json";
-    const TEXT: &str = "text/plain; charset=utf-8";
-    let part = |p: &crate::cert::files::Part| p.bytes.clone().unwrap_or_default();
-    let mut files = vec![
-        (format!("{id}.json"), JSON, bundle.certificate.clone()),
-        (format!("{id}.json.sig"), TEXT, part(&bundle.signature)),
-    ];
-    for ((role, n), c) in numbered(bundle).into_iter().zip(&bundle.countersignatures) {
-        let stem = format!("{id}.json.{role}-{n}");
-        files.extend([
-            (format!("{stem}.json"), JSON, part(&c.statement)),
-            (format!("{stem}.json.sig"), TEXT, part(&c.statement_signature)),
-            (format!("{stem}.sig"), TEXT, part(&c.certificate_signature)),
-        ]);
-    }
-    files
-}
-
-/// Each countersignature's role and its number within that role.
-fn numbered(bundle: &Bundle) -> Vec<(String, usize)> {
-    let mut seen: Vec<String> = Vec::new();
-    bundle
-        .countersignatures
-        .iter()
-        .map(|c| {
-            seen.push(c.role.clone());
-            (c.role.clone(), seen.iter().filter(|r| **r == c.role).count())
-        })
-        .collect()
-}
-
 fn downloads(lang: Lang, id: &str, bundle: &Bundle) -> String {
-    let names = filed_files(id, bundle).into_iter().map(|(name, ..)| name).chain([format!("{id}.pdf")]);
+    let names = bundle.files(id).into_iter().map(|(name, ..)| name).chain([format!("{id}.pdf")]);
     let links: String = names
         .map(|name| format!("<li><a href=\"/c/{id}/files/{}\">{}</a></li>", segment(&name), text(&name)))
         .collect();
@@ -410,35 +376,23 @@ pub fn file(site: &mut Site, id: &str, name: &str) -> Result<Response, LedgerErr
     if name == format!("{id}.pdf") {
         return Ok(pdf(site, id, &bundle));
     }
-    Ok(match filed_files(id, &bundle).into_iter().find(|(n, ..)| n == name) {
+    Ok(match bundle.files(id).into_iter().find(|(n, ..)| n == name) {
         Some((_, kind, bytes)) => Response::download(kind, name, bytes),
         None => not_found(Lang::Both),
     })
 }
 
-/// The printed certificate, rendered from the filed bytes (their files written
-/// side by side in a private directory, exactly as `cert pdf` reads them).
+/// The printed certificate, rendered from the filed bytes as the judge finds
+/// them (as of when the ledger recorded them), with those bytes attached.
 fn pdf(site: &Site, id: &str, bundle: &Bundle) -> Response {
-    let rendered = (|| -> Result<Vec<u8>, String> {
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        for (name, _, bytes) in filed_files(id, bundle) {
-            std::fs::write(dir.path().join(name), bytes).map_err(|e| e.to_string())?;
-        }
-        let output = dir.path().join(format!("{id}.pdf"));
-        let trust = Trust { allowed: &site.allowed, station: None };
-        let options = crate::cert::pdf::Options {
-            lang: Lang::Both,
-            font: None,
-            verify_url: site.verify_url.as_deref(),
-        };
-        crate::cert::pdf::write_file(&dir.path().join(format!("{id}.json")), &output, &options, Some(trust))
-            .map_err(|e| e.to_string())?;
-        std::fs::read(&output).map_err(|e| e.to_string())
-    })();
-    match rendered {
-        Ok(bytes) => Response::download("application/pdf", &format!("{id}.pdf"), bytes),
+    let judgement =
+        judge::judge(bundle, &Context::now(Some(Trust { allowed: &site.allowed, station: None })));
+    let options =
+        crate::cert::pdf::Options { lang: Lang::Both, font: None, verify_url: site.verify_url.as_deref() };
+    match crate::cert::pdf::render(bundle, &judgement, id, &options) {
+        Ok(rendered) => Response::download("application/pdf", &format!("{id}.pdf"), rendered.bytes),
         Err(why) => {
-            let body = format!("<p class=\"bad\">{}</p>", text(&why));
+            let body = format!("<p class=\"bad\">{}</p>", text(&why.to_string()));
             Response::html(500, html::page(Lang::Both, "PDF", &body))
         }
     }

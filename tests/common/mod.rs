@@ -304,10 +304,26 @@ pub fn countersign(
 /// A station key made by `certwipe keygen` in `dir`; returns the key and its
 /// allowed_signers line.
 pub fn station_key(dir: &Path, name: &str, principal: &str) -> (PathBuf, Vec<u8>) {
+    key_for(dir, name, principal, &["station"])
+}
+
+/// A key made by `certwipe keygen --role ROLE...` in `dir` (station, office,
+/// validator, witness, approver); returns the key and its allowed_signers line.
+pub fn key_for(dir: &Path, name: &str, principal: &str, roles: &[&str]) -> (PathBuf, Vec<u8>) {
     let key = dir.join(name);
-    let out = certwipe(&["keygen", "-f", key.to_str().unwrap(), "--no-passphrase", "--principal", principal]);
+    let mut args = vec!["keygen", "-f", key.to_str().unwrap(), "--no-passphrase", "--principal", principal];
+    for role in roles {
+        args.extend(["--role", role]);
+    }
+    let out = certwipe(&args);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     (key, out.stdout)
+}
+
+/// `SHA256:...` of the key at `key` (its `.pub` beside it), as `ssh-keygen -l` prints it.
+pub fn fingerprint(key: &Path) -> String {
+    let out = Command::new("ssh-keygen").arg("-lf").arg(format!("{}.pub", key.display())).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).split_whitespace().nth(1).unwrap().to_string()
 }
 
 /// A scratch directory with an image, a station key made by certwipe, and its
@@ -396,6 +412,27 @@ pub fn ssh_keygen_verifies(allowed: &Path, principal: &str, signature: &Path, fi
     ssh_keygen_verifies_at(allowed, principal, signature, file, None)
 }
 
+/// As [`ssh_keygen_verifies`], in another namespace (`certwipe-ledger`, `certwipe-witness`...).
+pub fn ssh_keygen_verifies_in(
+    allowed: &Path,
+    principal: &str,
+    namespace: &str,
+    signature: &Path,
+    file: &Path,
+) -> bool {
+    Command::new("ssh-keygen")
+        .args(["-Y", "verify", "-f"])
+        .arg(allowed)
+        .args(["-I", principal, "-n", namespace, "-s"])
+        .arg(signature)
+        .stdin(std::fs::File::open(file).unwrap())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
 /// As [`ssh_keygen_verifies`], as of `verify_time` (`YYYYMMDDhhmmss`) when given.
 pub fn ssh_keygen_verifies_at(
     allowed: &Path,
@@ -436,14 +473,22 @@ pub fn schema_accepts(document: &Path) -> Option<bool> {
     Some(out.status.success())
 }
 
-/// `certwipe ledger --ledger LOCATION --sign-key KEY ARGS…`.
-pub fn ledger_at(location: &str, key: &Path, args: &[&str]) -> Output {
-    certwipe(&[&["ledger", "--ledger", location, "--sign-key", key.to_str().unwrap()][..], args].concat())
+/// `certwipe ledger --ledger LOCATION --sign-key KEY --allowed-signers ALLOWED ARGS…`.
+pub fn ledger_at(location: &str, key: &Path, allowed: &Path, args: &[&str]) -> Output {
+    let (key, allowed) = (key.to_str().unwrap(), allowed.to_str().unwrap());
+    certwipe(
+        &[&["ledger", "--ledger", location, "--sign-key", key, "--allowed-signers", allowed][..], args]
+            .concat(),
+    )
 }
 
-/// `certwipe ledger verify` of the ledger at `location`: its exit status and what it said.
-pub fn verify_ledger(location: &str, extra: &[&str]) -> (i32, String) {
-    let out = certwipe(&[&["ledger", "verify", "--ledger", location][..], extra].concat());
+/// `certwipe ledger verify` of the ledger at `location` against `allowed`: its
+/// exit status and what it said.
+pub fn verify_ledger(location: &str, allowed: &Path, extra: &[&str]) -> (i32, String) {
+    let allowed = allowed.to_str().unwrap();
+    let out = certwipe(
+        &[&["ledger", "verify", "--ledger", location, "--allowed-signers", allowed][..], extra].concat(),
+    );
     (out.status.code().unwrap(), String::from_utf8_lossy(&out.stdout).into_owned() + &stderr(&out))
 }
 
@@ -469,7 +514,7 @@ impl Office {
     pub fn with_ledger(location: Option<String>) -> Office {
         let dir = tempfile::tempdir().unwrap();
         let (key, station_line) = station_key(dir.path(), "station", "station-1");
-        let (validator, validator_line) = station_key(dir.path(), "validator", "wang.fang");
+        let (validator, validator_line) = key_for(dir.path(), "validator", "wang.fang", &["validator"]);
         let allowed = dir.path().join("allowed_signers");
         std::fs::write(&allowed, [station_line, validator_line].concat()).unwrap();
         std::fs::create_dir(dir.path().join("certs")).unwrap();
@@ -481,7 +526,7 @@ impl Office {
 
     /// `certwipe ledger ARGS --ledger PATH --sign-key KEY`: exit code, stdout, stderr.
     pub fn ledger(&self, args: &[&str]) -> (i32, String, String) {
-        let out = ledger_at(&self.ledger, &self.key, args);
+        let out = ledger_at(&self.ledger, &self.key, &self.allowed, args);
         (out.status.code().unwrap(), String::from_utf8_lossy(&out.stdout).into_owned(), stderr(&out))
     }
 
@@ -519,6 +564,7 @@ impl Office {
     pub fn spawn_import(&self, certs: &[PathBuf]) -> std::process::Child {
         certwipe_command()
             .args(["ledger", "import", "--ledger", &self.ledger, "--sign-key", self.key.to_str().unwrap()])
+            .args(["--allowed-signers", self.allowed.to_str().unwrap()])
             .args(certs)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -541,7 +587,7 @@ impl Office {
         ];
         args.extend_from_slice(records);
         if into_ledger {
-            args.extend(["--ledger", &self.ledger]);
+            args.extend(["--ledger", &self.ledger, "--allowed-signers", self.allowed.to_str().unwrap()]);
         }
         args.push(image.to_str().unwrap());
         let out = certwipe(&args);
@@ -654,7 +700,7 @@ pub fn whole_life(office: &Office) {
             "--method",
             "shred",
             "--date",
-            "d",
+            "2026-12-01",
             "--place",
             "p",
             "--destroyer",

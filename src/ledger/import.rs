@@ -1,0 +1,250 @@
+//! Filing certificates: each is judged (the one judge, against the trust
+//! root, as of the time it is filed, for the medium it is filed under) before
+//! a row is written; a certificate already filed gains only countersignatures,
+//! judged together with those filed before.
+
+use std::time::SystemTime;
+
+use serde_json::{Value, json};
+
+use super::store::{CertificateRow, CountersignatureRow, EntryRow, Tx};
+use super::{Imported, LedgerError, Writer, rules};
+use crate::cert::Certificate;
+use crate::cert::files::{Bundle, CounterParts, Part};
+use crate::cert::judge::{self, Context, Judgement, SignatureCheck, Trust};
+use crate::cert::sign::GoodSignature;
+
+pub(super) fn import(
+    tx: &mut dyn Tx,
+    writer: &Writer<'_>,
+    bundle: &Bundle,
+    label: &str,
+) -> Result<Imported, LedgerError> {
+    let bad = |why: String| LedgerError::Certificate { path: label.to_string(), why };
+    let now = SystemTime::now();
+    let cert = Certificate::parse(&bundle.certificate).map_err(|e| bad(format!("does not verify: {e}")))?;
+    let sha256 = crate::stream::sha256_hex(&bundle.certificate);
+    if let Some(row) = tx.certificate(&cert.certificate_id)? {
+        if row.sha256 != sha256 {
+            return Err(LedgerError::IdTaken { id: cert.certificate_id, number: row.number });
+        }
+        return import_countersignatures(tx, writer, &row, bundle, label, now);
+    }
+    let found = rules::find_medium(tx, cert.records.asset_number.as_deref(), cert.medium.serial.as_deref())?;
+    let Some(medium) = found.map(|m| writer.trusted(tx, &m.number)).transpose()?.flatten() else {
+        return Err(bad(format!(
+            "no ledger entry matches its asset number ({}) or serial ({}); register the medium first",
+            cert.records.asset_number.as_deref().unwrap_or("none"),
+            cert.medium.serial.as_deref().unwrap_or("none")
+        )));
+    };
+    rules::ensure_not_destroyed(tx, &medium)?;
+    let mut filed = bundle.clone();
+    filed.recorded_at = Some(now);
+    for counter in &mut filed.countersignatures {
+        counter.recorded_at = Some(now);
+    }
+    let registered = rules::registered(&medium);
+    let context = Context {
+        trust: Some(Trust { allowed: writer.anchor, station: None }),
+        now,
+        registered: Some(&registered),
+    };
+    let judgement = judge::judge(&filed, &context);
+    let Some(cert) = judgement.valid_certificate() else {
+        return Err(bad(format!("does not verify: {}", judgement.reasons().join("; "))));
+    };
+    let number = medium.number.clone();
+    tx.insert_certificate(&CertificateRow {
+        certificate_id: cert.certificate_id.clone(),
+        number: number.clone(),
+        sha256: judgement.sha256.clone(),
+        json: bundle.certificate.clone(),
+        signature: bundle
+            .signature
+            .bytes
+            .as_ref()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default(),
+    })?;
+    let mut summary = certificate_summary(cert, &judgement.sha256);
+    summary["signer"] =
+        signer_value(judgement.station().expect("a valid certificate has a station signature"));
+    writer.append(tx, &number, "certificate", &summary)?;
+    let level = rules::raised_level(&medium, &cert.records);
+    let raised_to = (level > medium.classification).then_some(level);
+    if let Some(to) = raised_to {
+        tx.set_classification(&number, to)?;
+        let data = json!({"from": medium.classification, "to": to, "certificate_id": cert.certificate_id});
+        writer.append(tx, &number, "reclassify", &data)?;
+    }
+    let counters: Vec<_> = judgement.signatures.iter().skip(1).zip(&bundle.countersignatures).collect();
+    let count = counters.len();
+    record_countersignatures(tx, writer, &number, &cert.certificate_id, &counters)?;
+    Ok(Imported { number, countersignatures: count, raised_to })
+}
+
+/// A certificate filed before, brought again: the countersignatures it did
+/// not have are judged together with the ones filed (a person or key already
+/// on it cannot sign again in another role) and recorded.
+fn import_countersignatures(
+    tx: &mut dyn Tx,
+    writer: &Writer<'_>,
+    row: &CertificateRow,
+    bundle: &Bundle,
+    label: &str,
+    now: SystemTime,
+) -> Result<Imported, LedgerError> {
+    let mut merged = filed_bundle_of(tx, row)?;
+    let known = merged.countersignatures.len();
+    let fresh = bundle
+        .countersignatures
+        .iter()
+        .filter(|c| !merged.countersignatures.iter().any(|k| k.statement.bytes == c.statement.bytes))
+        .map(|c| CounterParts { recorded_at: Some(now), ..c.clone() })
+        .collect::<Vec<_>>();
+    if fresh.is_empty() {
+        return Err(LedgerError::AlreadyImported(row.certificate_id.clone()));
+    }
+    merged.countersignatures.extend(fresh);
+    writer.trusted(tx, &row.number)?.ok_or_else(|| LedgerError::UnknownNumber(row.number.clone()))?;
+    let context = Context::now(Some(Trust { allowed: writer.anchor, station: None }));
+    let judgement = judge::judge(&merged, &Context { now, ..context });
+    if !judgement.is_valid() {
+        return Err(LedgerError::Certificate {
+            path: label.to_string(),
+            why: format!(
+                "does not verify with the countersignatures filed before: {}",
+                judgement.reasons().join("; ")
+            ),
+        });
+    }
+    let counters: Vec<_> =
+        judgement.signatures.iter().skip(1 + known).zip(&merged.countersignatures[known..]).collect();
+    let count = counters.len();
+    record_countersignatures(tx, writer, &row.number, &row.certificate_id, &counters)?;
+    Ok(Imported { number: row.number.clone(), countersignatures: count, raised_to: None })
+}
+
+/// Records countersignatures the judge found good: their files' bytes, and an
+/// entry naming the statement (and its SHA-256) and who signed it.
+fn record_countersignatures(
+    tx: &mut dyn Tx,
+    writer: &Writer<'_>,
+    number: &str,
+    certificate_id: &str,
+    counters: &[(&SignatureCheck, &CounterParts)],
+) -> Result<(), LedgerError> {
+    let text = |part: &Part| {
+        part.bytes.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default()
+    };
+    for (check, parts) in counters {
+        let (Some(statement), Ok(good)) = (&check.statement, &check.result) else {
+            unreachable!("only a valid judgement's countersignatures are recorded")
+        };
+        let statement_bytes = parts.statement.bytes.clone().unwrap_or_default();
+        tx.insert_countersignature(&CountersignatureRow {
+            certificate_id: certificate_id.to_string(),
+            role: parts.role.clone(),
+            statement: statement_bytes.clone(),
+            statement_signature: text(&parts.statement_signature),
+            certificate_signature: text(&parts.certificate_signature),
+        })?;
+        let mut data = serde_json::to_value(statement).expect("serializes");
+        data["statement_sha256"] = crate::stream::sha256_hex(&statement_bytes).into();
+        data["signer"] = signer_value(good);
+        writer.append(tx, number, "countersignature", &data)?;
+    }
+    Ok(())
+}
+
+fn signer_value(good: &GoodSignature) -> Value {
+    json!({"principals": good.principals(), "fingerprint": good.fingerprint})
+}
+
+fn certificate_summary(cert: &Certificate, sha256: &str) -> Value {
+    let s = &cert.sanitization;
+    json!({
+        "certificate_id": cert.certificate_id,
+        "sha256": sha256,
+        "model": cert.medium.model,
+        "serial": cert.medium.serial,
+        "status": s.status,
+        "category": s.category,
+        "method": s.method.id,
+        "finished_at": s.finished_at,
+        "operator": cert.records.operator.name,
+        "destination": cert.records.destination,
+        "classification_before": cert.records.classification_before,
+        "classification_after": cert.records.classification_after,
+    })
+}
+
+/// A filed certificate by id, with its countersignatures and the times the
+/// ledger recorded them.
+pub(super) fn filed_bundle(tx: &mut dyn Tx, certificate_id: &str) -> Result<Option<Bundle>, LedgerError> {
+    match tx.certificate(certificate_id)? {
+        Some(row) => Ok(Some(filed_bundle_of(tx, &row)?)),
+        None => Ok(None),
+    }
+}
+
+fn filed_bundle_of(tx: &mut dyn Tx, row: &CertificateRow) -> Result<Bundle, LedgerError> {
+    let counters = tx.countersignatures(Some(&row.certificate_id))?;
+    let history = tx.entries(Some(&row.number))?;
+    Ok(bundle_of(row, &counters, &history))
+}
+
+/// A filed certificate and its countersignatures, as a bundle to judge, each
+/// with the time of the entry that recorded it (the k-th countersignature of a
+/// certificate was recorded by its k-th countersignature entry).
+pub(super) fn bundle_of(
+    row: &CertificateRow,
+    counters: &[CountersignatureRow],
+    history: &[EntryRow],
+) -> Bundle {
+    let id = &row.certificate_id;
+    let about_it = |kind: &'static str| {
+        history.iter().filter(move |e| {
+            e.kind == kind
+                && serde_json::from_str::<Value>(&e.data)
+                    .is_ok_and(|d| d["certificate_id"].as_str() == Some(id))
+        })
+    };
+    let recorded_at = about_it("certificate").next().map(super::chain::entry_time);
+    let mut counter_times = about_it("countersignature").map(super::chain::entry_time);
+    let part = |label: String, bytes: Vec<u8>| Part { label, bytes: Some(bytes) };
+    Bundle {
+        certificate: row.json.clone(),
+        signature: part(
+            format!("ledger: certificate {id}, station signature"),
+            row.signature.clone().into_bytes(),
+        ),
+        countersignatures: counters
+            .iter()
+            .enumerate()
+            .map(|(n, c)| CounterParts {
+                role: c.role.clone(),
+                statement: part(
+                    format!("ledger: certificate {id}, {} statement {}", c.role, n + 1),
+                    c.statement.clone(),
+                ),
+                statement_signature: part(
+                    format!("ledger: certificate {id}, {} statement signature {}", c.role, n + 1),
+                    c.statement_signature.clone().into_bytes(),
+                ),
+                certificate_signature: part(
+                    format!("ledger: certificate {id}, {} signature {}", c.role, n + 1),
+                    c.certificate_signature.clone().into_bytes(),
+                ),
+                recorded_at: counter_times.next(),
+            })
+            .collect(),
+        recorded_at,
+    }
+}
+
+/// The judge's verdict on a filed certificate, as of when it was filed.
+pub(super) fn judge_filed(bundle: &Bundle, anchor: Option<&crate::cert::sign::AllowedSigners>) -> Judgement {
+    judge::judge(bundle, &Context::now(anchor.map(|allowed| Trust { allowed, station: None })))
+}
