@@ -20,6 +20,31 @@ pub fn check_writable_dir(dir: &Path) -> std::io::Result<()> {
     tempfile::Builder::new().prefix(".certwipe-probe-").tempfile_in(dir).map(drop)
 }
 
+/// Whether `dir` is the running user's alone to change: owned by them, and
+/// writable by nobody else. A journal or certificate in a directory others can
+/// write could be replaced by theirs (an edited journal resumed, a forged
+/// certificate filed), so certwipe keeps them only in such a directory.
+pub fn check_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir)?;
+    let me = nix::unistd::geteuid().as_raw();
+    let refused = |why: String| Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, why));
+    if meta.uid() != me {
+        return refused(format!(
+            "it belongs to uid {}, not to you (uid {me}); use a directory of your own",
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return refused(format!(
+            "others may write in it (mode {:03o}), so they could replace what certwipe keeps there; chmod go-w {}",
+            meta.mode() & 0o777,
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
 /// Creates `path` with permissions `mode`, whole or not at all, and never replaces
 /// an existing file or link (certificates and keys are records).
 pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {

@@ -124,7 +124,8 @@ pub enum HiddenRestore {
 
 /// How every target of a run is treated, checked before anything is written.
 pub struct Settings {
-    /// The plan of a new wipe; `None` only with [`ResumePolicy::Always`].
+    /// The overwrite plan, from the command line, which a resumed journal
+    /// must match; `None` only for a drive's own erase.
     pub plan: Option<Plan>,
     pub resume: ResumePolicy,
     pub options: Options,
@@ -278,6 +279,8 @@ impl Settings {
             }
         };
         let interrupted = journal.as_ref().filter(|j| j.path().exists());
+        let planned = self.plan.clone().expect("an overwrite has a plan");
+        let verify = self.options.verify;
         let resume = match (self.resume, interrupted) {
             (ResumePolicy::Never, Some(_)) => {
                 note(&format!(
@@ -289,10 +292,10 @@ impl Settings {
             (ResumePolicy::Never, None) | (ResumePolicy::WhenJournaled, None) => None,
             (ResumePolicy::Always, _) => {
                 let journal = journal.as_ref().expect("a journal is required when resuming");
-                Some(resumed_checkpoint(journal, target, medium)?)
+                Some(resumed_checkpoint(journal, target, medium, &planned, verify)?)
             }
             (ResumePolicy::WhenJournaled, Some(journal)) => {
-                match resumed_checkpoint(journal, target, medium) {
+                match resumed_checkpoint(journal, target, medium, &planned, verify) {
                     Ok(checkpoint) => Some(checkpoint),
                     Err(error) => {
                         note(&format!("note: {error}; this wipe starts over"));
@@ -301,18 +304,15 @@ impl Settings {
                 }
             }
         };
-        let (plan, options) = match &resume {
-            Some(checkpoint) => {
-                let options = Options {
-                    verify: checkpoint.verify,
-                    digest: checkpoint.digest || self.options.digest,
-                    prng: checkpoint.prng,
-                };
-                (checkpoint.plan.clone(), options)
-            }
-            None => (self.plan.clone().expect("a plan unless always resuming"), self.options.clone()),
+        let options = match &resume {
+            Some(checkpoint) => Options {
+                verify: checkpoint.verify,
+                digest: checkpoint.digest || self.options.digest,
+                prng: checkpoint.prng,
+            },
+            None => self.options.clone(),
         };
-        Ok(Work::Overwrite { plan, options, journal, resume: resume.map(Box::new) })
+        Ok(Work::Overwrite { plan: planned, options, journal, resume: resume.map(Box::new) })
     }
 }
 
@@ -456,17 +456,34 @@ fn drive_erase_work(
     Ok(Work::DriveErase { plan, protocol: probed.protocol })
 }
 
-/// The checkpoint of an interrupted wipe of this medium, once the medium is
-/// recognised as the one it was writing; the interruption is recorded.
+/// The checkpoint of an interrupted wipe of this medium, once its plan and
+/// verification are the ones this run asks for and the medium is recognised
+/// as the one it was writing; the interruption is recorded, and the last pass
+/// is set to be read back over the whole medium again.
 fn resumed_checkpoint(
     journal: &FileJournal,
     target: &Inspected,
     medium: &Medium,
+    planned: &Plan,
+    verify: crate::engine::VerifyMode,
 ) -> Result<Checkpoint, JournalError> {
     let path = &target.identity.path;
     let mut checkpoint = journal.load(path)?;
+    if checkpoint.plan != *planned || checkpoint.verify != verify {
+        let describe = |plan: &Plan, verify: crate::engine::VerifyMode| {
+            format!("method {} x{} with verify {}", plan.method, plan.rounds, verify.as_str())
+        };
+        return Err(JournalError::PlanDiffers {
+            target: path.clone(),
+            journal: describe(&checkpoint.plan, checkpoint.verify),
+            asked: describe(planned, verify),
+        });
+    }
     let how = checkpoint::recognise(&checkpoint, &target.identity, medium)
         .map_err(|why| JournalError::NotTheSameMedium { target: path.clone(), why })?;
+    checkpoint.reverify_last(planned.passes.len());
+    let how =
+        format!("{how}; the last pass is read back over the whole medium again, whatever the journal said");
     checkpoint.interruptions.push(Interruption {
         checkpoint_at: checkpoint.saved_at.clone(),
         pass: checkpoint.current.as_ref().map(|f| f.index),

@@ -159,8 +159,10 @@ fn a_loop_device_that_shrinks_between_the_checks_and_opening() {
 fn resume_misuse() {
     let s = Scratch::new();
     let image = s.image();
-    s.refused(&["wipe", "--yes", "--resume", "--method", "zero", image], "do not give --method");
-    s.refused(&["wipe", "--yes", "--resume", "--rounds", "2", image], "do not give --rounds");
+    // A resumed plan comes from the command line (and must match the
+    // journal's: tests/resume.rs); a bad one is refused before any journal is read.
+    s.refused(&["wipe", "--yes", "--resume", "--method", "zeroes", image], "unknown method");
+    s.refused(&["wipe", "--yes", "--resume", "--rounds", "0", image], "--rounds");
     s.refused(&["wipe", "--yes", "--resume", image], "no interrupted wipe");
 }
 

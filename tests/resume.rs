@@ -64,7 +64,7 @@ fn kill_when(mut child: Child, target: &Path, ready: impl Fn(&Checkpoint) -> boo
 }
 
 fn resume(target: &Path) -> (i32, Report) {
-    wipe_with_report(target, &["--resume"])
+    wipe_with_report(target, &["--resume", "--method", "dod-short"])
 }
 
 fn written(disk: &FaultyDisk) -> u64 {
@@ -175,7 +175,8 @@ fn resume_refuses_a_medium_that_changed_and_a_target_with_no_journal() {
     disk.set(|f| f.delay_per_mib = Duration::ZERO);
     let backing = std::fs::OpenOptions::new().write(true).open(disk.backing()).unwrap();
     std::os::unix::fs::FileExt::write_all_at(&backing, &vec![0x5Au8; SIZE as usize], 0).unwrap();
-    let out = certwipe(&["wipe", "--yes", "--resume", disk.path().to_str().unwrap()]);
+    let out =
+        certwipe(&["wipe", "--yes", "--resume", "--method", "dod-short", disk.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("does not hold what the interrupted wipe wrote"), "{}", stderr(&out));
     assert_eq!(
@@ -190,4 +191,127 @@ fn resume_refuses_a_medium_that_changed_and_a_target_with_no_journal() {
     let out = certwipe(&["wipe", "--yes", "--resume", image.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("no interrupted wipe"), "{}", stderr(&out));
+}
+
+fn write_journal(target: &Path, checkpoint: &Checkpoint) {
+    std::fs::write(journal_path(target), serde_json::to_vec(checkpoint).unwrap()).unwrap();
+}
+
+/// Issue 15: a journal edited to say that the last pass had been written to
+/// the end (or written and read back) when a megabyte of the medium still
+/// holds what was there before, placed between the spots a resume samples to
+/// recognise its medium. The plan comes from the command line and must match
+/// the journal's; the journal cannot lower the verification; and a resumed run
+/// reads the last pass back over the whole medium, so the bytes never written
+/// are found.
+#[test]
+fn an_edited_journal_never_makes_a_resumed_wipe_claim_what_it_did_not_do() {
+    use certwipe::engine::checkpoint::InFlight;
+    use certwipe::engine::report::VerifyMode;
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("edited.img");
+    make_file(&image, SIZE);
+    let (code, wiped) = wipe_with_report(&image, &["--method", "random"]);
+    assert_eq!(code, 0, "{}", wiped.status_reason);
+    // 4.5 to 5.5 MiB never written, as far as the medium is concerned.
+    let survivor = vec![0x5Au8; MIB as usize];
+    std::os::unix::fs::FileExt::write_all_at(
+        &std::fs::File::options().write(true).open(&image).unwrap(),
+        &survivor,
+        4 * MIB + MIB / 2,
+    )
+    .unwrap();
+    let plan = certwipe::method::Plan::from_method(certwipe::method::find("random").unwrap(), 1).unwrap();
+    let options =
+        certwipe::engine::Options { verify: VerifyMode::Off, ..certwipe::engine::Options::default() };
+    let mut journal = Checkpoint::start(&wiped.target, &plan, &options);
+    journal.current = Some(InFlight {
+        index: 1,
+        content: wiped.passes[0].content.clone(),
+        phase: Phase::Writing,
+        offset: SIZE,
+        started_at: wiped.started_at.clone(),
+        seconds: 1.0,
+        unwritten: Vec::new(),
+        write: None,
+        sample: None,
+        bytes_read: 0,
+        mismatches: Vec::new(),
+        unreadable: Vec::new(),
+    });
+    write_journal(&image, &journal);
+    let target = image.to_str().unwrap();
+    // Another plan or verification than the journal's: refused.
+    for (extra, said) in [
+        (&["--method", "dod-short", "--verify", "off"][..], "method dod-short"),
+        (&[][..], "verify last"),
+        (&["--verify", "sample"][..], "verify sample"),
+    ] {
+        let out = certwipe(&[&["wipe", "--yes", "--resume"][..], extra, &[target]].concat());
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(said)
+                && stderr(&out).contains("journal says method random x1 with verify off"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    // Resumed as the journal says: nothing left to write, and no read-back asked for.
+    let (code, report) = wipe_with_report(&image, &["--resume", "--verify", "off"]);
+    assert_eq!(code, 1, "{}", report.status_reason);
+    assert_eq!(report.status, Status::Failed, "{}", report.status_reason);
+    assert_eq!(report.verify_mode, VerifyMode::Last, "a resumed run reads back in full");
+    let verification = report.passes[0].verification.as_ref().unwrap();
+    assert_eq!(verification.bytes_read, SIZE);
+    assert_eq!(certwipe::engine::report::total_sectors(&verification.mismatches) * 512, MIB);
+    assert!(report.interruptions[0].medium_check.contains("read back over the whole medium again"));
+
+    // A journal that says the pass was written and read back in full.
+    let mut done = wiped.passes[0].clone();
+    done.index = 1;
+    let mut journal = journal.clone();
+    journal.current = None;
+    journal.verify = VerifyMode::Last;
+    journal.passes = vec![done];
+    write_journal(&image, &journal);
+    let (code, report) = wipe_with_report(&image, &["--resume"]);
+    assert_eq!(code, 1, "{}", report.status_reason);
+    assert_eq!(report.status, Status::Failed, "a pass the journal called verified was read again");
+}
+
+#[test]
+fn journals_and_certificates_are_kept_only_in_directories_nobody_else_can_write() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("disk.img");
+    make_file(&image, MIB);
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let before = std::fs::read(&image).unwrap();
+    let out = certwipe(&["wipe", "--yes", "--state-dir", shared.to_str().unwrap(), image.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("others may write in it (mode 777)"), "{}", stderr(&out));
+    let station = Station::new();
+    let out = certwipe(&[
+        "wipe",
+        "--yes",
+        "--cert-dir",
+        shared.to_str().unwrap(),
+        "--sign-key",
+        station.key.to_str().unwrap(),
+        image.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cannot keep certificates in"), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&image).unwrap(), before, "refused: nothing written");
+    if have_root() {
+        // Owned by someone else, even if not writable by others.
+        nix::unistd::chown(&shared, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let out =
+            certwipe(&["wipe", "--yes", "--state-dir", shared.to_str().unwrap(), image.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains("belongs to uid 65534"), "{}", stderr(&out));
+    }
 }

@@ -8,6 +8,7 @@ use crate::engine::report::{FirmwareRecord, SectorRange, Status, VerificationRes
 pub fn check(cert: &Certificate, firmware: &FirmwareRecord, fail: &mut impl FnMut(String)) {
     let s = &cert.sanitization;
     let v = &firmware.verification;
+    check_a_drive_answered(cert, firmware, fail);
     if firmware.technique != s.technique {
         fail(format!(
             "the technique is {}, but the drive's command recorded is a {}",
@@ -47,6 +48,41 @@ pub fn check(cert: &Certificate, firmware: &FirmwareRecord, fail: &mut impl FnMu
         }
     }
     check_verification(cert, firmware, fail);
+}
+
+/// A drive's own erase needs a drive: a block device whose identity the drive
+/// itself gave, reached by the protocol its transport carries. An image file,
+/// a loop device or a virtual disk has no firmware to erase anything.
+fn check_a_drive_answered(cert: &Certificate, firmware: &FirmwareRecord, fail: &mut impl FnMut(String)) {
+    use crate::device::{IdentitySource, MediaType, TargetKind};
+    let m = &cert.medium;
+    let no_drive = m.kind != TargetKind::BlockDevice
+        || matches!(m.media_type, MediaType::ImageFile | MediaType::Virtual);
+    if no_drive {
+        fail(format!(
+            "it records the drive's own erase ({}) on a medium of type {} (transport {}), which has no drive firmware",
+            firmware.command,
+            m.media_type.as_str(),
+            m.transport
+        ));
+    }
+    if !matches!(
+        m.identity_source,
+        Some(IdentitySource::AtaIdentify | IdentitySource::NvmeIdentify | IdentitySource::ScsiVpd)
+    ) {
+        fail(
+            "it records the drive's own erase, but not the drive's own identity (the drive never answered)"
+                .into(),
+        );
+    }
+    let carried = match firmware.protocol.as_str() {
+        "nvme" => m.transport == "nvme",
+        "ata" | "scsi" => matches!(m.transport.as_str(), "sata" | "sas" | "scsi" | "usb"),
+        _ => false,
+    };
+    if !carried {
+        fail(format!("a {} command cannot reach a drive over transport {}", firmware.protocol, m.transport));
+    }
 }
 
 fn check_verification(cert: &Certificate, firmware: &FirmwareRecord, fail: &mut impl FnMut(String)) {

@@ -45,8 +45,10 @@ pub struct WipeArgs {
     #[arg(required = true, value_name = "TARGET")]
     targets: Vec<PathBuf>,
 
-    /// Continue the interrupted wipe of each TARGET from its last checkpoint, with
-    /// its method, passes and keys (only if the medium is the same one).
+    /// Continue the interrupted wipe of each TARGET from its last checkpoint
+    /// (only if the medium is the same one): give the same method, passes,
+    /// rounds and --verify as the interrupted run; its random keys are kept,
+    /// and the last pass is read back over the whole medium again.
     #[arg(long)]
     resume: bool,
 
@@ -169,16 +171,14 @@ impl WipeOptions {
         ledger: Option<&Location>,
         targets: usize,
     ) -> Result<(Settings, Vec<Option<Records>>), Failure> {
-        let plan = match (resume, &self.passes) {
-            (ResumePolicy::Always, _) => {
-                self.refuse_with_resume()?;
-                None
-            }
-            (_, Some(list)) => Some(Plan::custom(method::parse_passes(list)?, self.rounds.unwrap_or(1))?),
-            (_, None) => Some(Plan::from_method(
+        // Resuming too: the plan comes from the command line, and an
+        // interrupted wipe's journal must match it.
+        let plan = match &self.passes {
+            Some(list) => Plan::custom(method::parse_passes(list)?, self.rounds.unwrap_or(1))?,
+            None => Plan::from_method(
                 method::find(self.method.as_deref().unwrap_or("random"))?,
                 self.rounds.unwrap_or(1),
-            )?),
+            )?,
         };
         let (certificates, records) = match self.certificates.plan(targets)? {
             Some((plan, records)) => (Some(plan), records.into_iter().map(Some).collect()),
@@ -192,25 +192,9 @@ impl WipeOptions {
         };
         let state_dir = self.state_dir.clone().unwrap_or_else(checkpoint::default_state_dir);
         let settings =
-            Settings::new(plan, resume, options, state_dir, self.state_dir.is_some(), certificates)
+            Settings::new(Some(plan), resume, options, state_dir, self.state_dir.is_some(), certificates)
                 .with_hidden_restore(self.hidden.restore());
         Ok((with_ledger(settings, ledger)?, records))
-    }
-
-    fn refuse_with_resume(&self) -> Result<(), Failure> {
-        let given = [
-            ("--method", self.method.is_some()),
-            ("--passes", self.passes.is_some()),
-            ("--rounds", self.rounds.is_some()),
-            ("--verify", self.verify.is_some()),
-            ("--prng", self.prng.is_some()),
-        ];
-        match given.iter().find(|(_, given)| *given) {
-            Some((flag, _)) => Err(Failure::usage(format!(
-                "--resume continues with the interrupted wipe's own method, passes, verification and generator: do not give {flag}"
-            ))),
-            None => Ok(()),
-        }
     }
 }
 
@@ -227,12 +211,14 @@ impl CertificateArgs {
         if !dir.is_dir() {
             return Err(Failure::usage(format!("--cert-dir {}: not a directory", dir.display())));
         }
-        crate::durable::check_writable_dir(dir).map_err(|e| {
-            Failure::usage(format!(
-                "cannot write certificates into {}: {e}; choose another --cert-dir",
-                dir.display()
-            ))
-        })?;
+        crate::durable::check_private_dir(dir)
+            .and_then(|()| crate::durable::check_writable_dir(dir))
+            .map_err(|e| {
+                Failure::usage(format!(
+                    "cannot keep certificates in {}: {e}; choose another --cert-dir",
+                    dir.display()
+                ))
+            })?;
         // The records are checked here, before any key is unlocked.
         let (records, profile) = self.records.records_for(targets)?;
         let allowed = self

@@ -61,6 +61,20 @@ pub enum MediaType {
 }
 
 impl MediaType {
+    /// The name in certificates and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaType::Hdd => "hdd",
+            MediaType::Ssd => "ssd",
+            MediaType::Nvme => "nvme",
+            MediaType::UsbFlash => "usb-flash",
+            MediaType::MemoryCard => "memory-card",
+            MediaType::Virtual => "virtual",
+            MediaType::ImageFile => "image-file",
+            MediaType::Unknown => "unknown",
+        }
+    }
+
     /// Flash keeps spare and remapped blocks that no host write can reach.
     pub fn is_flash(self) -> bool {
         matches!(self, MediaType::Ssd | MediaType::Nvme | MediaType::UsbFlash | MediaType::MemoryCard)

@@ -91,6 +91,58 @@ pub struct Interruption {
     pub medium_check: String,
 }
 
+impl Checkpoint {
+    /// What a resumed run proves again, whatever the journal claims: the last
+    /// pass is read back over the whole medium, from the first byte. A
+    /// journal is a file someone could have edited to say that a pass was
+    /// written to the end, or that its verification had passed; reading the
+    /// medium is what shows whether every byte holds the last pass. So a
+    /// verification in flight starts over, a last pass the journal calls done
+    /// is read back again, and a plan without a full read-back gets one.
+    pub fn reverify_last(&mut self, passes_planned: usize) {
+        self.verify = match self.verify {
+            VerifyMode::Off | VerifyMode::Sample => VerifyMode::Last,
+            full => full,
+        };
+        if let Some(flight) = self.current.as_mut().filter(|f| f.phase == Phase::Verifying) {
+            flight.restart_verification();
+        }
+        if self.current.is_none()
+            && self.passes.len() == passes_planned
+            && let Some(mut last) = self.passes.pop()
+        {
+            last.verification = None;
+            let mut flight = InFlight {
+                index: last.index,
+                content: last.content.clone(),
+                phase: Phase::Verifying,
+                offset: 0,
+                started_at: super::report::now(),
+                seconds: 0.0,
+                unwritten: last.unwritten.clone(),
+                write: Some(last),
+                sample: None,
+                bytes_read: 0,
+                mismatches: Vec::new(),
+                unreadable: Vec::new(),
+            };
+            flight.restart_verification();
+            self.current = Some(flight);
+        }
+    }
+}
+
+impl InFlight {
+    fn restart_verification(&mut self) {
+        self.offset = 0;
+        self.seconds = 0.0;
+        self.sample = None;
+        self.bytes_read = 0;
+        self.mismatches.clear();
+        self.unreadable.clear();
+    }
+}
+
 /// Receives checkpoints while a run goes on.
 pub trait Journal: Sync {
     fn save(&self, checkpoint: &Checkpoint);
@@ -108,6 +160,10 @@ pub enum JournalError {
     Unreadable { path: String, why: String },
     #[error("refusing to resume {target}: {why}")]
     NotTheSameMedium { target: String, why: String },
+    #[error(
+        "refusing to resume {target}: the interrupted wipe's journal says {journal}, this run asks for {asked}; give the same method, passes, rounds and --verify as the interrupted run (a journal can never change the plan or lower the verification)"
+    )]
+    PlanDiffers { target: String, journal: String, asked: String },
 }
 
 /// A journal file in the state directory, replaced atomically on every save.
@@ -120,6 +176,7 @@ impl FileJournal {
     pub fn new(dir: &Path, target: &Identity) -> Result<FileJournal, JournalError> {
         let fail = |why: String| JournalError::StateDir { path: dir.display().to_string(), why };
         std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+        crate::durable::check_private_dir(dir).map_err(|e| fail(e.to_string()))?;
         crate::durable::check_writable_dir(dir).map_err(|e| fail(e.to_string()))?;
         Ok(FileJournal { path: Self::path_for(dir, target) })
     }

@@ -132,6 +132,17 @@ pub enum VerifyMode {
     Sample,
 }
 
+impl VerifyMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifyMode::Off => "off",
+            VerifyMode::Last => "last",
+            VerifyMode::All => "all",
+            VerifyMode::Sample => "sample",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {

@@ -168,8 +168,12 @@ pub(crate) fn run_scripted(
     let stop = std::sync::atomic::AtomicBool::new(false);
     let follow =
         Follow { observer: &|_: &sanitize::Progress| {}, stop: &stop, poll_every: std::time::Duration::ZERO };
+    // As a real run sees it once the drive has answered: its transport and
+    // the drive's own identity.
     let mut target = Identity::for_tests(medium.size());
     target.media_type = media;
+    target.transport = transport.to_string();
+    target.identity_source = probed.info.source;
     run(Job {
         medium,
         pt,

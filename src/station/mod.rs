@@ -105,8 +105,8 @@ pub fn asset_number(template: &str, seq: u32, seen: &Seen, today: &str) -> Strin
             _ if field == "serial" => out.push_str(seen.serial.as_deref().unwrap_or("unknown")),
             _ if field == "port" => out.push_str(&seen.port()),
             _ if field == "seq" => out.push_str(&seq.to_string()),
-            Some(("seq", width)) if width.starts_with('0') && width[1..].parse::<usize>().is_ok() => {
-                let width: usize = width[1..].parse().expect("checked");
+            Some(("seq", width)) if seq_width(width).is_some() => {
+                let width = seq_width(width).expect("checked");
                 out.push_str(&format!("{seq:0width$}"));
             }
             _ => out.push_str(&rest[open..open + close + 1]),
@@ -116,6 +116,15 @@ pub fn asset_number(template: &str, seq: u32, seen: &Seen, today: &str) -> Strin
     out.push_str(rest);
     out
 }
+
+/// The width of `{seq:0N}`: `0` and 1 to 2 digits; nothing wider than a
+/// ledger number may be (and a format width past 65,535 panics).
+fn seq_width(spec: &str) -> Option<usize> {
+    let digits = spec.strip_prefix('0')?;
+    (1..=2).contains(&digits.len()).then(|| digits.parse().ok()).flatten().filter(|w| *w <= MAX_SEQ_WIDTH)
+}
+
+const MAX_SEQ_WIDTH: usize = 20;
 
 /// Checks an `--asset-template` before the station starts.
 pub fn check_template(template: &str) -> Result<(), String> {
@@ -213,6 +222,10 @@ mod tests {
         assert!(check_template("USB-{date}-{seq:04}").is_ok());
         assert!(check_template("USB-{nope}").is_err());
         assert!(check_template("USB-{seq:4}").is_err());
+        for wide in ["{seq:0100000}", "{seq:099999999999}", "{seq:021}", "{seq:0}", "{seq:0x}"] {
+            assert!(check_template(wide).is_err(), "{wide}");
+        }
+        assert_eq!(asset_number("{seq:020}", 7, &seen, "d"), format!("{:020}", 7));
         assert!(check_template("\u{1b}[2J{seq}").is_err());
     }
 
