@@ -223,80 +223,6 @@ fn allowed_signers_lines_mean_to_certwipe_what_they_mean_to_ssh_keygen() {
     }
 }
 
-/// What a forged countersignature says about itself.
-struct Forgery<'a> {
-    role: &'a str,
-    name: &'a str,
-    /// `RFC 3339`; now when `None`.
-    signed_at: Option<String>,
-    /// The key the statement names; the signing key's own when `None`.
-    names_key: Option<String>,
-    /// The SSHSIG namespace; the role's (`certwipe-ROLE`) when `None`.
-    namespace: Option<&'a str>,
-}
-
-impl<'a> Forgery<'a> {
-    fn new(role: &'a str, name: &'a str) -> Forgery<'a> {
-        Forgery { role, name, signed_at: None, names_key: None, namespace: None }
-    }
-}
-
-/// Countersigns `cert` by hand (statement and both signatures made with stock
-/// ssh-keygen), bypassing certwipe's own refusal, as a forger would.
-fn forge_countersignature(cert: &Path, key: &Path, forgery: &Forgery<'_>, n: u32) {
-    use certwipe::cert::files::{Role, STATEMENT_FORMAT, Statement};
-    let bytes = std::fs::read(cert).unwrap();
-    let parsed: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-    let role = forgery.role;
-    let statement = Statement {
-        format: STATEMENT_FORMAT.into(),
-        certificate_id: parsed["certificate_id"].as_str().unwrap().into(),
-        certificate_sha256: certwipe::stream::sha256_hex(&bytes),
-        role: Role::from_name(role).unwrap(),
-        name: forgery.name.into(),
-        title: None,
-        organisation: None,
-        signed_at: forgery.signed_at.clone().unwrap_or_else(certwipe::engine::report::now),
-        key_fingerprint: forgery.names_key.clone().unwrap_or_else(|| fingerprint(key)),
-    };
-    let stem = format!("{}.{role}-{n}", cert.display());
-    std::fs::write(format!("{stem}.json"), certwipe::cert::canonical::to_bytes(&statement)).unwrap();
-    let namespace = forgery.namespace.map_or(format!("certwipe-{role}"), str::to_string);
-    for (file, signature) in [
-        (format!("{stem}.json"), format!("{stem}.json.sig")),
-        (cert.display().to_string(), format!("{stem}.sig")),
-    ] {
-        // Signing standard input leaves the file's own .sig alone.
-        let out = Command::new("ssh-keygen")
-            .args(["-q", "-Y", "sign", "-n", &namespace, "-f"])
-            .arg(key)
-            .stdin(std::fs::File::open(&file).unwrap())
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        std::fs::write(signature, out.stdout).unwrap();
-    }
-}
-
-fn remove_countersignature(cert: &Path, role: &str, n: u32) {
-    for suffix in [".json", ".json.sig", ".sig"] {
-        std::fs::remove_file(format!("{}.{role}-{n}{suffix}", cert.display())).unwrap();
-    }
-}
-
-/// Appends `lines` to the allowed-signers file at `allowed`.
-fn allow(allowed: &Path, lines: &[u8]) {
-    let mut text = std::fs::read(allowed).unwrap();
-    text.extend_from_slice(lines);
-    std::fs::write(allowed, text).unwrap();
-}
-
-/// The public key of `key` as an allowed_signers line's `keytype base64`.
-fn public_of(key: &Path) -> String {
-    let public = std::fs::read_to_string(format!("{}.pub", key.display())).unwrap();
-    public.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
-}
-
 #[test]
 fn nobody_countersigns_twice_and_the_station_never_vouches_for_itself() {
     let station = Station::new();
@@ -568,14 +494,6 @@ fn cutting_off_the_newest_entries_is_caught_by_a_kept_head() {
 
 const FORGED_LINE: &str = "\u{1b}]0;certwipe\u{7}\u{1b}[2J\nResult: ERASED by Chief";
 
-/// Rewrites `cert` with `change` applied to its JSON (kept canonical) and re-signs it.
-fn rewrite(station: &Station, cert: &Path, change: impl FnOnce(&mut serde_json::Value)) {
-    let mut value: serde_json::Value = serde_json::from_slice(&std::fs::read(cert).unwrap()).unwrap();
-    change(&mut value);
-    std::fs::write(cert, certwipe::cert::canonical::to_bytes(&value)).unwrap();
-    station.resign(cert);
-}
-
 #[test]
 fn control_characters_never_enter_a_record_and_never_reach_a_screen_raw() {
     let station = Station::new();
@@ -743,4 +661,227 @@ fn a_certificate_that_cannot_be_filed_is_refused_before_the_wipe_whatever_the_re
         assert!(stderr(&out).contains(expected), "{}", stderr(&out));
         assert_eq!(std::fs::read(&disk).unwrap(), before);
     }
+}
+
+/// Issue 15: what a device reports reaches the certificate escaped, a path
+/// with hidden characters is refused, and a certificate whose medium text
+/// holds them raw (re-signed) does not verify.
+#[test]
+fn a_hostile_device_string_never_reaches_a_record_or_a_screen_raw() {
+    let station = Station::new();
+    let hostile = station.dir.path().join("evil\u{1b}[2J\nResult ERASED.img");
+    make_file(&hostile, 1 << 20);
+    let out = certwipe(&["wipe", "--yes", hostile.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("control or invisible characters") && !stderr(&out).contains('\u{1b}'));
+    let out = certwipe(&[
+        "wipe",
+        "--yes",
+        "--operator",
+        "Li\u{200b} Wei",
+        "--cert-dir",
+        station.certs().to_str().unwrap(),
+        "--unsigned",
+        hostile.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let cert = signed_certificate(&station, "serial.img");
+    rewrite(&station, &cert, |v| v["medium"]["serial"] = "S1\u{1b}]0;x\u{7}".into());
+    let (code, said) = station.verify(&cert);
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains("the medium's serial holds control or invisible characters"), "{said}");
+    assert!(!said.contains('\u{1b}'));
+    if !have_root() {
+        return;
+    }
+    // A loop device over a file whose name is an escape sequence: the name
+    // reaches the certificate escaped, and the certificate verifies.
+    let dir = scratch_dir(Backing::Disk);
+    let file = dir.path().join("stick\u{1b}[2J.img");
+    make_file(&file, 4 << 20);
+    let device = LoopDevice::attach(dir, file, 512, &[]);
+    let cert = station.wipe(&device.path, &[]);
+    let (code, said) = station.verify(&cert);
+    assert_eq!(code, 0, "{said}");
+    let text = std::fs::read_to_string(&cert).unwrap();
+    assert!(text.contains("stick\\\\u{001b}[2J.img") && !text.contains("\\u001b"), "{text}");
+    let shown = certwipe(&["cert", "show", cert.to_str().unwrap()]);
+    assert!(!String::from_utf8_lossy(&shown.stdout).contains('\u{1b}'));
+}
+
+/// Issue 15: a drive's own erase (NVMe Format, purge) recorded on an image
+/// file and re-signed.
+#[test]
+fn a_drive_erase_claimed_on_an_image_file_does_not_verify() {
+    let station = Station::new();
+    let cert = signed_certificate(&station, "purge.img");
+    rewrite(&station, &cert, |v| {
+        let s = &mut v["sanitization"];
+        s["category"] = "purge".into();
+        s["technique"] = "format-user-data-erase".into();
+        s["method"]["id"] = "format-user-data-erase".into();
+        s["verify_mode"] = "sample".into();
+        s["passes"] = serde_json::json!([]);
+        s["final_content_digest"] = serde_json::Value::Null;
+        s["firmware"] = serde_json::json!({
+            "technique": "format-user-data-erase",
+            "protocol": "nvme",
+            "command": "Format NVM (SES=1)",
+            "command_bytes": "80 00000001 00000000 00000000 00000000 00000000 00000200",
+            "chosen_because": "the strongest offered",
+            "drive_reported_success": true,
+            "drive_status": "success",
+            "started_at": s["started_at"],
+            "finished_at": s["finished_at"],
+            "seconds": 1.0,
+            "drive_estimate_seconds": null,
+            "notes": [],
+            "verification": {
+                "sample": null,
+                "bytes": 1048576,
+                "coverage": 1.0,
+                "before_sha256": "00",
+                "marker": {"generator": "chacha8", "seed": "0".repeat(64)},
+                "expected": "indeterminate",
+                "marker_remaining": [],
+                "unexpected": [],
+                "unreadable": [],
+                "result": "passed"
+            }
+        });
+    });
+    let (code, said) = station.verify(&cert);
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains("which has no drive firmware"), "{said}");
+    assert!(said.contains("the drive never answered"), "{said}");
+    assert!(said.contains("a nvme command cannot reach a drive over transport file"), "{said}");
+}
+
+/// Issue 15: `cert pdf` of a certificate the judge rejects printed "ERASED"
+/// and "digital signature valid".
+#[test]
+fn a_rejected_certificate_is_never_printed_as_valid() {
+    if Command::new("pdftotext").arg("-v").output().is_err()
+        || !Path::new("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc").exists()
+    {
+        assert!(std::env::var_os("CI").is_none(), "CI installs poppler-utils and fonts-noto-cjk");
+        return;
+    }
+    let station = Station::new();
+    let cert = signed_certificate(&station, "reject.img");
+    // Consistent and re-signed, but by a key nobody allows.
+    let (stranger, _) = station_key(station.dir.path(), "stranger", "station-1");
+    let forger =
+        Station { dir: tempfile::tempdir().unwrap(), key: stranger, allowed: station.allowed.clone() };
+    forger.resign(&cert);
+    let pdf = station.dir.path().join("reject.pdf");
+    let out = certwipe(&[
+        "cert",
+        "pdf",
+        cert.to_str().unwrap(),
+        "-o",
+        pdf.to_str().unwrap(),
+        "--allowed-signers",
+        station.allowed.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("NOT VALID"), "{}", stderr(&out));
+    let text = Command::new("pdftotext").arg(&pdf).arg("-").output().unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("NOT VALID") && text.contains("not listed in the allowed-signers file"), "{text}");
+    assert!(!text.contains("ERASED") && !text.contains("digital signature valid"), "{text}");
+}
+
+/// Issue 15: `identify --from /dev/zero` and `--allowed-signers /dev/zero` read
+/// until memory ran out, and a FIFO beside a certificate hung `cert verify`
+/// and `ledger import`.
+#[test]
+fn devices_and_fifos_are_never_read_as_files() {
+    let office = Office::new();
+    let started = std::time::Instant::now();
+    let out = certwipe(&["identify", "--from", "/dev/zero"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("a character device"), "{}", stderr(&out));
+    office.ok(&["register", "F-1", "--type", "hdd", "--classification", "secret"]);
+    let cert = office.certificate("fifo", &["--asset", "F-1", "--classification", "secret"], false);
+    let out = certwipe(&["cert", "verify", cert.to_str().unwrap(), "--allowed-signers", "/dev/zero"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not a regular file"), "{}", stderr(&out));
+    let fifo = format!("{}.witness-1.json", cert.display());
+    nix::unistd::mkfifo(Path::new(&fifo), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let out = certwipe(&[
+        "cert",
+        "verify",
+        cert.to_str().unwrap(),
+        "--allowed-signers",
+        office.allowed.to_str().unwrap(),
+    ]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("missing or unreadable"), "{said}");
+    office.refused(&["import", cert.to_str().unwrap()], "missing or unreadable");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "took {:?}", started.elapsed());
+}
+
+/// Issue 15: `--asset-template '{seq:0100000}'` panicked; `--report` naming the
+/// target replaced the wiped image with the report; an audit of another file
+/// of the same size and content passed.
+#[test]
+fn a_template_a_report_path_and_an_audit_cannot_be_turned_against_the_record() {
+    let out = certwipe(&["station", "--yes", "--asset-template", "{seq:0100000}"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("unknown field"), "{}", stderr(&out));
+    let station = Station::new();
+    let disk = station.dir.path().join("self.img");
+    make_file(&disk, 1 << 20);
+    plant_markers(&disk);
+    let before = std::fs::read(&disk).unwrap();
+    let link = station.dir.path().join("link.json");
+    std::os::unix::fs::symlink(&disk, &link).unwrap();
+    for report in [disk.to_str().unwrap(), link.to_str().unwrap()] {
+        let out = certwipe(&["wipe", "--yes", "--report", report, disk.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains("is the target"), "{}", stderr(&out));
+    }
+    assert_eq!(std::fs::read(&disk).unwrap(), before);
+    let cert = station.wipe(&disk, &[]);
+    let copy = station.dir.path().join("copy.img");
+    std::fs::copy(&disk, &copy).unwrap();
+    let audit = |target: &Path| {
+        certwipe(&[
+            "audit",
+            target.to_str().unwrap(),
+            "--cert",
+            cert.to_str().unwrap(),
+            "--allowed-signers",
+            station.allowed.to_str().unwrap(),
+        ])
+    };
+    assert_eq!(audit(&disk).status.code(), Some(0), "{}", stderr(&audit(&disk)));
+    let out = audit(&copy);
+    assert_eq!(out.status.code(), Some(1), "another file passed the audit");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("it is the file") && said.contains("audit FAILED"), "{said}");
+}
+
+/// Issue 15: `wipe /dev/loopN FILE` where FILE backs the loop device wiped one
+/// medium twice, as two.
+#[test]
+fn a_loop_device_and_the_file_behind_it_are_one_medium() {
+    if !have_root() {
+        return;
+    }
+    let device = LoopDevice::new(Backing::Disk, 1 << 20, 512);
+    plant_markers(&device.backing);
+    let before = std::fs::read(&device.backing).unwrap();
+    let out = certwipe(&["wipe", "--yes", device.path.to_str().unwrap(), device.backing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("it is the file behind {}", device.path.display())),
+        "{}",
+        stderr(&out)
+    );
+    let out = certwipe(&["wipe", "--yes", device.backing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&device.backing).unwrap(), before, "refused: nothing written");
 }

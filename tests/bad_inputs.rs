@@ -96,10 +96,10 @@ fn record_flags_that_break_the_rules_or_do_not_parse() {
 fn a_target_given_twice_or_under_two_names() {
     let s = Scratch::new();
     let image = s.image();
-    s.refused(&["wipe", "--yes", image, image], "are the same file");
+    s.refused(&["wipe", "--yes", image, image], "are the same medium");
     let link = s.path("alias.img");
     std::os::unix::fs::symlink(image, &link).unwrap();
-    s.refused(&["wipe", "--yes", &link, image], "are the same file");
+    s.refused(&["wipe", "--yes", &link, image], "are the same medium");
 }
 
 #[test]
@@ -113,7 +113,7 @@ fn the_same_device_under_two_names() {
     std::os::unix::fs::symlink(&device.path, &link).unwrap();
     let out = certwipe(&["wipe", "--yes", device.path.to_str().unwrap(), link.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("are the same device"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("are the same medium"), "{}", stderr(&out));
 }
 
 #[test]

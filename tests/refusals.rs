@@ -158,7 +158,7 @@ fn the_same_target_under_two_names_is_refused() {
     std::os::unix::fs::symlink(&image, &link).unwrap();
     let out = certwipe(&["wipe", "--yes", image.to_str().unwrap(), link.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("are the same file"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("are the same medium"), "{}", stderr(&out));
 }
 
 #[test]

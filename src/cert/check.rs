@@ -23,8 +23,18 @@ pub fn inconsistencies(cert: &Certificate) -> Vec<String> {
         fail("the medium's size or sector size is zero".into());
         return problems;
     }
-    if humantime::parse_rfc3339(&cert.issued_at).is_err() {
-        fail(format!("issued_at {:?} is not an RFC 3339 UTC time", cert.issued_at));
+    match humantime::parse_rfc3339(&cert.issued_at) {
+        Err(_) => fail(format!("issued_at {:?} is not an RFC 3339 UTC time", cert.issued_at)),
+        Ok(issued) => {
+            // Issued once the sanitization ended, never before it.
+            let finished = humantime::parse_rfc3339(&s.finished_at);
+            if finished.is_ok_and(|finished| issued + super::judge::CLOCK_TOLERANCE < finished) {
+                fail(format!(
+                    "issued_at {} is before the sanitization finished ({})",
+                    cert.issued_at, s.finished_at
+                ));
+            }
+        }
     }
     let proven = s.status == Status::Erased;
     let allowed = s.technique.category(cert.medium.media_type, proven);

@@ -348,6 +348,7 @@ fn summary_line(outcome: &Outcome) -> String {
 /// Inspects every target and refuses the whole run if any is unsafe, so a typo in a
 /// list of devices never wipes the others half-way through a batch.
 pub fn inspect_all(paths: &[PathBuf], system: &SystemUse) -> Result<Vec<Inspected>, Failure> {
+    // By the medium itself: a loop device and the file behind it are one.
     let mut seen: HashMap<(u64, u64), &Path> = HashMap::new();
     let mut targets = Vec::new();
     for path in paths {
@@ -359,12 +360,11 @@ pub fn inspect_all(paths: &[PathBuf], system: &SystemUse) -> Result<Vec<Inspecte
                 target.refusals.join("; ")
             )));
         }
-        if let Some(first) = seen.insert(target.key, path) {
+        if let Some(first) = seen.insert(target.medium_key(), path) {
             return Err(Failure::usage(format!(
-                "{} and {} are the same {}; give each target once",
+                "{} and {} are the same medium; give each target once",
                 first.display(),
                 path.display(),
-                if target.key.1 == 0 { "device" } else { "file" }
             )));
         }
         targets.push(target);
@@ -399,6 +399,17 @@ pub fn report_paths(report: Option<&Path>, targets: &[Inspected]) -> Result<Vec<
     };
     for path in &paths {
         let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        // The report replaces its file: it must not be a target.
+        let resolved = std::fs::canonicalize(path)
+            .or_else(|_| std::fs::canonicalize(dir).map(|d| d.join(path.file_name().unwrap_or_default())))
+            .unwrap_or_else(|_| path.clone());
+        if let Some(target) = targets.iter().find(|t| Path::new(&t.identity.resolved_path) == resolved) {
+            return Err(Failure::usage(format!(
+                "--report {} is the target {} itself: the report would replace what was wiped; write it elsewhere",
+                path.display(),
+                target.identity.path
+            )));
+        }
         crate::durable::check_writable_dir(dir).map_err(|e| {
             Failure::usage(format!(
                 "cannot write the report {}: {e}; choose another --report",

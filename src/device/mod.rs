@@ -161,9 +161,27 @@ impl Identity {
         ]
     }
 
-    /// Reasons to believe `now` is not the medium this identity describes.
+    /// Reasons to believe `now` is not the medium this identity describes. An
+    /// image file is the file at its path, and a loop device the file behind
+    /// it: another file of the same size and content is another medium.
     pub fn differences(&self, now: &Identity) -> Vec<String> {
         let mut problems = Vec::new();
+        if self.kind != now.kind {
+            problems.push(format!("it is a {:?}, the record says {:?}", now.kind, self.kind));
+        }
+        if self.kind == TargetKind::ImageFile && self.resolved_path != now.resolved_path {
+            problems.push(format!(
+                "it is the file {}, the record says {}",
+                now.resolved_path, self.resolved_path
+            ));
+        }
+        if self.backing_file != now.backing_file {
+            problems.push(format!(
+                "the file behind it is {}, the record says {}",
+                now.backing_file.as_deref().unwrap_or("none"),
+                self.backing_file.as_deref().unwrap_or("none")
+            ));
+        }
         if self.size_bytes != now.size_bytes {
             problems.push(format!("size is {} bytes, the record says {}", now.size_bytes, self.size_bytes));
         }
@@ -313,6 +331,31 @@ pub struct Inspected {
     /// Files: the inode change time at inspection. Inode numbers are reused, so a
     /// file replaced under the same name is recognised by this.
     pub changed_at: Option<(i64, i64)>,
+    /// Loop devices: device+inode of the file behind it, the medium itself.
+    pub backing: Option<(u64, u64)>,
+}
+
+impl Inspected {
+    /// What identifies the medium itself: the file behind a loop device, else
+    /// the device or file. `/dev/loop0` and the file behind it are one medium.
+    pub fn medium_key(&self) -> (u64, u64) {
+        self.backing.unwrap_or(self.key)
+    }
+}
+
+/// Device+inode of the file behind a loop device, if it has one.
+fn loop_backing(block: &SysBlock) -> Option<(u64, u64)> {
+    let raw = block.disk()?.attr("loop/backing_file")?;
+    let meta = fs::metadata(raw.strip_suffix(" (deleted)").unwrap_or(&raw)).ok()?;
+    Some((meta.dev(), meta.ino()))
+}
+
+/// The attached loop device whose backing file is `file` (by device+inode).
+fn loop_over(file: (u64, u64)) -> Option<String> {
+    sysfs::whole_disk_names()
+        .into_iter()
+        .filter(|name| name.starts_with("loop"))
+        .find(|name| SysBlock::by_name(name).and_then(|b| loop_backing(&b)) == Some(file))
 }
 
 /// Every whole block device, as `list` shows them.
@@ -327,7 +370,8 @@ pub fn list_all(system: &SystemUse) -> Vec<Inspected> {
             let identity = block_identity(&path, &path, &b, system);
             let refusals = refusals_of(&identity);
             let key = (libc::makedev(b.devnum.major, b.devnum.minor), 0);
-            Inspected { identity, key, refusals, changed_at: None }
+            let backing = loop_backing(&b);
+            Inspected { identity, key, refusals, changed_at: None, backing }
         })
         .collect()
 }
@@ -354,7 +398,8 @@ pub fn inspect(path: &Path, system: &SystemUse) -> Result<Inspected, DeviceError
             SysBlock::by_devnum(devnum).ok_or_else(|| DeviceError::NotFound { path: shown.clone() })?;
         let identity = block_identity(&shown, &resolved.display().to_string(), &block, system);
         let refusals = refusals_of(&identity);
-        return Ok(Inspected { identity, key: (meta.rdev(), 0), refusals, changed_at: None });
+        let backing = loop_backing(&block);
+        return Ok(Inspected { identity, key: (meta.rdev(), 0), refusals, changed_at: None, backing });
     }
     if !file_type.is_file() {
         return Err(DeviceError::UnsupportedFileType { path: shown });
@@ -363,12 +408,18 @@ pub fn inspect(path: &Path, system: &SystemUse) -> Result<Inspected, DeviceError
     if system.is_swap_file(path) {
         refusals.push("it is an active swap file; run swapoff first".to_string());
     }
+    if let Some(device) = loop_over((meta.dev(), meta.ino())) {
+        refusals.push(format!(
+            "it is the file behind /dev/{device}, which is in use as a disk; wipe /dev/{device} instead, or detach it first (losetup -d /dev/{device})"
+        ));
+    }
     let identity = image_identity(&shown, &resolved, meta.len());
     Ok(Inspected {
         identity,
         key: (meta.dev(), meta.ino()),
         refusals,
         changed_at: Some((meta.ctime(), meta.ctime_nsec())),
+        backing: None,
     })
 }
 

@@ -725,3 +725,91 @@ pub fn tampering_fixture(office: &Office) {
     );
     office.ok(&["approve", "A-2", "--role", "witness", "--name", "Zhang San"]);
 }
+
+/// What a forged countersignature says about itself.
+pub struct Forgery<'a> {
+    pub role: &'a str,
+    pub name: &'a str,
+    /// `RFC 3339`; now when `None`.
+    pub signed_at: Option<String>,
+    /// The key the statement names; the signing key's own when `None`.
+    pub names_key: Option<String>,
+    /// The SSHSIG namespace; the role's (`certwipe-ROLE`) when `None`.
+    pub namespace: Option<&'a str>,
+}
+
+impl<'a> Forgery<'a> {
+    pub fn new(role: &'a str, name: &'a str) -> Forgery<'a> {
+        Forgery { role, name, signed_at: None, names_key: None, namespace: None }
+    }
+}
+
+/// Countersigns `cert` by hand (statement and both signatures made with stock
+/// ssh-keygen), bypassing certwipe's own refusal, as a forger would.
+pub fn forge_countersignature(cert: &Path, key: &Path, forgery: &Forgery<'_>, n: u32) {
+    use certwipe::cert::files::{Role, STATEMENT_FORMAT, Statement};
+    let bytes = std::fs::read(cert).unwrap();
+    let parsed: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let role = forgery.role;
+    let statement = Statement {
+        format: STATEMENT_FORMAT.into(),
+        certificate_id: parsed["certificate_id"].as_str().unwrap().into(),
+        certificate_sha256: certwipe::stream::sha256_hex(&bytes),
+        role: Role::from_name(role).unwrap(),
+        name: forgery.name.into(),
+        title: None,
+        organisation: None,
+        signed_at: forgery.signed_at.clone().unwrap_or_else(certwipe::engine::report::now),
+        key_fingerprint: forgery.names_key.clone().unwrap_or_else(|| fingerprint(key)),
+    };
+    let stem = format!("{}.{role}-{n}", cert.display());
+    std::fs::write(format!("{stem}.json"), certwipe::cert::canonical::to_bytes(&statement)).unwrap();
+    let namespace = forgery.namespace.map_or(format!("certwipe-{role}"), str::to_string);
+    for (file, signature) in [
+        (format!("{stem}.json"), format!("{stem}.json.sig")),
+        (cert.display().to_string(), format!("{stem}.sig")),
+    ] {
+        // Signing standard input leaves the file's own .sig alone.
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-Y", "sign", "-n", &namespace, "-f"])
+            .arg(key)
+            .stdin(std::fs::File::open(&file).unwrap())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        std::fs::write(signature, out.stdout).unwrap();
+    }
+}
+
+pub fn remove_countersignature(cert: &Path, role: &str, n: u32) {
+    for suffix in [".json", ".json.sig", ".sig"] {
+        std::fs::remove_file(format!("{}.{role}-{n}{suffix}", cert.display())).unwrap();
+    }
+}
+
+/// Appends `lines` to the allowed-signers file at `allowed`.
+pub fn allow(allowed: &Path, lines: &[u8]) {
+    let mut text = std::fs::read(allowed).unwrap();
+    text.extend_from_slice(lines);
+    std::fs::write(allowed, text).unwrap();
+}
+
+/// The public key of `key` as an allowed_signers line's `keytype base64`.
+pub fn public_of(key: &Path) -> String {
+    let public = std::fs::read_to_string(format!("{}.pub", key.display())).unwrap();
+    public.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+}
+
+/// Rewrites `cert` with `change` applied to its JSON (kept canonical) and re-signs it.
+pub fn rewrite(station: &Station, cert: &Path, change: impl FnOnce(&mut serde_json::Value)) {
+    let mut value: serde_json::Value = serde_json::from_slice(&std::fs::read(cert).unwrap()).unwrap();
+    change(&mut value);
+    // In the certificate's own field order where it still is one (a field
+    // added lands where it belongs), else as edited.
+    let bytes = match serde_json::from_value::<certwipe::cert::Certificate>(value.clone()) {
+        Ok(typed) => typed.to_bytes(),
+        Err(_) => certwipe::cert::canonical::to_bytes(&value),
+    };
+    std::fs::write(cert, bytes).unwrap();
+    station.resign(cert);
+}

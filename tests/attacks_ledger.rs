@@ -1,0 +1,308 @@
+//! Attacks on the ledger and its records that got through in the third trial
+//! (issue 15), each performed for real against a real SQLite ledger (and, in
+//! tests/postgres.rs, PostgreSQL) and asserted refused with the rule it
+//! breaks. `docs/threat-model.md` lists them.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+/// A wiped image's certificate, signed by `key` (not the office's).
+fn certificate_signed_by(office: &Office, key: &Path, name: &str, records: &[&str]) -> std::path::PathBuf {
+    let image = office.dir.path().join(format!("{name}.img"));
+    make_file(&image, 1 << 20);
+    let certs = office.dir.path().join("certs");
+    let args = ["wipe", "--yes", "--cert-dir", certs.to_str().unwrap(), "--sign-key", key.to_str().unwrap()];
+    let out = certwipe(&[&args[..], records, &[image.to_str().unwrap()]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    certificate_of(&certs, name)
+}
+
+/// A key of the attacker's own, listed in an allowed-signers line of his own.
+fn attacker(office: &Office) -> (std::path::PathBuf, String) {
+    let (key, line) = key_for(office.dir.path(), "attacker", "station-9", &["station"]);
+    (key, String::from_utf8(line).unwrap())
+}
+
+#[test]
+fn a_key_planted_in_the_database_is_never_trusted() {
+    let office = Office::new();
+    office.ok(&["register", "MJ-1", "--type", "hdd", "--classification", "secret"]);
+    let kept = office.dir.path().join("head.json");
+    office.ok(&["head", "-o", kept.to_str().unwrap()]);
+    let (key, line) = attacker(&office);
+    // No key of the organisation's, only write access to the database: the
+    // attacker adds his key to the configuration table.
+    let sql = format!("UPDATE config SET value = value || '{line}' WHERE key = 'allowed_signers';");
+    let planted = office.tampered_copy("planted.sqlite", &sql);
+    let ledger = planted.to_str().unwrap();
+    // His certificate is not filed: the list that counts is the office's file.
+    let cert =
+        certificate_signed_by(&office, &key, "his", &["--asset", "MJ-1", "--classification", "secret"]);
+    let out = ledger_at(ledger, &office.key, &office.allowed, &["import", cert.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not listed in the allowed-signers file"), "{}", stderr(&out));
+    // He cannot write with his key, even naming his own list as the trust root...
+    let his_list = office.dir.path().join("his_allowed");
+    std::fs::write(&his_list, format!("{}{line}", std::fs::read_to_string(&office.allowed).unwrap()))
+        .unwrap();
+    let out = ledger_at(ledger, &key, &his_list, &["approve", "MJ-1", "--role", "approver", "--name", "X"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("the list the ledger's configuration records"), "{}", stderr(&out));
+    // ...nor record his list as the ledger's: a change needs a key the list before allowed.
+    let out = ledger_at(ledger, &key, &his_list, &["init"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("the list the ledger recorded before"), "{}", stderr(&out));
+    // And verify, with the office's list, shows the planted key, head or not.
+    for extra in [&[][..], &["--head", kept.to_str().unwrap()][..]] {
+        let (code, said) = verify_ledger(ledger, &office.allowed, extra);
+        assert_eq!(code, 1, "{said}");
+        assert!(said.contains("differ from its last configure entry"), "{said}");
+    }
+    // Without an outside list, verify cannot vouch for anyone.
+    let out = certwipe(&["ledger", "verify", "--ledger", &office.ledger]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("signers NOT checked"));
+}
+
+#[test]
+fn a_retired_key_cannot_sign_by_dating_its_signature_back() {
+    let office = Office::new();
+    office.ok(&["register", "MJ-2", "--type", "hdd", "--classification", "secret"]);
+    // A witness's key retired in 2020, countersigning now, dated 2019.
+    let (retired, line) = key_for(office.dir.path(), "retired", "old.witness", &["witness"]);
+    let line =
+        String::from_utf8(line).unwrap().replace("namespaces=", "valid-before=\"20200101Z\",namespaces=");
+    allow(&office.allowed, line.as_bytes());
+    let cert = office.certificate("back", &["--asset", "MJ-2", "--classification", "secret"], false);
+    let dated = Forgery {
+        signed_at: Some("2019-06-01T00:00:00.000Z".into()),
+        ..Forgery::new("witness", "Old Witness")
+    };
+    forge_countersignature(&cert, &retired, &dated, 1);
+    let (code, said) = verify_cert(&cert, &office.allowed);
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains("before the certificate was issued"), "{said}");
+    remove_countersignature(&cert, "witness", 1);
+    // Dated now, it is simply expired.
+    forge_countersignature(&cert, &retired, &Forgery::new("witness", "Old Witness"), 1);
+    assert!(verify_cert(&cert, &office.allowed).1.contains("expired"));
+    remove_countersignature(&cert, "witness", 1);
+
+    // A station's key retired in 2020 backdates a certificate's issue (and
+    // every time in it) to 2019: a loose certificate is judged at the time it
+    // claims, and says so; the ledger judges it when it files it, and refuses.
+    let (old_station, line) = key_for(office.dir.path(), "old_station", "station-0", &["station"]);
+    let line =
+        String::from_utf8(line).unwrap().replace("namespaces=", "valid-before=\"20200101Z\",namespaces=");
+    allow(&office.allowed, line.as_bytes());
+    let station =
+        Station { dir: tempfile::tempdir().unwrap(), key: old_station, allowed: office.allowed.clone() };
+    let backdated = office.certificate("old", &["--asset", "MJ-2", "--classification", "secret"], false);
+    rewrite(&station, &backdated, |v| {
+        v["issued_at"] = "2019-06-01T10:00:00.000Z".into();
+        v["sanitization"]["started_at"] = "2019-06-01T09:00:00.000Z".into();
+        v["sanitization"]["finished_at"] = "2019-06-01T09:30:00.000Z".into();
+    });
+    let (code, said) = verify_cert(&backdated, &office.allowed);
+    assert!(said.contains("judged at the issue time the certificate claims"), "{code}: {said}");
+    let out =
+        ledger_at(&office.ledger, &office.key, &office.allowed, &["import", backdated.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("expired"), "{}", stderr(&out));
+}
+
+/// `cert verify CERT --allowed-signers ALLOWED`: exit status and everything said.
+fn verify_cert(cert: &Path, allowed: &Path) -> (i32, String) {
+    let out =
+        certwipe(&["cert", "verify", cert.to_str().unwrap(), "--allowed-signers", allowed.to_str().unwrap()]);
+    (out.status.code().unwrap(), String::from_utf8_lossy(&out.stdout).into_owned() + &stderr(&out))
+}
+
+#[test]
+fn one_id_is_one_certificate_and_one_person_signs_it_once_across_imports() {
+    let office = Office::new();
+    office.ok(&["register", "MJ-3", "--type", "hdd", "--classification", "secret"]);
+    let records = ["--asset", "MJ-3", "--classification", "secret", "--destination", "destruction"];
+    let first = office.certificate("first", &records, false);
+    let (approver, line) = key_for(office.dir.path(), "approver", "chen.jie", &["approver", "witness"]);
+    allow(&office.allowed, &line);
+    let out = countersign(&first, &approver, "approver", "Chen Jie", &office.allowed, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    office.ok(&["import", first.to_str().unwrap()]);
+    // A second certificate given the first one's id, with a countersignature of its own.
+    let second = office.certificate("second", &records, false);
+    let id: serde_json::Value = serde_json::from_slice(&std::fs::read(&first).unwrap()).unwrap();
+    let station = Station {
+        dir: tempfile::tempdir().unwrap(),
+        key: office.key.clone(),
+        allowed: office.allowed.clone(),
+    };
+    rewrite(&station, &second, |v| v["certificate_id"] = id["certificate_id"].clone());
+    let out = countersign(&second, &office.validator, "validator", "Wang Fang", &office.allowed, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    office.refused(&["import", second.to_str().unwrap()], "another certificate with id");
+    // The approver comes back as witness of the certificate filed: judged with
+    // what was filed, refused.
+    forge_countersignature(&first, &approver, &Forgery::new("witness", "Chen Jie"), 1);
+    office.refused(&["import", first.to_str().unwrap()], "already signed this certificate as approver");
+    let verified = office.ok(&["verify"]);
+    assert!(verified.contains("1 countersignatures") && verified.contains("intact"), "{verified}");
+}
+
+#[test]
+fn a_statement_that_hides_text_or_names_another_key_is_refused() {
+    let office = Office::new();
+    office.ok(&["register", "MJ-4", "--type", "hdd", "--classification", "secret"]);
+    let cert = office.certificate("hidden", &["--asset", "MJ-4", "--classification", "secret"], false);
+    for (name, said) in [
+        ("Wang Fang\u{1b}[2J\r\nResult: ERASED", "control character U+001B"),
+        ("Wang\u{200b} Fang", "control character U+200B"),
+        ("=HYPERLINK(\"http://x\")\n", "control character U+000A"),
+    ] {
+        forge_countersignature(&cert, &office.validator, &Forgery::new("validator", name), 1);
+        let (code, output) = verify_cert(&cert, &office.allowed);
+        assert_eq!(code, 1, "{output}");
+        assert!(output.contains(said), "{output}");
+        assert!(!output.contains('\u{1b}'), "raw escape reached the terminal");
+        office.refused(&["import", cert.to_str().unwrap()], said);
+        remove_countersignature(&cert, "validator", 1);
+    }
+    let other =
+        Forgery { names_key: Some(fingerprint(&office.key)), ..Forgery::new("validator", "Wang Fang") };
+    forge_countersignature(&cert, &office.validator, &other, 1);
+    let (code, output) = verify_cert(&cert, &office.allowed);
+    assert_eq!(code, 1);
+    assert!(output.contains("the statement names key"), "{output}");
+    office.refused(&["import", cert.to_str().unwrap()], "the statement names key");
+    remove_countersignature(&cert, "validator", 1);
+    // A countersignature cut short after two of its three files counts for nothing.
+    office.countersign(&cert);
+    let stem = format!("{}.validator-1", cert.display());
+    std::fs::copy(format!("{stem}.sig"), format!("{}.witness-1.sig", cert.display())).unwrap();
+    std::fs::copy(format!("{stem}.json.sig"), format!("{}.witness-1.json.sig", cert.display())).unwrap();
+    assert_eq!(verify_cert(&cert, &office.allowed).0, 0, "orphan signature files change nothing");
+    office.ok(&["import", cert.to_str().unwrap()]);
+    let csv = office.ok(&["export", "--csv"]);
+    assert!(!csv.contains('\u{1b}') && csv.contains("validator Wang Fang"), "{csv}");
+}
+
+#[test]
+fn a_decoy_with_another_mediums_serial_receives_nothing() {
+    let office = Office::new();
+    office.ok(&["register", "MJ-5", "--type", "image", "--classification", "secret", "--serial", "S-5"]);
+    office.refused(
+        &["register", "DECOY", "--type", "image", "--classification", "unclassified", "--serial", "S-5"],
+        "serials are unique per media type",
+    );
+    // Planted behind the ledger's back, the decoy is reported and matches nothing.
+    let sql = "INSERT INTO media VALUES ('DECOY', 'image', 'unclassified', NULL, 'S-5', NULL);";
+    let planted = office.tampered_copy("decoy.sqlite", sql);
+    let (code, said) = verify_ledger(planted.to_str().unwrap(), &office.allowed, &[]);
+    assert_eq!(code, 1);
+    assert!(said.contains("DECOY") && said.contains("media table"), "{said}");
+    // Another type may share a serial; a certificate matched by it is then refused.
+    office.ok(&["register", "MJ-6", "--type", "usb", "--classification", "secret", "--serial", "S-5"]);
+    let station = Station {
+        dir: tempfile::tempdir().unwrap(),
+        key: office.key.clone(),
+        allowed: office.allowed.clone(),
+    };
+    let cert = office.certificate("serial", &[], false);
+    rewrite(&station, &cert, |v| {
+        v["medium"]["serial"] = "S-5".into();
+        v["records"]["asset_number"] = serde_json::Value::Null;
+        v["records"]["classification_before"] = "secret".into();
+        v["records"]["classification_after"] = "secret".into();
+    });
+    office.refused(&["import", cert.to_str().unwrap()], "2 media are registered with serial S-5");
+}
+
+#[test]
+fn nothing_more_happens_to_a_destroyed_medium_and_destruction_follows_the_rules() {
+    let office = Office::new();
+    office.ok(&["register", "MJ-7", "--type", "hdd", "--classification", "secret"]);
+    let cert = office.certificate("seven", &["--asset", "MJ-7", "--classification", "secret"], false);
+    let destroy = |date: &str, destroyer: &str, witness: &str| {
+        let args = ["destroy", "MJ-7", "--method", "shred", "--date", date, "--place", "Room 5"];
+        office.ledger(&[&args[..], &["--destroyer", destroyer, "--witness", witness]].concat())
+    };
+    let (code, _, err) = destroy("2026-11-30", "Li Wei", "Zhang San");
+    assert_eq!(code, 2, "destroyed without an approval: {err}");
+    assert!(err.contains("no approval on record"), "{err}");
+    office.ok(&["approve", "MJ-7", "--role", "approver", "--name", "Chen Jie"]);
+    for (date, destroyer, witness, said) in [
+        ("2099-13-45", "Li Wei", "Zhang San", "is not a date"),
+        ("2099-12-31", "Li Wei", "Zhang San", "lies in the future"),
+        ("2026-11-30", "Li Wei", "li  wei", "must be someone else"),
+    ] {
+        let (code, _, err) = destroy(date, destroyer, witness);
+        assert_eq!(code, 2, "{date} {destroyer}/{witness}: {err}");
+        assert!(err.contains(said), "{err}");
+    }
+    let (code, _, err) = destroy("2026-11-30", "Li Wei", "Zhang San");
+    assert_eq!(code, 0, "{err}");
+    office.refused(&["dispose", "MJ-7", "--destination", "manufacturer"], "already destroyed");
+    office.refused(&["import", cert.to_str().unwrap()], "already destroyed");
+    office.refused(&["dispose", "MJ-7", "--destination", "external-reuse"], "already destroyed");
+    assert!(office.ok(&["verify"]).contains("intact"));
+}
+
+#[test]
+fn kept_heads_must_name_a_real_entry_in_the_known_format() {
+    let office = Office::new();
+    office.ok(&["register", "MJ-8", "--type", "hdd", "--classification", "secret"]);
+    let kept = office.dir.path().join("head.json");
+    office.ok(&["head", "-o", kept.to_str().unwrap()]);
+    let station = Station {
+        dir: tempfile::tempdir().unwrap(),
+        key: office.key.clone(),
+        allowed: office.allowed.clone(),
+    };
+    let sign = |change: &dyn Fn(&mut serde_json::Value)| {
+        let mut head: serde_json::Value = serde_json::from_slice(&std::fs::read(&kept).unwrap()).unwrap();
+        change(&mut head);
+        let forged = office.dir.path().join("forged-head.json");
+        std::fs::write(&forged, certwipe::cert::canonical::to_bytes(&head)).unwrap();
+        let _ = std::fs::remove_file(certwipe::cert::files::signature_path(&forged));
+        let status = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-Y", "sign", "-n", "certwipe-ledger", "-f"])
+            .arg(&station.key)
+            .arg(&forged)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        verify_ledger(&office.ledger, &office.allowed, &["--head", forged.to_str().unwrap()])
+    };
+    let (code, said) = sign(&|h| h["seq"] = 0.into());
+    assert_eq!(code, 2, "{said}");
+    assert!(said.contains("entries count from 1"), "{said}");
+    let (code, said) = sign(&|h| h["format"] = "certwipe.ledger-head/v9".into());
+    assert_eq!(code, 2, "{said}");
+    assert!(said.contains("unknown format"), "{said}");
+}
+
+#[test]
+fn the_records_offices_typos_are_refused_and_passwords_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no/such/dir/l.sqlite");
+    let out = certwipe(&["--ledger", missing.to_str().unwrap(), "ledger", "list"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("ledger init"), "{}", stderr(&out));
+    assert!(!dir.path().join("no").exists(), "a read created directories");
+    let out = certwipe(&["ledger", "list", "--ledger", "postgress://station:s3cret@db/ledger"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("unknown scheme"), "{}", stderr(&out));
+    assert!(!Path::new("postgress:").exists());
+    for url in [
+        "postgres://station:s3cret@127.0.0.1:9/ledger",
+        "postgres://station@127.0.0.1:9/ledger?password=s3cret",
+        "postgresql://127.0.0.1:9/ledger?sslmode=disable&PASSWORD=s3cret",
+    ] {
+        let out = certwipe(&["ledger", "list", "--ledger", url]);
+        assert_eq!(out.status.code(), Some(2), "{url}");
+        assert!(!stderr(&out).contains("s3cret"), "{}", stderr(&out));
+    }
+}
