@@ -256,3 +256,48 @@ fn the_records_office_reads_with_a_read_only_role() {
     assert_ne!(out.status.code(), Some(0));
     assert!(stderr(&out).contains("permission denied"), "{}", stderr(&out));
 }
+
+/// Issue 15, on PostgreSQL: a key added straight into the database's
+/// configuration table (no key of the organisation's needed) is never
+/// trusted: not for a certificate, not to write, not to reconfigure.
+#[test]
+fn a_key_planted_in_the_database_is_never_trusted_on_postgresql_either() {
+    let Some(server) = Server::start() else { return };
+    let office = Office::with_ledger(Some(server.database("planted")));
+    office.ok(&["register", "MJ-1", "--type", "hdd", "--classification", "secret"]);
+    let (key, line) = key_for(office.dir.path(), "attacker", "station-9", &["station"]);
+    let line = String::from_utf8(line).unwrap();
+    server.sql("planted", &format!("UPDATE config SET value = value || '{line}' WHERE key = 'allowed_signers'"));
+    let his_list = office.dir.path().join("his_allowed");
+    std::fs::write(&his_list, format!("{}{line}", std::fs::read_to_string(&office.allowed).unwrap())).unwrap();
+    let image = office.dir.path().join("his.img");
+    make_file(&image, 1 << 20);
+    let certs = office.dir.path().join("certs");
+    let out = certwipe(&[
+        "wipe",
+        "--yes",
+        "--cert-dir",
+        certs.to_str().unwrap(),
+        "--sign-key",
+        key.to_str().unwrap(),
+        "--asset",
+        "MJ-1",
+        "--classification",
+        "secret",
+        image.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let cert = certificate_of(&certs, "his");
+    let out = ledger_at(&office.ledger, &office.key, &office.allowed, &["import", cert.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not listed in the allowed-signers file"), "{}", stderr(&out));
+    let out = ledger_at(&office.ledger, &key, &his_list, &["import", cert.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("the list the ledger's configuration records"), "{}", stderr(&out));
+    let out = ledger_at(&office.ledger, &key, &his_list, &["init"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("the list the ledger recorded before"), "{}", stderr(&out));
+    let (code, said) = verify_ledger(&office.ledger, &office.allowed, &[]);
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains("differ from its last configure entry"), "{said}");
+}
