@@ -267,9 +267,13 @@ fn a_key_planted_in_the_database_is_never_trusted_on_postgresql_either() {
     office.ok(&["register", "MJ-1", "--type", "hdd", "--classification", "secret"]);
     let (key, line) = key_for(office.dir.path(), "attacker", "station-9", &["station"]);
     let line = String::from_utf8(line).unwrap();
-    server.sql("planted", &format!("UPDATE config SET value = value || '{line}' WHERE key = 'allowed_signers'"));
+    server.sql(
+        "planted",
+        &format!("UPDATE config SET value = value || '{line}' WHERE key = 'allowed_signers'"),
+    );
     let his_list = office.dir.path().join("his_allowed");
-    std::fs::write(&his_list, format!("{}{line}", std::fs::read_to_string(&office.allowed).unwrap())).unwrap();
+    std::fs::write(&his_list, format!("{}{line}", std::fs::read_to_string(&office.allowed).unwrap()))
+        .unwrap();
     let image = office.dir.path().join("his.img");
     make_file(&image, 1 << 20);
     let certs = office.dir.path().join("certs");

@@ -76,7 +76,7 @@ fn requests_the_page_must_refuse() {
     assert_eq!(status, 405);
     // Every response forbids scripts, and downloads are the exact bytes.
     let (_, response) = page.get("/");
-    assert!(response.contains("Content-Security-Policy: default-src 'none'"), "{response}");
+    assert!(response.to_lowercase().contains("content-security-policy: default-src 'none'"), "{response}");
     let (status, download) = page.get(&format!("/c/{id}/files/{id}.json"));
     assert_eq!(status, 200);
     assert!(download.ends_with(&String::from_utf8(std::fs::read(&cert).unwrap()).unwrap()));
@@ -150,6 +150,15 @@ fn a_tampered_certificate_is_shown_failing() {
         [&id],
     )
     .unwrap();
+    // And another one so that it still reads as a certificate, signed by nobody.
+    let other: String = db
+        .query_row("SELECT certificate_id FROM certificates WHERE number = 'MJ-2026-0042'", [], |r| r.get(0))
+        .unwrap();
+    db.execute(
+        "UPDATE certificates SET json = replace(json, 'Li Wei', 'Li Wex') WHERE number = 'MJ-2026-0042'",
+        [],
+    )
+    .unwrap();
     drop(db);
     let page = Page::start(&office.ledger, &office.allowed);
     let (status, body) = page.get(&format!("/c/{id}?lang=en"));
@@ -161,4 +170,92 @@ fn a_tampered_certificate_is_shown_failing() {
     // The medium's page says the ledger does not verify.
     let (_, body) = page.get("/m/USB-9?lang=en");
     assert!(body.contains("does NOT verify"), "{body}");
+    // A certificate that no longer reads as one is not printed at all...
+    let (status, body) = page.get(&format!("/c/{id}/files/{id}.pdf"));
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("NOT VALID"), "{body}");
+    // ...and one that does is printed NOT VALID where the result would be (issue 15).
+    let Ok(pdftotext) = std::process::Command::new("pdftotext").arg("-v").output() else { return };
+    assert!(pdftotext.status.success());
+    let pdf = office.dir.path().join("served.pdf");
+    let mut stream = std::net::TcpStream::connect(page.address()).unwrap();
+    std::io::Write::write_all(
+        &mut stream,
+        format!("GET /c/{other}/files/{other}.pdf HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    std::io::Read::read_to_end(&mut stream, &mut response).unwrap();
+    let body = response.windows(4).position(|w| w == b"\r\n\r\n").map(|at| &response[at + 4..]).unwrap();
+    std::fs::write(&pdf, body).unwrap();
+    let text = std::process::Command::new("pdftotext").arg(&pdf).arg("-").output().unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("NOT VALID") && !text.contains("digital signature valid"), "{text}");
+}
+
+/// A number from `/proc/PID/status` (`Threads`, `VmRSS` in kB).
+fn proc_status(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(&format!("{field}:"))).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// `GET /` answered within `within`, while others misbehave.
+fn answered_within(page: &Page, within: std::time::Duration) -> bool {
+    let started = std::time::Instant::now();
+    let (status, _) = page.get("/");
+    status == 200 && started.elapsed() < within
+}
+
+/// Issue 15: one client pipelining requests without reading stalled the page
+/// for everyone; a request line without CRLF was buffered without limit
+/// (400 MB sent, 433 MB resident); 3,000 idle connections made 2,887 threads.
+#[test]
+fn no_client_can_stall_the_page_or_make_it_grow() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Duration;
+    let (office, cert) = office_with_history();
+    let page = Page::start(&office.ledger, &office.allowed);
+    let id = certificate_id(&cert);
+    // One client asks for the PDF two hundred times in one go and reads nothing.
+    let mut greedy = TcpStream::connect(page.address()).unwrap();
+    let request = format!("GET /c/{id}/files/{id}.pdf HTTP/1.1\r\nHost: x\r\n\r\n");
+    greedy.write_all(request.repeat(200).as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(answered_within(&page, Duration::from_secs(5)), "a pipelining client stalled the page");
+    // One sends a request line without end: what the page holds for it stays small.
+    let rss_before = proc_status(page.pid(), "VmRSS");
+    let mut endless = TcpStream::connect(page.address()).unwrap();
+    let chunk = vec![b'A'; 1 << 20];
+    let mut sent = 0usize;
+    endless.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    while sent < 200 << 20 && endless.write_all(&chunk).is_ok() {
+        sent += chunk.len();
+    }
+    assert!(sent < 200 << 20, "the page took {sent} bytes of one request line");
+    let grown = proc_status(page.pid(), "VmRSS").saturating_sub(rss_before);
+    assert!(grown < 16 << 10, "resident memory grew by {grown} kB for an endless request line");
+    assert!(answered_within(&page, Duration::from_secs(5)));
+    // Three thousand idle connections (as many as this process may open).
+    let mut idle = Vec::new();
+    for _ in 0..3000 {
+        match TcpStream::connect(page.address()) {
+            Ok(stream) => idle.push(stream),
+            Err(_) => break,
+        }
+    }
+    assert!(idle.len() > 500, "could open only {} connections", idle.len());
+    std::thread::sleep(Duration::from_secs(1));
+    let threads = proc_status(page.pid(), "Threads");
+    assert!(threads <= 16, "{threads} threads for {} idle connections", idle.len());
+    drop(idle);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(answered_within(&page, Duration::from_secs(5)), "idle connections stalled the page");
+    // The greedy client still gets its answers once it reads.
+    greedy.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut first = vec![0u8; 15];
+    greedy.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200 OK");
 }

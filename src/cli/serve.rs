@@ -5,7 +5,7 @@ use clap::Args;
 use super::trust::TrustArgs;
 use super::{EXIT_OK, Failure, signals};
 use crate::ledger::{Ledger, Location};
-use crate::serve::{Site, serve};
+use crate::serve::{Limits, Site, serve};
 
 pub const AFTER_HELP: &str = "\
 Read-only: the page searches by ledger number, serial, certificate id or the
@@ -34,6 +34,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "URL")]
     verify_url: Option<String>,
 
+    /// Requests answered at once, each with its own ledger connection; more
+    /// wait up to 10 s for one, then get 503.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    workers: u16,
+
     #[command(flatten)]
     trust: TrustArgs,
 }
@@ -41,13 +46,31 @@ pub struct ServeArgs {
 pub fn run(args: &ServeArgs, location: Option<&Location>) -> Result<u8, Failure> {
     let allowed = args.trust.require("the page verifies every certificate it shows")?;
     let location = Location::or_default(location);
-    let ledger = Ledger::open_read_only(&location)?.trusting(allowed.clone());
     let verify_url = args.trust.verify_url(args.verify_url.as_ref())?;
+    let sites = (0..args.workers)
+        .map(|_| {
+            let ledger = Ledger::open_read_only(&location)?.trusting(allowed.clone());
+            Ok(Site::new(ledger, allowed.clone(), verify_url.clone()))
+        })
+        .collect::<Result<Vec<Site>, Failure>>()?;
+    let limits = Limits {
+        workers: sites.len(),
+        max_connections: raise_open_files_limit().saturating_sub(64).clamp(64, 4096),
+        ..Limits::default()
+    };
     signals::install();
-    let mut site = Site::new(ledger, allowed, verify_url);
     let ready = |address: std::net::SocketAddr| {
         eprintln!("certwipe: serving ledger {location} read-only at http://{address}/ (Ctrl-C stops)")
     };
-    serve(&args.listen, &mut site, &signals::STOP, &ready)?;
+    serve(&args.listen, sites, limits, &signals::STOP, &ready)?;
     Ok(EXIT_OK)
+}
+
+/// Raises this process's open-file limit to its hard limit (at most 8,192),
+/// so the page can hold that many connections; returns the limit in force.
+fn raise_open_files_limit() -> usize {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return 1024 };
+    let wanted = hard.min(8192).max(soft);
+    if setrlimit(Resource::RLIMIT_NOFILE, wanted, hard).is_ok() { wanted as usize } else { soft as usize }
 }

@@ -391,9 +391,15 @@ fn pdf(site: &Site, id: &str, bundle: &Bundle) -> Response {
         crate::cert::pdf::Options { lang: Lang::Both, font: None, verify_url: site.verify_url.as_deref() };
     match crate::cert::pdf::render(bundle, &judgement, id, &options) {
         Ok(rendered) => Response::download("application/pdf", &format!("{id}.pdf"), rendered.bytes),
+        // A certificate that no longer reads as one cannot be printed; the
+        // page says why, never a result.
         Err(why) => {
-            let body = format!("<p class=\"bad\">{}</p>", text(&why.to_string()));
-            Response::html(500, html::page(Lang::Both, "PDF", &body))
+            let body = format!(
+                "<p class=\"bad\">{} — {}</p>",
+                label(Lang::Both, "无效，无法打印", "NOT VALID, cannot be printed"),
+                text(&why.to_string())
+            );
+            Response::html(422, html::page(Lang::Both, "PDF", &body))
         }
     }
 }

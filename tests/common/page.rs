@@ -45,6 +45,15 @@ impl Page {
         (status, text)
     }
 
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// The page's process id (for its threads and memory).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn get(&self, target: &str) -> (u16, String) {
         self.raw(&format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
     }
