@@ -130,3 +130,81 @@ fn bad_ledger_input_is_refused_clearly() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("no ledger at /proc/no/such/ledger.sqlite"), "{}", stderr(&out));
 }
+
+/// A ledger written before duties had namespaces of their own: every entry
+/// signed in `certwipe`, and a recorded list whose lines name only
+/// `certwipe`. It verifies against the organisation's list with duties,
+/// refuses new writes until `ledger init` records that list, and `ledger init`
+/// (by a key the old list allowed) moves it over once.
+#[test]
+fn a_ledger_from_before_duties_moves_to_the_new_list_once() {
+    let office = Office::new();
+    office.ok(&["register", "OLD-1", "--type", "hdd", "--classification", "secret"]);
+    let old_list = std::fs::read_to_string(&office.allowed)
+        .unwrap()
+        .replace("namespaces=\"certwipe,certwipe-ledger\"", "namespaces=\"certwipe\"")
+        .replace("namespaces=\"certwipe-validator\"", "namespaces=\"certwipe\"");
+    let copy = office.tampered_copy("old.sqlite", "SELECT 1;");
+    {
+        let db = rusqlite::Connection::open(&copy).unwrap();
+        let rows: Vec<(i64, String, String, String, String)> = db
+            .prepare("SELECT seq, number, kind, at, data FROM entries ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let ledger_id: String =
+            db.query_row("SELECT value FROM config WHERE key = 'ledger_id'", [], |r| r.get(0)).unwrap();
+        let mut prev = certwipe::ledger::chain::GENESIS.to_string();
+        for (seq, number, kind, at, data) in rows {
+            let data = if kind == "configure" {
+                let mut value: serde_json::Value = serde_json::from_str(&data).unwrap();
+                value["allowed_signers"] = old_list.clone().into();
+                value.to_string()
+            } else {
+                data
+            };
+            let hash = certwipe::ledger::chain::entry_hash(&prev, seq, &number, &kind, &at, &data);
+            let message = certwipe::ledger::chain::entry_message(&ledger_id, seq, &prev, &hash);
+            let signed = std::process::Command::new("ssh-keygen")
+                .args(["-q", "-Y", "sign", "-n", "certwipe", "-f"])
+                .arg(&office.key)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            std::io::Write::write_all(&mut signed.stdin.as_ref().unwrap(), &message).unwrap();
+            let signature = String::from_utf8(signed.wait_with_output().unwrap().stdout).unwrap();
+            db.execute(
+                "UPDATE entries SET data = ?1, prev_hash = ?2, hash = ?3, signature = ?4 WHERE seq = ?5",
+                rusqlite::params![data, prev, hash, signature, seq],
+            )
+            .unwrap();
+            prev = hash;
+        }
+        db.execute("UPDATE config SET value = ?1 WHERE key = 'allowed_signers'", [&old_list]).unwrap();
+    }
+    let old = copy.to_str().unwrap();
+    // Against the organisation's list with duties, the old entries verify.
+    let (code, said) = verify_ledger(old, &office.allowed, &[]);
+    assert_eq!(code, 0, "{said}");
+    // Against the old list, nobody may write entries any more.
+    let old_allowed = office.dir.path().join("old_allowed");
+    std::fs::write(&old_allowed, &old_list).unwrap();
+    assert_eq!(verify_ledger(old, &old_allowed, &[]).0, 1);
+    // Writing needs the new list recorded first; recording it is allowed once.
+    let register = ["register", "OLD-2", "--type", "hdd", "--classification", "secret"];
+    let out = ledger_at(old, &office.key, &office.allowed, &register);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("record that list with `ledger init`"), "{}", stderr(&out));
+    let out = ledger_at(old, &office.key, &office.allowed, &["init"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = ledger_at(old, &office.key, &office.allowed, &register);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (code, said) = verify_ledger(old, &office.allowed, &[]);
+    assert_eq!(code, 0, "{said}");
+    // The validator's key, a writer by the old list's rule, cannot move a new one.
+    let out = ledger_at(old, &office.validator, &office.allowed, &["init"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}

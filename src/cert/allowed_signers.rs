@@ -182,6 +182,16 @@ impl AllowedSigners {
         Err(NotAllowed { reasons })
     }
 
+    /// Whether any readable line's `namespaces=` option names `namespace`
+    /// (literally or by a pattern).
+    pub fn mentions_namespace(&self, namespace: &str) -> bool {
+        self.lines.iter().any(|line| {
+            line.body.as_ref().is_ok_and(|body| {
+                body.namespaces.as_deref().is_some_and(|ns| match_list(namespace, ns) == Match::Yes)
+            })
+        })
+    }
+
     /// Every principal any readable line grants `key`, in file order, once each.
     pub fn identities(&self, key: &PublicKey) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();

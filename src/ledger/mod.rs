@@ -313,7 +313,7 @@ impl Ledger {
         self.store.write(&mut |tx| {
             let id = match trust::configured(tx)? {
                 Some(current) => {
-                    trust::authorize(&current.list, key, "the list the ledger recorded before")?;
+                    trust::authorize_change(&current.list, key)?;
                     trust::check_still_signed(tx, &current.ledger_id, &new_list)?;
                     current.ledger_id
                 }

@@ -54,7 +54,10 @@ fn tampered(entry: &EntryRow, why: &str) -> LedgerError {
 }
 
 /// Why a `configure` entry does not hold: its hash, or its signature by a key
-/// that `previous` (the list it replaces; its own list for the first) allows.
+/// that `previous` (the list it replaces; its own list for the first) allows
+/// to write the ledger. A list recorded before duties had namespaces of their
+/// own allowed writers in `certwipe`; an entry signed in that namespace is
+/// judged by the rule of its time.
 pub(super) fn succession_problem(
     entry: &EntryRow,
     ledger_id: &str,
@@ -63,11 +66,27 @@ pub(super) fn succession_problem(
     if !chain::hash_matches(entry) {
         return Some("its hash does not match its content".into());
     }
-    match entry_signature(entry, ledger_id, Some(previous), entry_time(entry)) {
+    let at = entry_time(entry);
+    match entry_signature(entry, ledger_id, Some(previous), at) {
         None => Some("it is not signed".into()),
-        Some(Err(why)) => Some(format!("not signed by a key the list before it allows: {why}")),
         Some(Ok(_)) => None,
+        Some(Err(_)) if legacy_writer(entry, ledger_id, previous, at) => None,
+        Some(Err(why)) => Some(format!("not signed by a key the list before it allows: {why}")),
     }
+}
+
+/// Whether `entry` was signed by a writer of a list recorded before duties
+/// had namespaces of their own (none of its lines names `certwipe-ledger`):
+/// such a list allowed writers in `certwipe`. That covers the entries of a
+/// ledger made then, and the one entry that moves it to a list with duties.
+fn legacy_writer(entry: &EntryRow, ledger_id: &str, list: &AllowedSigners, at: SystemTime) -> bool {
+    let Some(Ok(good)) = entry_signature(entry, ledger_id, None, at) else { return false };
+    let key = ssh_key::PublicKey::from_openssh(&good.public_key);
+    predates_duties(list) && key.is_ok_and(|key| list.authorize(&key, None, sign::NAMESPACE, at).is_ok())
+}
+
+fn predates_duties(list: &AllowedSigners) -> bool {
+    !list.mentions_namespace(Duty::Ledger.namespace())
 }
 
 use chain::entry_time;
@@ -117,6 +136,21 @@ pub(super) fn authorize(list: &AllowedSigners, key: &SigningKey, whose: &str) ->
             why: why.to_string(),
         },
     )
+}
+
+/// Whether `key` may record a new list in place of `recorded`: a writer by
+/// `recorded`, or, for a list recorded before duties had namespaces (none of
+/// its lines names `certwipe-ledger`), a key it allows in `certwipe`: that is
+/// how such a ledger moves to a list with duties, once.
+pub(super) fn authorize_change(recorded: &AllowedSigners, key: &SigningKey) -> Result<(), LedgerError> {
+    let legacy = || {
+        predates_duties(recorded)
+            && recorded.authorize(&key.public_key(), None, sign::NAMESPACE, SystemTime::now()).is_ok()
+    };
+    match authorize(recorded, key, "the list the ledger recorded before") {
+        Err(_) if legacy() => Ok(()),
+        other => other,
+    }
 }
 
 /// A new allowed-signers list must still vouch for every entry signed so far.
