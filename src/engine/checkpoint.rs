@@ -175,7 +175,10 @@ impl FileJournal {
     /// The journal of `target` in `dir`, which must be writable.
     pub fn new(dir: &Path, target: &Identity) -> Result<FileJournal, JournalError> {
         let fail = |why: String| JournalError::StateDir { path: dir.display().to_string(), why };
-        std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+        // Made private (whatever the umask), and refused when someone else could write it.
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(dir)
+            .map_err(|e| fail(e.to_string()))?;
         crate::durable::check_private_dir(dir).map_err(|e| fail(e.to_string()))?;
         crate::durable::check_writable_dir(dir).map_err(|e| fail(e.to_string()))?;
         Ok(FileJournal { path: Self::path_for(dir, target) })
