@@ -306,3 +306,56 @@ fn the_records_offices_typos_are_refused_and_passwords_never_shown() {
         assert!(!stderr(&out).contains("s3cret"), "{}", stderr(&out));
     }
 }
+
+/// Issue 15: any key allowed to countersign could sign a certificate as the
+/// station and write ledger entries such as `destroy`; and nothing may be
+/// dated in the future.
+#[test]
+fn a_countersigners_key_is_neither_a_station_nor_a_writer_and_nothing_is_dated_ahead() {
+    let office = Office::new();
+    office.ok(&["register", "MJ-9", "--type", "hdd", "--classification", "secret"]);
+    office.ok(&["approve", "MJ-9", "--role", "approver", "--name", "Chen Jie"]);
+    let destroy = [
+        "destroy",
+        "MJ-9",
+        "--method",
+        "shred",
+        "--date",
+        "2026-11-30",
+        "--place",
+        "Room 5",
+        "--destroyer",
+        "Li Wei",
+        "--witness",
+        "Zhang San",
+    ];
+    let out = ledger_at(&office.ledger, &office.validator, &office.allowed, &destroy);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not permitted for use in signature namespace \"certwipe-ledger\""),
+        "{}",
+        stderr(&out)
+    );
+    let cert = certificate_signed_by(&office, &office.validator, "as-station", &["--asset", "MJ-9"]);
+    let (code, said) = verify_cert(&cert, &office.allowed);
+    assert_eq!(code, 1);
+    assert!(said.contains("not permitted for use in signature namespace \"certwipe\""), "{said}");
+    // Dated a year ahead.
+    let cert = office.certificate("ahead", &["--asset", "MJ-9", "--classification", "secret"], false);
+    let station = Station {
+        dir: tempfile::tempdir().unwrap(),
+        key: office.key.clone(),
+        allowed: office.allowed.clone(),
+    };
+    rewrite(&station, &cert, |v| v["issued_at"] = "2099-01-01T00:00:00.000Z".into());
+    let (code, said) = verify_cert(&cert, &office.allowed);
+    assert_eq!(code, 1);
+    assert!(said.contains("lies in the future"), "{said}");
+    let ahead = office.certificate("ahead2", &["--asset", "MJ-9", "--classification", "secret"], false);
+    let future = Forgery {
+        signed_at: Some("2099-01-01T00:00:00.000Z".into()),
+        ..Forgery::new("validator", "Wang Fang")
+    };
+    forge_countersignature(&ahead, &office.validator, &future, 1);
+    assert!(verify_cert(&ahead, &office.allowed).1.contains("which lies in the future"));
+}
