@@ -22,7 +22,7 @@ use crate::cert::sign::{AllowedSigners, SigningKey};
 use crate::cert::{CertError, Certificate};
 use std::os::fd::AsFd;
 
-use crate::device::{Access, DeviceError, HiddenAreas, Inspected, Medium, TargetKind};
+use crate::device::{Access, DeviceError, HiddenAreas, Inspected, Medium, Protect, TargetKind};
 use crate::drive::ata::AtaDevice;
 use crate::drive::hidden;
 use crate::drive::hidden::MaxAddressCommands;
@@ -57,6 +57,14 @@ pub enum TargetError {
     NoDrive { path: String },
     #[error("{path}: {source} — nothing was written")]
     Refused { path: String, source: crate::drive::sanitize::Refusal },
+    #[error(
+        "{path}: it is protected ({id} is in --protect or the profile's protect list); certwipe never writes it — nothing was written"
+    )]
+    Protected { path: String, id: String },
+    #[error(
+        "{path}: it could not be read to check it against the protect list ({why}) — nothing was written"
+    )]
+    Unchecked { path: String, why: String },
     #[error("{path}: the hidden area cannot be restored: {why} — nothing was written")]
     HiddenNotRestored { path: String, why: String },
     /// After the operator confirmed, restoring changed (or may have changed)
@@ -140,6 +148,8 @@ pub struct Settings {
     /// The drive's own erase instead of overwrite passes (`sanitize`).
     drive_erase: Option<Action>,
     restore: HiddenRestore,
+    /// Media never written, by serial, WWN or content identifier.
+    protect: Protect,
 }
 
 impl Settings {
@@ -161,7 +171,18 @@ impl Settings {
             ledger: None,
             drive_erase: None,
             restore: HiddenRestore::Leave,
+            protect: Protect::default(),
         }
+    }
+
+    /// Media that are never written, whatever else is asked.
+    pub fn with_protect(mut self, protect: Protect) -> Settings {
+        self.protect = protect;
+        self
+    }
+
+    pub fn protect(&self) -> &Protect {
+        &self.protect
     }
 
     /// Each target gets the drive's own erase (`sanitize`) instead of passes.
@@ -220,6 +241,7 @@ impl Settings {
         note: &dyn Fn(&str),
     ) -> Result<Prepared, TargetError> {
         let drive = ask_drive(&mut target, note)?;
+        self.check_protected(&target)?;
         let restore = plan_restore(drive.as_ref(), &target.identity.path, self.restore, note)?;
         let restore = restore.map(|areas| PendingRestore {
             areas,
@@ -241,6 +263,24 @@ impl Settings {
         match self.drive_erase {
             Some(action) => drive_erase_work(medium, target, drive, action),
             None => self.overwrite_work(target, medium, note),
+        }
+    }
+
+    /// A protected medium is refused before anything is written: by the serial
+    /// and WWN it reports (the drive's own, once asked), or by an identifier
+    /// its content carries, read without writing.
+    fn check_protected(&self, target: &Inspected) -> Result<(), TargetError> {
+        if self.protect.is_empty() {
+            return Ok(());
+        }
+        let id = &target.identity;
+        let marks = crate::device::marks::of_target(target)
+            .map_err(|why| TargetError::Unchecked { path: id.path.clone(), why: why.to_string() })?;
+        match self.protect.names(id.serial.as_deref(), id.wwn.as_deref(), Some(&marks)) {
+            Some(protected) => {
+                Err(TargetError::Protected { path: id.path.clone(), id: protected.to_string() })
+            }
+            None => Ok(()),
         }
     }
 

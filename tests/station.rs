@@ -40,20 +40,24 @@ impl HotStick {
     }
 
     fn plug_with(dir: &Path, size: u64, flags: &[&str]) -> HotStick {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let base = 200 + (std::process::id() % 50) * 20;
-        let (index, path) = loop {
-            let index = base + NEXT.fetch_add(1, Ordering::Relaxed) % 1000;
-            if loop_control(LOOP_CTL_ADD, index) >= 0 {
-                break (index, PathBuf::from(format!("/dev/loop{index}")));
-            }
-        };
-        let file = dir.join(format!("stick{index}.img"));
-        make_file(&file, size);
-        plant_markers(&file);
-        let stick = HotStick { path, index, file };
+        let mut stick = Self::slot(PathBuf::new());
+        stick.file = dir.join(format!("stick{}.img", stick.index));
+        make_file(&stick.file, size);
+        plant_markers(&stick.file);
         stick.attach(flags);
         stick
+    }
+
+    /// A new, empty loop device for `file` (attached by `attach`).
+    fn slot(file: PathBuf) -> HotStick {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let base = 200 + (std::process::id() % 50) * 20;
+        loop {
+            let index = base + NEXT.fetch_add(1, Ordering::Relaxed) % 1000;
+            if loop_control(LOOP_CTL_ADD, index) >= 0 {
+                return HotStick { path: PathBuf::from(format!("/dev/loop{index}")), index, file };
+            }
+        }
     }
 
     fn attach(&self, flags: &[&str]) {
@@ -420,4 +424,89 @@ fn with_a_ledger_each_stick_is_filed_under_its_number_and_the_ledgers_rules_hold
     let untouched: Value = serde_json::from_str(&in_ledger(&["show", &number(3), "--json"])).unwrap();
     assert_eq!(untouched["history"].as_array().unwrap().len(), 1);
     assert_eq!(untouched["medium"]["classification"], "top-secret");
+}
+
+/// `len` bytes no other file has, at the start of `file`.
+fn make_unique(file: &Path, len: usize) {
+    let mut bytes = vec![0u8; len];
+    getrandom::fill(&mut bytes).unwrap();
+    let handle = std::fs::OpenOptions::new().write(true).open(file).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&handle, &bytes, 0).unwrap();
+}
+
+/// Issue 21: a disk present at start with no serial whose link resets comes
+/// back as a "new" device (a new disk sequence number, maybe another name).
+/// It is recognised by its content and refused, under the same number and
+/// under another; a different medium under its old number is wiped.
+#[test]
+fn a_medium_present_at_start_that_re_enumerates_is_never_wiped() {
+    if !have_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut present = HotStick::plug(dir.path(), 8 << 20);
+    make_unique(&present.file, 4096);
+    let before = std::fs::read(&present.file).unwrap();
+    let mut station = Station::start_in(dir, &["--stop-after", "1"]);
+    // The link resets: the same file back under the same number.
+    present.unplug();
+    present.attach(&[]);
+    let refused = station.wait_for("refused", Station::of(&present.path)).to_string();
+    assert!(refused.contains("present when the station started"), "{refused}");
+    assert!(refused.contains(&format!("what loop{} held", present.index)), "{refused}");
+    // And under another number.
+    present.unplug();
+    let moved = HotStick::slot(present.file.clone());
+    moved.attach(&[]);
+    let refused = station.wait_for("refused", Station::of(&moved.path)).to_string();
+    assert!(refused.contains("present when the station started"), "{refused}");
+    moved.unplug();
+    drop(moved);
+    // A different medium under the old number is a new medium: wiped.
+    let fresh = station.dir.path().join("fresh.img");
+    make_file(&fresh, 8 << 20);
+    plant_markers(&fresh);
+    make_unique(&fresh, 4096);
+    present.file = fresh.clone();
+    present.attach(&[]);
+    let done = station.wait_for("done", Station::of(&present.path));
+    assert_eq!(done["status"], "erased", "{done}");
+    let (code, _, dir) = station.finish();
+    assert_eq!(code, 0);
+    assert!(!contains_marker(&std::fs::read(&fresh).unwrap()));
+    let original = dir.path().join(format!("stick{}.img", present.index));
+    assert_eq!(std::fs::read(original).unwrap(), before, "the medium present at start was written");
+}
+
+/// Issue 21: `--protect` names media by what they are; a medium carrying a
+/// protected file-system UUID is refused by the station and by `wipe`.
+#[test]
+fn a_protected_file_system_is_never_wiped() {
+    const UUID: &str = "3f8a5c2e-9d41-4b7a-8e6f-1c2d3e4f5a6b";
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("backup.img");
+    make_file(&image, 8 << 20);
+    let made = Command::new("mkfs.ext4").args(["-q", "-F", "-U", UUID]).arg(&image).status();
+    if !made.is_ok_and(|s| s.success()) {
+        assert!(std::env::var_os("CI").is_none(), "CI installs e2fsprogs");
+        return;
+    }
+    let before = std::fs::read(&image).unwrap();
+    let out = certwipe(&["wipe", "--yes", "--protect", &UUID.to_uppercase(), image.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("it is protected ({} is in", UUID.to_uppercase())), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&image).unwrap(), before);
+    if !have_root() {
+        return;
+    }
+    let mut station = Station::start_in(dir, &["--stop-after", "1", "--protect", UUID]);
+    let stick = HotStick::slot(image.clone());
+    stick.attach(&[]);
+    let refused = station.wait_for("refused", Station::of(&stick.path)).to_string();
+    assert!(refused.contains("it is protected"), "{refused}");
+    let other = HotStick::plug(station.dir.path(), 8 << 20);
+    assert_eq!(station.wait_for("done", Station::of(&other.path))["status"], "erased");
+    let (code, _, _dir) = station.finish();
+    assert_eq!(code, 0);
+    assert_eq!(std::fs::read(&image).unwrap(), before, "a protected medium was written");
 }

@@ -157,6 +157,9 @@ pub struct Profile {
     /// The records office's page (`certwipe serve`), e.g. `https://records.example/`:
     /// printed certificates' QR codes then open `<verify_url>/c/<id>?sha256=<hex>`.
     pub verify_url: Option<String>,
+    /// Media never written, by serial, WWN or partition/file-system UUID.
+    #[serde(default)]
+    pub protect: Vec<String>,
 }
 
 /// The default profile, used when it exists and no `--profile` is given.

@@ -94,6 +94,11 @@ impl RecordArgs {
         Ok((records, profile))
     }
 
+    /// The station profile given (or the default one, or none).
+    pub fn profile(&self) -> Result<Profile, Failure> {
+        Ok(Profile::find(self.profile.as_deref())?)
+    }
+
     /// Whether `--asset` was given.
     pub fn has_assets(&self) -> bool {
         !self.assets.is_empty()

@@ -100,7 +100,9 @@ const TICK: Duration = Duration::from_millis(250);
 pub fn run(args: &StationArgs, ledger: Option<&Location>) -> Result<u8, Failure> {
     let setup = Setup::check(args, ledger)?;
     let start = scan::scan(Path::new("/sys"));
-    let snapshot = Snapshot::take(&start);
+    // Every medium present now that the station could ever take is read (never
+    // written) for its content marks, so that it is recognised if it comes back.
+    let snapshot = Snapshot::take(&start, |seen| setup.policy.reaches(seen).then(|| policy::marks_of(seen)));
     setup.announce(args, &snapshot);
     if !args.yes {
         confirm()?;
@@ -315,7 +317,7 @@ impl Station<'_> {
 
     fn prepare(&mut self, seen: &Seen) -> Result<Prepared, String> {
         if let Some(why) = self.snapshot.protects(seen) {
-            return Err(why.to_string());
+            return Err(why);
         }
         if let Some(why) = self.setup.policy.refusal(seen) {
             return Err(why);
@@ -324,6 +326,12 @@ impl Station<'_> {
             .map_err(|e| e.to_string())?;
         if !target.refusals.is_empty() {
             return Err(target.refusals.join("; "));
+        }
+        // A medium without a serial or WWN is told apart from those present at
+        // the start by its content, read without writing.
+        let marks = device::marks::of_target(&target).map_err(|e| e.to_string());
+        if let Some(why) = self.snapshot.recognises(seen, &marks) {
+            return Err(why);
         }
         let identity = policy::medium_identity(seen);
         if !self.setup.policy.again && identity.as_ref().is_some_and(|id| self.erased.contains(id)) {

@@ -15,7 +15,7 @@ use super::output::Ui;
 use super::records_args::RecordArgs;
 use super::{EXIT_FAILED, EXIT_OK, Failure, signals};
 use crate::cert::records::Records;
-use crate::device::{self, Inspected, SystemUse};
+use crate::device::{self, Inspected, Protect, SystemUse};
 use crate::engine::checkpoint;
 use crate::engine::workers::{self, Workers};
 use crate::engine::{Options, VerifyMode};
@@ -98,6 +98,11 @@ pub struct WipeOptions {
     /// (where the report, certificate and PDF went, the ledger number, problems).
     #[arg(long)]
     pub json: bool,
+
+    /// Never write a medium with this serial, WWN, or partition-table or
+    /// file-system UUID (repeat for several; adds to the profile's protect list).
+    #[arg(long, value_name = "ID")]
+    protect: Vec<String>,
 
     #[command(flatten)]
     pub hidden: HiddenArgs,
@@ -191,9 +196,11 @@ impl WipeOptions {
             prng: self.prng.unwrap_or_else(Prng::for_this_cpu),
         };
         let state_dir = self.state_dir.clone().unwrap_or_else(checkpoint::default_state_dir);
+        let protected = self.protect.iter().cloned().chain(self.certificates.records.profile()?.protect);
         let settings =
             Settings::new(Some(plan), resume, options, state_dir, self.state_dir.is_some(), certificates)
-                .with_hidden_restore(self.hidden.restore());
+                .with_hidden_restore(self.hidden.restore())
+                .with_protect(Protect::new(protected));
         Ok((with_ledger(settings, ledger)?, records))
     }
 }

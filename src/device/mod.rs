@@ -4,7 +4,9 @@
 #[cfg(test)]
 pub(crate) mod fake;
 mod ioctl;
+pub mod marks;
 mod medium;
+pub mod protect;
 pub mod sysfs;
 mod usage;
 
@@ -16,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use medium::{Access, CacheBypass, Medium};
+pub use protect::Protect;
 pub use sysfs::DevNum;
 use sysfs::SysBlock;
 pub use usage::{SystemUse, Usage};

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::device::marks::Marks;
 use scan::Seen;
 
 /// The environment variable that lets tests use loop devices as USB sticks.
@@ -61,11 +62,16 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// Whether `seen` hangs where the station takes media from: USB, or a
+    /// test's own loop device.
+    pub fn reaches(&self, seen: &Seen) -> bool {
+        seen.usb_port.is_some() || self.test_loops.as_ref().is_some_and(|t| t.admits(seen))
+    }
+
     /// Why a medium is not the station's to wipe, by transport and size (the
     /// safety checks and the ledger come after).
     pub fn refusal(&self, seen: &Seen) -> Option<String> {
-        let test_loop = self.test_loops.as_ref().is_some_and(|t| t.admits(seen));
-        if seen.usb_port.is_none() && !test_loop {
+        if !self.reaches(seen) {
             return Some("not on USB: the station wipes USB media only".into());
         }
         if let Some(min) = self.min_size.filter(|min| seen.size_bytes < *min) {
@@ -76,6 +82,14 @@ impl Policy {
         }
         None
     }
+}
+
+/// The content marks of a device the station sees, read without writing.
+pub fn marks_of(seen: &Seen) -> Result<Marks, String> {
+    let path = PathBuf::from(format!("/dev/{}", seen.name));
+    let target =
+        crate::device::inspect(&path, &crate::device::SystemUse::read()).map_err(|e| e.to_string())?;
+    crate::device::marks::of_target(&target).map_err(|e| e.to_string())
 }
 
 /// What identifies a medium across plugging it in again: its serial (and size),
@@ -134,6 +148,7 @@ pub fn check_template(template: &str) -> Result<(), String> {
         diskseq: None,
         size_bytes: 0,
         serial: Some("S".into()),
+        wwn: None,
         usb_port: Some("1-1".into()),
         usb_device: None,
         backing_file: None,
@@ -182,6 +197,7 @@ mod tests {
             diskseq: Some(7),
             size_bytes: size,
             serial: Some("AA11".into()),
+            wwn: None,
             usb_port: Some("2-1.3".into()),
             usb_device: None,
             backing_file: None,

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use crate::device::marks::Marks;
 use crate::device::sysfs::{DevNum, read_attr};
 
 /// One whole block device as a scan found it.
@@ -20,6 +21,8 @@ pub struct Seen {
     pub diskseq: Option<u64>,
     pub size_bytes: u64,
     pub serial: Option<String>,
+    /// The World Wide Name, where the device reports one.
+    pub wwn: Option<String>,
     /// The USB port (`2-1.3`), when the device hangs off USB.
     pub usb_port: Option<String>,
     /// The sysfs directory of that USB device (its `remove` powers it off).
@@ -72,6 +75,9 @@ fn read_one(root: &Path, name: &str) -> Option<Seen> {
     let serial = read_attr(&dir.join("device"), "serial")
         .or_else(|| read_attr(&dir, "serial"))
         .and_then(|s| crate::text::from_device(&s));
+    let wwn = read_attr(&dir.join("device"), "wwid")
+        .or_else(|| read_attr(&dir, "wwid"))
+        .and_then(|s| crate::text::from_device(&s));
     let usb = usb_device(&dir);
     Some(Seen {
         name: name.to_string(),
@@ -80,6 +86,7 @@ fn read_one(root: &Path, name: &str) -> Option<Seen> {
         // sysfs counts 512-byte units whatever the sector size.
         size_bytes: size_sectors * 512,
         serial,
+        wwn,
         usb_port: usb.as_ref().and_then(|d| d.file_name()).map(|n| n.to_string_lossy().into_owned()),
         usb_device: usb,
         backing_file: read_attr(&dir, "loop/backing_file").map(|f| crate::text::escape(&f).into_owned()),
@@ -109,33 +116,100 @@ fn is_usb_device_name(name: &str) -> bool {
 }
 
 /// The devices present when the station started: never touched while it runs.
-/// A medium is the same one while its device number and disk sequence number
-/// stay; a disk that re-enumerates under another number is still recognised by
-/// its serial.
+/// A medium is recognised as one of them while its device number and disk
+/// sequence number stay; by its serial or WWN when it re-enumerates; and, for
+/// a medium that reports neither (many USB bridges), by its content: the same
+/// size and fingerprint, or a partition-table or file-system identifier in
+/// common ([`marks`]).
 #[derive(Debug, Default)]
 pub struct Snapshot {
     media: BTreeSet<(DevNum, Option<u64>)>,
-    serials: BTreeSet<String>,
+    present: Vec<Present>,
+}
+
+/// One device present at the start, as recorded.
+#[derive(Debug)]
+pub struct Present {
+    pub name: String,
+    /// Where it hangs: its USB port, else its device name.
+    pub slot: String,
+    pub serial: Option<String>,
+    pub wwn: Option<String>,
+    pub size_bytes: u64,
+    /// Its content's marks; `None` when it is not a medium the station could
+    /// ever take (and is never opened), `Some(Err)` when it could not be read.
+    pub marks: Option<Result<Marks, String>>,
 }
 
 impl Snapshot {
-    pub fn take(devices: &[Seen]) -> Snapshot {
+    /// Records `devices`, with the marks `read` gives for each (read-only).
+    pub fn take(devices: &[Seen], read: impl Fn(&Seen) -> Option<Result<Marks, String>>) -> Snapshot {
         let present: Vec<&Seen> = devices.iter().filter(|d| d.size_bytes > 0).collect();
         Snapshot {
             media: present.iter().map(|d| (d.devnum, d.diskseq)).collect(),
-            serials: present.iter().filter_map(|d| d.serial.clone()).collect(),
+            present: present
+                .iter()
+                .map(|d| Present {
+                    name: d.name.clone(),
+                    slot: d.port(),
+                    serial: d.serial.clone(),
+                    wwn: d.wwn.clone(),
+                    size_bytes: d.size_bytes,
+                    marks: read(d),
+                })
+                .collect(),
         }
     }
 
-    /// Why `seen` must be left alone, if it was there when the station started.
-    pub fn protects(&self, seen: &Seen) -> Option<&'static str> {
+    /// Why `seen` must be left alone, by what sysfs says of it, before it is
+    /// opened: it is a device present at the start, or has one's serial or WWN.
+    pub fn protects(&self, seen: &Seen) -> Option<String> {
         if self.media.contains(&(seen.devnum, seen.diskseq)) {
-            return Some("it was present when the station started");
+            return Some("it was present when the station started".into());
         }
-        if seen.serial.as_ref().is_some_and(|s| self.serials.contains(s)) {
-            return Some("a medium with its serial was present when the station started");
+        let same = |a: &Option<String>, b: &Option<String>| a.is_some() && a == b;
+        self.present.iter().find_map(|p| {
+            let by = if same(&p.serial, &seen.serial) {
+                "serial"
+            } else if same(&p.wwn, &seen.wwn) {
+                "WWN"
+            } else {
+                return None;
+            };
+            Some(format!("present when the station started: it has the {by} of {}", p.name))
+        })
+    }
+
+    /// Why a medium that reports no serial and no WWN must be left alone, by
+    /// its content (`marks`, read without writing): it holds what a device
+    /// present at the start held, carries one's partition-table or
+    /// file-system identifier, or sits in the slot of one that could not be
+    /// read then and so cannot be told apart from it. Never a guess in its favour.
+    pub fn recognises(&self, seen: &Seen, marks: &Result<Marks, String>) -> Option<String> {
+        if seen.serial.is_some() || seen.wwn.is_some() {
+            return None;
         }
-        None
+        let marks = match marks {
+            Ok(marks) => marks,
+            Err(why) => {
+                return Some(format!(
+                    "it could not be read to tell it from the media present when the station started ({why})"
+                ));
+            }
+        };
+        self.present.iter().find_map(|p| match &p.marks {
+            Some(Ok(then)) if then.size_bytes == marks.size_bytes && then.fingerprint == marks.fingerprint => {
+                Some(format!("present when the station started: it holds exactly what {} held then", p.name))
+            }
+            Some(Ok(then)) => then.ids.iter().find(|id| marks.ids.contains(id)).map(|id| {
+                format!("present when the station started: it carries {}'s partition-table or file-system id {id}", p.name)
+            }),
+            Some(Err(why)) if p.serial.is_none() && p.wwn.is_none() && p.slot == seen.port() => Some(format!(
+                "{} in this slot could not be read when the station started ({why}), so this medium cannot be told apart from it",
+                p.name
+            )),
+            _ => None,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -290,7 +364,7 @@ mod tests {
         let sys = FakeSys::new();
         sys.disk(SATA, "8:0", 4000, 1, Some("SATA1"));
         let start = sys.scan();
-        let snapshot = Snapshot::take(&start);
+        let snapshot = Snapshot::take(&start, |_| None);
         let mut watch = Watch::starting_with(&start);
         assert!(watch.update(&sys.scan()).is_empty());
         sys.disk(STICK, "8:32", 1000, 11, Some("STICK1"));
@@ -316,12 +390,65 @@ mod tests {
         assert!(snapshot.protects(&stick).is_none());
     }
 
+    fn marks(fingerprint: &str, ids: &[&str]) -> Result<Marks, String> {
+        Ok(Marks {
+            size_bytes: 512_000,
+            fingerprint: fingerprint.into(),
+            ids: ids.iter().map(|s| s.to_string()).collect(),
+        })
+    }
+
+    #[test]
+    fn a_medium_present_at_start_is_known_again_by_serial_wwn_or_content() {
+        const WWN_DISK: &str =
+            "devices/pci0000:00/0000:00:14.0/usb2/2-2/2-2:1.0/host9/target9:0:0/9:0:0:0/block/sdf";
+        let sys = FakeSys::new();
+        sys.disk(STICK, "8:32", 1000, 11, Some("BACKUP1"));
+        sys.disk(BRIDGE, "8:48", 1000, 12, None);
+        sys.disk(HUBS, "8:64", 1000, 13, None);
+        sys.disk(WWN_DISK, "8:80", 1000, 14, None);
+        let wwid = sys.root.path().join(WWN_DISK).join("device/wwid");
+        std::fs::write(&wwid, "naa.5000c500a1b2c3d4\n").unwrap();
+        let start = sys.scan();
+        let snapshot = Snapshot::take(&start, |seen| match seen.name.as_str() {
+            "sdd" => Some(marks("f1", &["uuid-of-sdd"])),
+            "sde" => Some(Err("no medium".into())),
+            _ => None,
+        });
+        // Re-enumerated under other numbers and disk sequence numbers.
+        sys.disk(STICK, "8:96", 1000, 21, Some("BACKUP1"));
+        sys.disk(WWN_DISK, "8:112", 1000, 22, None);
+        let now = sys.scan();
+        let by_name = |name: &str| now.iter().find(|s| s.name == name).unwrap().clone();
+        assert!(snapshot.protects(&by_name("sdc")).unwrap().contains("the serial of sdc"));
+        assert!(snapshot.protects(&by_name("sdf")).unwrap().contains("the WWN of sdf"));
+        // No serial, no WWN: by content.
+        sys.disk(BRIDGE, "8:128", 1000, 23, None);
+        let bridge = sys.scan().into_iter().find(|s| s.name == "sdd").unwrap();
+        assert!(snapshot.protects(&bridge).is_none(), "nothing in sysfs tells it apart");
+        let said = snapshot.recognises(&bridge, &marks("f1", &[])).unwrap();
+        assert!(said.contains("holds exactly what sdd held"), "{said}");
+        let said = snapshot.recognises(&bridge, &marks("f2", &["uuid-of-sdd"])).unwrap();
+        assert!(said.contains("id uuid-of-sdd"), "{said}");
+        assert!(snapshot.recognises(&bridge, &marks("f2", &["other"])).is_none(), "a new medium in its port");
+        let said = snapshot.recognises(&bridge, &Err("I/O error".into())).unwrap();
+        assert!(said.contains("could not be read"), "{said}");
+        // In the slot of one that could not be read at the start, a medium with
+        // no identity of its own is never guessed to be another.
+        sys.disk(HUBS, "8:144", 1000, 24, None);
+        let in_unread_slot = sys.scan().into_iter().find(|s| s.name == "sde").unwrap();
+        let said = snapshot.recognises(&in_unread_slot, &marks("f3", &[])).unwrap();
+        assert!(said.contains("sde in this slot could not be read"), "{said}");
+        let elsewhere = Seen { usb_port: Some("9-9".into()), ..in_unread_slot };
+        assert!(snapshot.recognises(&elsewhere, &marks("f3", &[])).is_none());
+    }
+
     #[test]
     fn an_empty_slot_is_not_a_medium_until_it_has_a_size() {
         let sys = FakeSys::new();
         sys.disk(STICK, "8:32", 0, 11, None);
         let start = sys.scan();
-        let snapshot = Snapshot::take(&start);
+        let snapshot = Snapshot::take(&start, |_| None);
         let mut watch = Watch::starting_with(&start);
         assert!(snapshot.is_empty());
         sys.disk(STICK, "8:32", 1000, 12, None);
