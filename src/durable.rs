@@ -45,6 +45,64 @@ pub fn check_private_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// What certwipe replaces when asked to write over it: only a file of the same
+/// kind that it wrote itself. A PDF, report, head or summary written over a
+/// certificate, its signature or a wiped image would destroy a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Replaceable {
+    Pdf,
+    Report,
+    Head,
+    Signature,
+    Summary,
+}
+
+impl Replaceable {
+    fn name(self) -> &'static str {
+        match self {
+            Replaceable::Pdf => "PDF",
+            Replaceable::Report => "wipe report",
+            Replaceable::Head => "ledger head",
+            Replaceable::Signature => "signature",
+            Replaceable::Summary => "station summary",
+        }
+    }
+
+    /// Whether a file that begins with `head` is one of this kind.
+    fn is(self, head: &[u8]) -> bool {
+        let text = String::from_utf8_lossy(head);
+        match self {
+            Replaceable::Pdf => head.starts_with(b"%PDF-"),
+            Replaceable::Report => text.starts_with("{\n  \"format\": \"certwipe.report/"),
+            Replaceable::Head => text.starts_with("{\n  \"format\": \"certwipe.ledger-head/"),
+            Replaceable::Signature => text.starts_with("-----BEGIN SSH SIGNATURE-----"),
+            Replaceable::Summary => text.starts_with("port,device,") || text.starts_with("{\n  \"erased\":"),
+        }
+    }
+
+    /// Refuses `path` when something is there that is not a file of this
+    /// kind: another file, a directory, a device. A link is replaced, never
+    /// followed, so what it points to is safe either way.
+    pub fn check(self, path: &Path) -> std::io::Result<()> {
+        use std::io::Read;
+        let Ok(meta) = std::fs::symlink_metadata(path) else { return Ok(()) };
+        if meta.file_type().is_symlink() {
+            return Ok(());
+        }
+        let mut head = Vec::new();
+        if meta.is_file() {
+            std::fs::File::open(path)?.take(64).read_to_end(&mut head)?;
+        }
+        if meta.is_file() && self.is(&head) {
+            return Ok(());
+        }
+        Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!("it exists and is not a {} certwipe wrote; certwipe never writes over it", self.name()),
+        ))
+    }
+}
+
 /// Creates `path` with permissions `mode`, whole or not at all, and never replaces
 /// an existing file or link (certificates and keys are records).
 pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {

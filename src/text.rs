@@ -8,35 +8,42 @@
 use std::borrow::Cow;
 
 /// Characters that change how text is shown, or show as nothing, rather than
-/// being shown: C0 and C1 controls (escape sequences, newlines, carriage
-/// returns), DEL, the line and paragraph separators, the bidirectional marks and
-/// overrides that reorder a line, and the invisible ones a name could hide in
-/// (zero-width spaces and joiners, word joiners, the byte-order mark, soft
-/// hyphens, Hangul fillers, Mongolian and variation selectors, tag characters),
-/// so that `Li Wei` and `Li\u{200b} Wei` can never pass for one person.
+/// being shown, so that `Li Wei` and a disguised `Li Wei` can never pass for
+/// one person: by Unicode general category, controls (Cc: escape sequences,
+/// newlines, carriage returns, DEL), format characters (Cf: zero-width spaces
+/// and joiners, word joiners, the byte-order mark, soft hyphens, bidi marks
+/// and overrides, tag characters, Egyptian and shorthand format controls),
+/// line and paragraph separators (Zl, Zp), unassigned code points (Cn), and
+/// spaces other than the plain and the ideographic one (Zs); and the
+/// characters that draw nothing though their category says otherwise (Hangul
+/// fillers, the Braille blank, combining grapheme joiner, Khmer inherent
+/// vowels, Mongolian and other variation selectors).
 pub fn is_hidden(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{00AD}'
-                | '\u{034F}'
-                | '\u{061C}'
-                | '\u{115F}'
-                | '\u{1160}'
-                | '\u{17B4}'
-                | '\u{17B5}'
-                | '\u{180B}'..='\u{180F}'
-                | '\u{200B}'..='\u{200F}'
-                | '\u{2028}'..='\u{202E}'
-                | '\u{2060}'..='\u{206F}'
-                | '\u{3164}'
-                | '\u{FE00}'..='\u{FE0F}'
-                | '\u{FEFF}'
-                | '\u{FFA0}'
-                | '\u{FFF0}'..='\u{FFFB}'
-                | '\u{1D173}'..='\u{1D17A}'
-                | '\u{E0000}'..='\u{E0FFF}'
-        )
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    let blank_by_sight = matches!(
+        c,
+        '\u{034F}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{17B4}'
+            | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{2800}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FFA0}'
+            | '\u{E0100}'..='\u{E01EF}'
+    );
+    blank_by_sight
+        || match c.general_category() {
+            GeneralCategory::Control
+            | GeneralCategory::Format
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+            | GeneralCategory::Unassigned => true,
+            GeneralCategory::SpaceSeparator => c != ' ' && c != '\u{3000}',
+            _ => false,
+        }
 }
 
 /// `text` with every hidden character written as a visible `\u{…}` escape.
@@ -79,7 +86,23 @@ mod tests {
         );
         assert_eq!(escape("abc\u{202e}fed"), "abc\\u{202e}fed");
         assert_eq!(escape("李伟"), "李伟");
-        for invisible in ['\u{200b}', '\u{2060}', '\u{feff}', '\u{3164}', '\u{00ad}', '\u{e0041}'] {
+        for invisible in [
+            '\u{200b}',
+            '\u{2060}',
+            '\u{feff}',
+            '\u{3164}',
+            '\u{00ad}',
+            '\u{e0041}',
+            '\u{2800}',
+            '\u{1bca1}',
+            '\u{13430}',
+            '\u{0890}',
+            '\u{2003}',
+            '\u{00a0}',
+            '\u{202e}',
+            '\u{fe0f}',
+            '\u{10ffff}',
+        ] {
             assert!(is_hidden(invisible), "U+{:04X}", invisible as u32);
         }
         assert!(!is_hidden('\u{3000}') && !is_hidden('王') && !is_hidden('é'));

@@ -438,7 +438,9 @@ fn a_ledger_rewritten_without_a_station_key_is_caught_and_not_written_on() {
     };
     let out = dispose(&copy);
     assert_eq!(out.status.code(), Some(1), "a downgraded medium was released");
-    assert!(stderr(&out).contains("record of medium MJ-2 does not verify"), "{}", stderr(&out));
+    // The newest entry is checked before anything is chained to it.
+    assert!(stderr(&out).contains("newest entry does not verify"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("nothing was written"), "{}", stderr(&out));
     // Stripping the signatures instead.
     let stripped = office.tampered_copy("stripped.sqlite", "UPDATE entries SET signature = NULL;");
     let (code, said) = verify_ledger(stripped.to_str().unwrap(), &office.allowed, &[]);
@@ -625,7 +627,7 @@ fn a_certificate_that_cannot_be_filed_is_refused_before_the_wipe_whatever_the_re
     let ledger = office.ledger.as_str();
     office.ok(&["register", "TS-1", "--type", "hdd", "--classification", "top-secret"]);
     office.ok(&["register", "D-1", "--type", "hdd", "--classification", "secret"]);
-    office.ok(&["approve", "D-1", "--role", "approver", "--name", "Chen Jie"]);
+    office.ok_as_clerk(&["approve", "D-1", "--role", "approver", "--name", "Chen Jie"]);
     let destroy = ["destroy", "D-1", "--method", "shred", "--date", "2026-11-30", "--place", "Room 5"];
     office.ok(&[&destroy[..], &["--destroyer", "Li Wei", "--witness", "Zhang San"]].concat());
     let (key, allowed) = (office.key.to_str().unwrap(), office.allowed.to_str().unwrap());
@@ -884,4 +886,45 @@ fn a_loop_device_and_the_file_behind_it_are_one_medium() {
     let out = certwipe(&["wipe", "--yes", device.backing.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert_eq!(std::fs::read(&device.backing).unwrap(), before, "refused: nothing written");
+}
+
+/// The trial after issue 15: `cert pdf -o` over the certificate, its signature
+/// or the wiped image, `--report` over a certificate, `ledger head -o` over
+/// any file: each replaced a record. Only a file of the same kind certwipe
+/// wrote is ever written over.
+#[test]
+fn outputs_never_write_over_a_record_or_a_medium() {
+    let office = Office::new();
+    let cert = office.certificate("outputs", &[], false);
+    let image = office.dir.path().join("outputs.img");
+    let signature = certwipe::cert::files::signature_path(&cert);
+    let records: Vec<(std::path::PathBuf, Vec<u8>)> = [cert.clone(), signature.clone(), image.clone()]
+        .into_iter()
+        .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+        .collect();
+    for target in [&cert, &signature, &image] {
+        let out = certwipe(&["cert", "pdf", cert.to_str().unwrap(), "-o", target.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains("is not a PDF certwipe wrote"), "{}", stderr(&out));
+    }
+    let other = office.dir.path().join("other.img");
+    make_file(&other, 1 << 20);
+    let out = certwipe(&["wipe", "--yes", "--report", cert.to_str().unwrap(), other.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is not a wipe report certwipe wrote"), "{}", stderr(&out));
+    let (code, _, err) = office.ledger(&["head", "-o", cert.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is not a ledger head certwipe wrote"), "{err}");
+    for (path, bytes) in records {
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "{} was written over", path.display());
+    }
+    // A PDF of its own, a report, a head are written over as asked.
+    let pdf = office.dir.path().join("again.pdf");
+    for _ in 0..2 {
+        let out = certwipe(&["cert", "pdf", cert.to_str().unwrap(), "-o", pdf.to_str().unwrap()]);
+        assert_ne!(out.status.code(), Some(2), "{}", stderr(&out));
+    }
+    let head = office.dir.path().join("head.json");
+    office.ok(&["head", "-o", head.to_str().unwrap()]);
+    office.ok(&["head", "-o", head.to_str().unwrap()]);
 }

@@ -232,11 +232,18 @@ fn nothing_more_happens_to_a_destroyed_medium_and_destruction_follows_the_rules(
     let (code, _, err) = destroy("2026-11-30", "Li Wei", "Zhang San");
     assert_eq!(code, 2, "destroyed without an approval: {err}");
     assert!(err.contains("no approval on record"), "{err}");
+    // Nobody approves his own scrapping: an approval recorded with the key
+    // that records the destruction does not count.
     office.ok(&["approve", "MJ-7", "--role", "approver", "--name", "Chen Jie"]);
+    let (code, _, err) = destroy("2026-11-30", "Li Wei", "Zhang San");
+    assert_eq!(code, 2, "the station approved its own destruction: {err}");
+    assert!(err.contains("no approval on record by anyone but the key recording"), "{err}");
+    office.ok_as_clerk(&["approve", "MJ-7", "--role", "approver", "--name", "Chen Jie"]);
     for (date, destroyer, witness, said) in [
         ("2099-13-45", "Li Wei", "Zhang San", "is not a date"),
         ("2099-12-31", "Li Wei", "Zhang San", "lies in the future"),
         ("2026-11-30", "Li Wei", "li  wei", "must be someone else"),
+        ("2026-11-30", "Li Wei", "Li Wei\u{2800}", "control character U+2800"),
     ] {
         let (code, _, err) = destroy(date, destroyer, witness);
         assert_eq!(code, 2, "{date} {destroyer}/{witness}: {err}");
@@ -314,7 +321,7 @@ fn the_records_offices_typos_are_refused_and_passwords_never_shown() {
 fn a_countersigners_key_is_neither_a_station_nor_a_writer_and_nothing_is_dated_ahead() {
     let office = Office::new();
     office.ok(&["register", "MJ-9", "--type", "hdd", "--classification", "secret"]);
-    office.ok(&["approve", "MJ-9", "--role", "approver", "--name", "Chen Jie"]);
+    office.ok_as_clerk(&["approve", "MJ-9", "--role", "approver", "--name", "Chen Jie"]);
     let destroy = [
         "destroy",
         "MJ-9",
@@ -358,4 +365,158 @@ fn a_countersigners_key_is_neither_a_station_nor_a_writer_and_nothing_is_dated_a
     };
     forge_countersignature(&ahead, &office.validator, &future, 1);
     assert!(verify_cert(&ahead, &office.allowed).1.contains("which lies in the future"));
+}
+
+/// The trial after issue 15: with write access to the database and no key,
+/// entries were deleted or a junk entry added, and the station then signed
+/// new entries on top (a secret medium released for reuse).
+#[test]
+fn a_station_never_builds_on_a_history_cut_or_padded_by_hand() {
+    let office = Office::new();
+    office.ok(&["register", "MJ-2", "--type", "hdd", "--classification", "unclassified", "--serial", "S2"]);
+    let cert = office.certificate(
+        "raised",
+        &["--asset", "MJ-2", "--classification", "secret", "--destination", "destruction"],
+        false,
+    );
+    office.ok(&["import", cert.to_str().unwrap()]);
+    let release = |ledger: &Path| {
+        ledger_at(
+            ledger.to_str().unwrap(),
+            &office.key,
+            &office.allowed,
+            &["dispose", "MJ-2", "--destination", "external-reuse"],
+        )
+    };
+    let last = "(SELECT max(seq) FROM entries)";
+    let reset = "UPDATE media SET classification = 'unclassified' WHERE number = 'MJ-2';";
+    // The reclassification removed (the newest entry), the row set back.
+    let cut = office.tampered_copy("cut.sqlite", &format!("DELETE FROM entries WHERE seq = {last}; {reset}"));
+    let out = release(&cut);
+    assert_ne!(out.status.code(), Some(0), "released: {}", stderr(&out));
+    assert!(stderr(&out).contains("does not verify"), "{}", stderr(&out));
+    // An unsigned entry appended: nothing is chained onto it.
+    let junk = format!(
+        "INSERT INTO entries VALUES ({last} + 1, 'MJ-2', 'approval', '2026-12-01T00:00:00.000Z', '{{}}', 'bogus', 'bogus', NULL);"
+    );
+    let padded = office.tampered_copy("padded.sqlite", &junk);
+    let out = ledger_at(
+        padded.to_str().unwrap(),
+        &office.key,
+        &office.allowed,
+        &["register", "MJ-20", "--type", "hdd", "--classification", "secret"],
+    );
+    assert_ne!(out.status.code(), Some(0), "built on junk: {}", stderr(&out));
+    assert!(stderr(&out).contains("newest entry does not verify"), "{}", stderr(&out));
+    // An entry in the middle removed, others after it.
+    office.ok(&["register", "OTHER-1", "--type", "hdd", "--classification", "secret"]);
+    let reclassify = "(SELECT seq FROM entries WHERE kind = 'reclassify')";
+    let gap =
+        office.tampered_copy("gap.sqlite", &format!("DELETE FROM entries WHERE seq = {reclassify}; {reset}"));
+    let out = release(&gap);
+    assert_ne!(out.status.code(), Some(0), "released across a gap: {}", stderr(&out));
+    // Everything since the certificate cut off, in place: the chain left is
+    // whole, but this station wrote entries the ledger no longer holds.
+    let cert_entry = "(SELECT seq FROM entries WHERE kind = 'certificate')";
+    let db = rusqlite::Connection::open(&office.ledger).unwrap();
+    db.execute_batch(&format!(
+        "DELETE FROM entries WHERE seq >= {cert_entry}; DELETE FROM certificates; DELETE FROM media WHERE number = 'OTHER-1'; {reset}"
+    ))
+    .unwrap();
+    drop(db);
+    let out = release(Path::new(&office.ledger));
+    assert_ne!(out.status.code(), Some(0), "released after a cut: {}", stderr(&out));
+    assert!(stderr(&out).contains("newer entries were cut off"), "{}", stderr(&out));
+    let (code, said) = verify_ledger(&office.ledger, &office.allowed, &[]);
+    assert_eq!(code, 1);
+    assert!(said.contains("which this station wrote"), "{said}");
+}
+
+/// The trial after issue 15: the holder of a station key appended a second
+/// registration of a top-secret medium, as unclassified.
+#[test]
+fn a_second_registration_never_lowers_a_medium() {
+    let office = Office::new();
+    office.ok(&["register", "MJ-7", "--type", "hdd", "--classification", "top-secret", "--serial", "S7"]);
+    let data = r#"{"number":"MJ-7","media_type":"hdd","classification":"unclassified","holder":null,"serial":"S7","notes":null}"#;
+    append_signed_entry(Path::new(&office.ledger), &office.key, "MJ-7", "register", data);
+    let db = rusqlite::Connection::open(&office.ledger).unwrap();
+    db.execute("UPDATE media SET classification = 'unclassified' WHERE number = 'MJ-7'", []).unwrap();
+    drop(db);
+    let (code, said) = verify_ledger(&office.ledger, &office.allowed, &[]);
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains("registers MJ-7 a second time"), "{said}");
+    office.refused(&["dispose", "MJ-7", "--destination", "external-reuse"], "registers MJ-7 a second time");
+    let (_, _, err) = office.ledger(&["list"]);
+    assert!(err.contains("NOT") || err.contains("not what the ledger's signed history records"), "{err}");
+}
+
+/// The trial after issue 15: rows edited by hand were listed and exported as
+/// if recorded, and the CSV printed their control characters raw.
+#[test]
+fn rows_edited_by_hand_are_never_listed_as_recorded() {
+    let office = Office::new();
+    office.ok(&["register", "MJ-8", "--type", "hdd", "--classification", "secret", "--holder", "Dept 3"]);
+    let edited = office.tampered_copy(
+        "edited.sqlite",
+        "UPDATE media SET classification = 'unclassified', holder = 'Dept' || char(27) || '[2J' || char(13) WHERE number = 'MJ-8';",
+    );
+    let ledger = edited.to_str().unwrap();
+    let out = certwipe(&["ledger", "list", "--ledger", ledger]);
+    assert_eq!(out.status.code(), Some(0));
+    let (said, warned) = (String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(said.contains("NOT AS RECORDED") && warned.contains("medium MJ-8"), "{said}{warned}");
+    let out = certwipe(&["ledger", "export", "--csv", "--ledger", ledger]);
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert!(!csv.contains('\u{1b}') && !csv.contains("[2J\r"), "{csv}");
+    assert!(csv.contains("NOT as recorded"), "{csv}");
+    let out = certwipe(&["ledger", "show", "MJ-8", "--ledger", ledger]);
+    assert!(stderr(&out).contains("not what the ledger's signed history records"), "{}", stderr(&out));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains('\u{1b}'));
+    // A command whose reader goes away ends quietly, never with a panic.
+    let mut child = certwipe_command()
+        .args(["ledger", "show", "MJ-8", "--ledger", &office.ledger])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    // Invisible characters of every kind are refused at input.
+    for holder in ["Li\u{1bca1} Wei", "Li\u{13430}Wei", "Li\u{2800}Wei", "Li\u{2003}Wei"] {
+        let (code, _, err) = office.ledger(&[
+            "register",
+            "H-1",
+            "--type",
+            "hdd",
+            "--classification",
+            "secret",
+            "--holder",
+            holder,
+        ]);
+        assert_eq!(code, 2, "{holder:?}: {err}");
+    }
+}
+
+/// The trial after issue 15: a certificate signed with a key retired since,
+/// dated back to when it was valid, verified without a word of warning.
+#[test]
+fn a_retired_keys_loose_certificate_is_flagged_and_never_filed() {
+    let office = Office::new();
+    office.ok(&["register", "MJ-10", "--type", "hdd", "--classification", "secret"]);
+    let (old, line) = key_for(office.dir.path(), "old", "station-0", &["station"]);
+    let line =
+        String::from_utf8(line).unwrap().replace("namespaces=", "valid-before=\"20260601Z\",namespaces=");
+    allow(&office.allowed, line.as_bytes());
+    let station = Station { dir: tempfile::tempdir().unwrap(), key: old, allowed: office.allowed.clone() };
+    let cert = office.certificate("retired", &["--asset", "MJ-10", "--classification", "secret"], false);
+    rewrite(&station, &cert, |v| {
+        v["issued_at"] = "2026-05-20T10:00:00.000Z".into();
+        v["sanitization"]["started_at"] = "2026-05-20T09:00:00.000Z".into();
+        v["sanitization"]["finished_at"] = "2026-05-20T09:30:00.000Z".into();
+    });
+    let (_, said) = verify_cert(&cert, &office.allowed);
+    assert!(said.contains("WARNING: the station key") && said.contains("no longer valid now"), "{said}");
+    office.refused(&["import", cert.to_str().unwrap()], "expired");
 }

@@ -143,7 +143,8 @@ fn a_ledger_from_before_duties_moves_to_the_new_list_once() {
     let old_list = std::fs::read_to_string(&office.allowed)
         .unwrap()
         .replace("namespaces=\"certwipe,certwipe-ledger\"", "namespaces=\"certwipe\"")
-        .replace("namespaces=\"certwipe-validator\"", "namespaces=\"certwipe\"");
+        .replace("namespaces=\"certwipe-validator\"", "namespaces=\"certwipe\"")
+        .replace("namespaces=\"certwipe-ledger\"", "namespaces=\"certwipe\"");
     let copy = office.tampered_copy("old.sqlite", "SELECT 1;");
     {
         let db = rusqlite::Connection::open(&copy).unwrap();

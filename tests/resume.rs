@@ -315,3 +315,58 @@ fn journals_and_certificates_are_kept_only_in_directories_nobody_else_can_write(
         assert!(stderr(&out).contains("belongs to uid 65534"), "{}", stderr(&out));
     }
 }
+
+/// The trial after issue 15: a journal copied onto another medium, saying
+/// its first two passes were written and read back and the third had not
+/// started. The medium must hold the second pass (or the third, near the
+/// start); another medium's content is refused, so no certificate claims
+/// passes nobody wrote.
+#[test]
+fn a_journal_put_on_another_medium_is_refused_even_between_passes() {
+    use certwipe::engine::checkpoint::InFlight;
+    let dir = tempfile::tempdir().unwrap();
+    let wiped = dir.path().join("wiped.img");
+    make_file(&wiped, SIZE);
+    let (code, report) = wipe_with_report(&wiped, &["--method", "dod-short", "--verify", "all"]);
+    assert_eq!(code, 0, "{}", report.status_reason);
+    let other = dir.path().join("other.img");
+    make_file(&other, SIZE);
+    plant_markers(&other);
+    let before = std::fs::read(&other).unwrap();
+    let inspected = certwipe::device::inspect(&other, &certwipe::device::SystemUse::read()).unwrap();
+    let plan = certwipe::method::Plan::from_method(certwipe::method::find("dod-short").unwrap(), 1).unwrap();
+    let options = certwipe::engine::Options {
+        verify: certwipe::engine::report::VerifyMode::All,
+        ..certwipe::engine::Options::default()
+    };
+    let mut journal = Checkpoint::start(&inspected.identity, &plan, &options);
+    journal.passes = report.passes[..2].to_vec();
+    journal.current = Some(InFlight {
+        index: 3,
+        content: report.passes[2].content.clone(),
+        phase: Phase::Writing,
+        offset: 0,
+        started_at: report.started_at.clone(),
+        seconds: 0.0,
+        unwritten: Vec::new(),
+        write: None,
+        sample: None,
+        bytes_read: 0,
+        mismatches: Vec::new(),
+        unreadable: Vec::new(),
+    });
+    write_journal(&other, &journal);
+    let out = certwipe(&[
+        "wipe",
+        "--yes",
+        "--resume",
+        "--method",
+        "dod-short",
+        "--verify",
+        "all",
+        other.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("does not hold what the interrupted wipe wrote"), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&other).unwrap(), before, "refused: nothing written");
+}

@@ -259,3 +259,48 @@ fn no_client_can_stall_the_page_or_make_it_grow() {
     greedy.read_exact(&mut first).unwrap();
     assert_eq!(&first, b"HTTP/1.1 200 OK");
 }
+
+/// The trial after issue 15: one client holding every connection the page
+/// allows (and reopening those closed) kept everyone else out. At the limit,
+/// a new connection takes the place of the one idle the longest.
+#[test]
+fn clients_holding_every_connection_cannot_keep_another_out() {
+    use std::time::Duration;
+    let (office, _) = office_with_history();
+    let page = Page::start_with(&office.ledger, &office.allowed, &["--max-connections", "32"]);
+    let mut held: Vec<std::net::TcpStream> =
+        (0..100).filter_map(|_| std::net::TcpStream::connect(page.address()).ok()).collect();
+    assert!(held.len() >= 64, "{} connections", held.len());
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..3 {
+        assert!(answered_within(&page, Duration::from_secs(5)), "connections held idle kept a client out");
+        held.extend((0..32).filter_map(|_| std::net::TcpStream::connect(page.address()).ok()));
+    }
+    assert!(proc_status(page.pid(), "Threads") <= 16);
+}
+
+/// The trial after issue 15: a certificate the ledger refused, inserted into
+/// its database by hand, was shown VALID (with an ERASED PDF) by the page.
+#[test]
+fn a_certificate_put_into_the_database_by_hand_is_not_valid_on_the_page() {
+    let office = Office::new();
+    office.ok(&["register", "MJ-11", "--type", "hdd", "--classification", "secret"]);
+    let cert = office.certificate("by-hand", &["--asset", "MJ-11", "--classification", "secret"], false);
+    let bytes = std::fs::read(&cert).unwrap();
+    let signature = std::fs::read_to_string(certwipe::cert::files::signature_path(&cert)).unwrap();
+    let id = certificate_id(&cert);
+    let db = rusqlite::Connection::open(&office.ledger).unwrap();
+    db.execute(
+        "INSERT INTO certificates VALUES (?1, 'MJ-11', ?2, ?3, ?4)",
+        rusqlite::params![id, certwipe::stream::sha256_hex(&bytes), bytes, signature],
+    )
+    .unwrap();
+    drop(db);
+    let page = Page::start(&office.ledger, &office.allowed);
+    let (status, body) = page.get(&format!("/c/{id}?lang=en"));
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("NOT VALID") && body.contains("no signed ledger entry records this certificate"),
+        "{body}"
+    );
+}

@@ -494,7 +494,11 @@ fn a_protected_file_system_is_never_wiped() {
     let before = std::fs::read(&image).unwrap();
     let out = certwipe(&["wipe", "--yes", "--protect", &UUID.to_uppercase(), image.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains(&format!("it is protected ({} is in", UUID.to_uppercase())), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("it is protected ({} is in", UUID.to_uppercase())),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(std::fs::read(&image).unwrap(), before);
     if !have_root() {
         return;

@@ -208,7 +208,19 @@ pub fn judge(bundle: &Bundle, context: &Context<'_>) -> Judgement {
     }
     let certificate_facts = certificate.as_ref().map(|c| (c.certificate_id.as_str(), issued_at));
     for parts in &bundle.countersignatures {
-        signatures.push(countersignature(bytes, &sha256, certificate_facts, parts, context));
+        let check = countersignature(bytes, &sha256, certificate_facts, parts, context);
+        if let (Ok(_), None, Ok(armored)) =
+            (&check.result, parts.recorded_at, parts.certificate_signature.text())
+        {
+            let duty = Role::from_name(&parts.role).map_or(Duty::Witness, Role::duty);
+            notes.extend(retired_since(
+                bytes,
+                &armored,
+                duty,
+                &Context { trust: context.trust.map(|t| Trust { station: None, ..t }), ..*context },
+            ));
+        }
+        signatures.push(check);
     }
     if context.trust.is_some() && bundle.countersignatures.iter().any(|c| c.recorded_at.is_none()) {
         notes.push(
@@ -267,7 +279,25 @@ fn station_signature(
     let label = bundle.signature.label.clone();
     let result = sign::verify(&bundle.certificate, &armored, Duty::Station, signers)
         .map_err(|source| SignatureProblem::Signature { path: label.clone(), source });
+    if result.is_ok() && bundle.recorded_at.is_none() {
+        notes.extend(retired_since(&bundle.certificate, &armored, Duty::Station, context));
+    }
     Some(SignatureCheck { role: STATION.into(), label, statement: None, result })
+}
+
+/// A loud note when a loose signature's key is valid at the time the document
+/// claims but not now: a key retired (perhaps because it leaked) could have
+/// signed it since and dated it back, which only a ledger that filed it in
+/// time can rule out.
+fn retired_since(bytes: &[u8], armored: &str, duty: Duty, context: &Context<'_>) -> Option<String> {
+    let trust = context.trust?;
+    let now = Signers { allowed: trust.allowed, at: context.now, principal: trust.station };
+    match sign::verify(bytes, armored, duty, Some(now)) {
+        Err(SignatureError::NotAllowed { fingerprint, .. }) => Some(format!(
+            "WARNING: the {duty} key {fingerprint} is no longer valid now; this file claims it was signed while it was, which only a ledger that filed it then can confirm (ledger verify, or the records office's page)"
+        )),
+        _ => None,
+    }
 }
 
 /// One countersignature: its statement (canonical, naming these bytes, this

@@ -152,6 +152,9 @@ pub fn run(command: &CertCommand) -> Result<u8, Failure> {
                 font: args.font.as_deref(),
                 verify_url: verify_url.as_deref(),
             };
+            crate::durable::Replaceable::Pdf
+                .check(&output)
+                .map_err(|e| Failure::usage(format!("-o {}: {e}", output.display())))?;
             let verdict = write_pdf(&args.cert, &output, &options, trust)?;
             println!("{}", output.display());
             Ok(match verdict {

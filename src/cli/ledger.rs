@@ -188,7 +188,8 @@ pub fn run(args: &LedgerArgs, location: Option<&Location>) -> Result<u8, Failure
         | LedgerCommand::Verify(_) => ledger::Access::Read,
         _ => ledger::Access::Write,
     };
-    let mut ledger = Ledger::open_as(&location, access)?;
+    let heads = ledger::heads_file(&crate::engine::checkpoint::default_state_dir());
+    let mut ledger = Ledger::open_as(&location, access)?.remembering(heads);
     let profile = || -> Result<Profile, Failure> { Ok(Profile::find(args.profile.as_deref())?) };
     let anchor_path = match &args.allowed_signers {
         Some(path) => Some(path.clone()),
@@ -265,6 +266,18 @@ pub fn run(args: &LedgerArgs, location: Option<&Location>) -> Result<u8, Failure
 
 fn export(ledger: &mut Ledger, csv: bool) -> Result<(), Failure> {
     let rows = ledger.export_rows()?;
+    warn_unrecorded(
+        &rows
+            .iter()
+            .filter(|r| r["record"].as_str().is_some_and(|s| s.starts_with("NOT")))
+            .map(|r| {
+                (
+                    r["ledger_number"].as_str().unwrap_or("").to_string(),
+                    r["record"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect(),
+    );
     if !csv {
         return print_json(&rows);
     }
@@ -276,6 +289,15 @@ fn export(ledger: &mut Ledger, csv: bool) -> Result<(), Failure> {
 
 /// The signed statement of the chain's head, to stdout or into FILE and FILE.sig.
 fn head(ledger: &mut Ledger, output: Option<&Path>, key: &SigningKey) -> Result<(), Failure> {
+    use crate::durable::Replaceable;
+    if let Some(file) = output {
+        for (path, kind) in [
+            (file.to_path_buf(), Replaceable::Head),
+            (crate::cert::files::signature_path(file), Replaceable::Signature),
+        ] {
+            kind.check(&path).map_err(|e| Failure::usage(format!("-o {}: {e}", path.display())))?;
+        }
+    }
     let (bytes, signature) = ledger.head(key)?;
     let Some(file) = output else {
         print!("{}{signature}", String::from_utf8_lossy(&bytes));
@@ -323,24 +345,39 @@ pub fn describe_import(label: &str, imported: &ledger::Imported) -> String {
 
 fn list(ledger: &mut Ledger, json: bool) -> Result<(), Failure> {
     let media = ledger.media()?;
+    let unrecorded = ledger.unrecorded()?;
     if json {
         return print_json(&media);
     }
     for m in media {
         println!(
-            "{:<16} {:<12} {:<14} {:<20} {}",
+            "{:<16} {:<12} {:<14} {:<20} {}{}",
             escape(&m.number),
             escape(&m.media_type),
             format!("{} {}", m.classification.english(), m.classification.chinese()),
             escape(m.holder.as_deref().unwrap_or("-")),
-            escape(m.serial.as_deref().unwrap_or("-"))
+            escape(m.serial.as_deref().unwrap_or("-")),
+            if unrecorded.contains_key(&m.number) { "  NOT AS RECORDED" } else { "" }
         );
     }
+    warn_unrecorded(&unrecorded);
     Ok(())
 }
 
+/// Media whose rows are not what their histories record, on stderr.
+fn warn_unrecorded(unrecorded: &std::collections::BTreeMap<String, String>) {
+    for (number, why) in unrecorded {
+        eprintln!(
+            "certwipe: warning: medium {}: {}; what is shown is not what the ledger's signed history records — run `certwipe ledger verify`",
+            escape(number),
+            escape(why)
+        );
+    }
+}
+
 fn show(ledger: &mut Ledger, number: &str, json: bool) -> Result<(), Failure> {
-    let (medium, history) = ledger.history(number)?;
+    let (medium, history, problem) = ledger.history(number)?;
+    warn_unrecorded(&problem.map(|why| (medium.number.clone(), why)).into_iter().collect());
     if json {
         return print_json(&json!({"medium": medium, "history": history}));
     }
@@ -404,11 +441,14 @@ fn to_csv(rows: &[serde_json::Value]) -> Result<Vec<u8>, Failure> {
     out.into_inner().map_err(|e| failed(e.into_error().into()))
 }
 
+/// A cell as text a spreadsheet shows as it is: hidden characters (a row
+/// edited in the database could hold any) as visible escapes, and a formula
+/// as text.
 fn spreadsheet_text(value: &serde_json::Value) -> String {
     super::output::spreadsheet_cell(match value {
         serde_json::Value::Null => String::new(),
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
+        serde_json::Value::String(s) => escape(s).into_owned(),
+        other => escape(&other.to_string()).into_owned(),
     })
 }
 
@@ -432,9 +472,11 @@ mod tests {
         let record = reader.records().next().unwrap().unwrap();
         let field = |name: &str| record[header.iter().position(|h| h == name).unwrap()].to_string();
         assert_eq!(field("holder"), "'=HYPERLINK(\"http://evil.example\",\"click\")");
-        assert_eq!(field("notes"), "line one\r\nline \"two\", with a comma");
+        // Hidden characters are spelled out, so a cell can neither break a
+        // line of a printout nor hide text.
+        assert_eq!(field("notes"), "line one\\u{000d}\\u{000a}line \"two\", with a comma");
         assert_eq!(field("serial"), "'+1-555");
-        assert_eq!(field("tab"), "'\tx");
+        assert_eq!(field("tab"), "\\u{0009}x");
         assert_eq!(field("plain"), "MJ-2026-0042");
         assert_eq!(field("missing"), "");
     }

@@ -110,6 +110,12 @@ impl<E: ExitStatus + std::fmt::Display> From<E> for Failure {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(
+        cli.command,
+        Command::Wipe(_) | Command::Station(_) | Command::Sanitize(_) | Command::Serve(_)
+    ) {
+        quit_quietly_on_a_closed_pipe();
+    }
     // Parsed only by the commands that use a ledger, so that a bad
     // CERTWIPE_LEDGER never stops `list` or `cert verify`.
     let location = || -> Result<Option<crate::ledger::Location>, Failure> {
@@ -135,6 +141,19 @@ pub fn main() -> ExitCode {
             ExitCode::from(failure.code)
         }
     }
+}
+
+/// A command that only prints (`ledger show | head -1`) ends quietly, as `cat`
+/// does, when whatever reads its output stops reading: Rust ignores SIGPIPE,
+/// which turns the write into an error that `println!` panics on. Commands
+/// that write media keep ignoring it: their output is written without
+/// panicking, and a closed pipe must never stop a wipe half-way.
+fn quit_quietly_on_a_closed_pipe() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: restoring the default disposition installs no handler, so no
+    // code runs in signal context; nothing else in this process has changed
+    // SIGPIPE's disposition at this point.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }
 
 /// Prints one JSON document on stdout.

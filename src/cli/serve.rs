@@ -39,6 +39,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     workers: u16,
 
+    /// Connections held open at once; at the limit, a new one takes the place
+    /// of the one idle longest [default: what the open-file limit allows, at most 4096]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(16..))]
+    max_connections: Option<u16>,
+
     #[command(flatten)]
     trust: TrustArgs,
 }
@@ -55,7 +60,9 @@ pub fn run(args: &ServeArgs, location: Option<&Location>) -> Result<u8, Failure>
         .collect::<Result<Vec<Site>, Failure>>()?;
     let limits = Limits {
         workers: sites.len(),
-        max_connections: raise_open_files_limit().saturating_sub(64).clamp(64, 4096),
+        max_connections: args
+            .max_connections
+            .map_or_else(|| raise_open_files_limit().saturating_sub(64).clamp(64, 4096), usize::from),
         ..Limits::default()
     };
     signals::install();

@@ -200,6 +200,11 @@ impl Setup {
                 Failure::usage(format!("--report {}: {e}; give a writable directory", dir.display()))
             })?;
         }
+        if let Some(file) = &args.summary {
+            crate::durable::Replaceable::Summary
+                .check(file)
+                .map_err(|e| Failure::usage(format!("--summary {}: {e}", file.display())))?;
+        }
         let (settings, mut records) = args.options.settings(ResumePolicy::WhenJournaled, ledger, 1)?;
         let records = records.pop().flatten();
         let policy = Policy {

@@ -253,7 +253,8 @@ pub fn with_ledger(settings: Settings, ledger: Option<&Location>) -> Result<Sett
             "--ledger needs the allowed signers the ledger is trusted by: give --allowed-signers FILE (or allowed_signers in the profile)",
         )
     })?;
-    Ok(settings.with_ledger(crate::ledger::Ledger::open(location)?.trusting(anchor))?)
+    let heads = crate::ledger::heads_file(&settings.state_dir);
+    Ok(settings.with_ledger(crate::ledger::Ledger::open(location)?.trusting(anchor).remembering(heads))?)
 }
 
 pub fn run(args: &WipeArgs, ledger: Option<&Location>) -> Result<u8, Failure> {
@@ -417,12 +418,15 @@ pub fn report_paths(report: Option<&Path>, targets: &[Inspected]) -> Result<Vec<
                 target.identity.path
             )));
         }
-        crate::durable::check_writable_dir(dir).map_err(|e| {
-            Failure::usage(format!(
-                "cannot write the report {}: {e}; choose another --report",
-                path.display()
-            ))
-        })?;
+        crate::durable::Replaceable::Report
+            .check(path)
+            .and_then(|()| crate::durable::check_writable_dir(dir))
+            .map_err(|e| {
+                Failure::usage(format!(
+                    "cannot write the report {}: {e}; choose another --report",
+                    path.display()
+                ))
+            })?;
     }
     Ok(paths.into_iter().map(Some).collect())
 }

@@ -279,8 +279,14 @@ pub fn from_offset(ranges: &[Range<u64>], offset: u64) -> Vec<Range<u64>> {
 }
 
 /// Checks that `medium` holds what the interrupted run wrote: the same size and
-/// identity, and at spots spread over what the checkpoint says was written, the
-/// very bytes the recorded pass content regenerates. Returns how it knew.
+/// identity, and at spots spread over the medium, the very bytes the recorded
+/// pass content regenerates. Returns how it knew.
+///
+/// Below the offset the journal gives, a spot must hold the pass in flight;
+/// elsewhere the pass before it — or the pass in flight, which may have gone
+/// on for up to one save interval past its last checkpoint. A pass in flight
+/// that recorded no progress is no reason to look at nothing: the medium must
+/// still hold the pass before it (or the new one, near the start).
 pub fn recognise(checkpoint: &Checkpoint, now: &Identity, medium: &dyn BlockIo) -> Result<String, String> {
     let differences = checkpoint.target.differences(now);
     if !differences.is_empty() {
@@ -288,49 +294,85 @@ pub fn recognise(checkpoint: &Checkpoint, now: &Identity, medium: &dyn BlockIo) 
     }
     let sector = medium.sector_size() as u64;
     let size = medium.size();
-    // The newest content known to be on the medium, where, and which sectors to skip.
-    let (content, written, skip) = match &checkpoint.current {
-        Some(f) if f.phase == Phase::Writing && f.offset >= 4096 => {
-            (&f.content, f.offset, f.unwritten.clone())
-        }
+    let unreadable = || "the journal's pass content cannot be regenerated".to_string();
+    let regenerable = |content: &PassContent| content.data().ok_or_else(unreadable);
+    let previous = checkpoint.passes.last();
+    // (content below `written`, content beyond it, sectors to skip)
+    let (below, written, beyond, skip) = match &checkpoint.current {
         Some(f) if f.phase == Phase::Verifying => {
-            (&f.content, size, f.unwritten.iter().chain(&f.mismatches).copied().collect())
+            let skip = f.unwritten.iter().chain(&f.mismatches).copied().collect();
+            (Some(regenerable(&f.content)?), size, None, skip)
         }
-        // A pass had started but recorded no progress: it may have overwritten the
-        // previous pass near the start, and its own content is not known there yet.
-        Some(_) => {
-            return Ok("size and identity match; the interrupted pass had recorded no progress yet".into());
+        Some(f) => {
+            let mut skip: Vec<SectorRange> = f.unwritten.clone();
+            skip.extend(previous.iter().flat_map(|p| p.unwritten.iter().copied()));
+            let before = previous.map(|p| regenerable(&p.content)).transpose()?;
+            (Some(regenerable(&f.content)?), f.offset, before, skip)
         }
-        None => match checkpoint.passes.last() {
-            Some(pass) => (&pass.content, size, pass.unwritten.clone()),
+        None => match previous {
+            Some(pass) => (Some(regenerable(&pass.content)?), size, None, pass.unwritten.clone()),
             None => return Ok("size and identity match; nothing had been written yet".into()),
         },
     };
-    let Some(data) = content.data() else {
-        return Err("the journal's pass content cannot be regenerated".into());
-    };
+    let in_flight = checkpoint.current.as_ref().is_some_and(|f| f.phase == Phase::Writing);
     let bad: Vec<Range<u64>> = skip.iter().map(|r| r.bytes(sector, size)).collect();
-    const SPOTS: u64 = 16;
-    const SPOT: u64 = 4096;
-    let usable = written / SPOT;
     let mut checked = 0;
-    let mut buf = AlignedBuf::new(SPOT as usize);
-    let mut expected = vec![0u8; SPOT as usize];
-    for index in 0..SPOTS.min(usable) {
-        let at = (usable - 1) * index / (SPOTS - 1).max(1) * SPOT;
-        if bad.iter().any(|r| r.start < at + SPOT && at < r.end) {
-            continue;
-        }
-        medium.read_at(&mut buf[..SPOT as usize], at).map_err(|e| format!("reading byte {at}: {e}"))?;
-        data.fill(at, &mut expected);
-        if buf[..SPOT as usize] != expected[..] {
-            return Err(format!(
-                "the medium does not hold what the interrupted wipe wrote at byte {at}: it is another medium, or it changed since"
-            ));
-        }
-        checked += 1;
+    let mut spots = Spots { medium, bad: &bad, checked: &mut checked };
+    spots.check(0..written, &below.iter().collect::<Vec<_>>())?;
+    // Beyond: the pass before (nothing is known of what a first pass found
+    // there), or the pass in flight, which may have run past its checkpoint.
+    if let Some(before) = &beyond {
+        let mut candidates = vec![before];
+        candidates.extend(below.iter().filter(|_| in_flight));
+        spots.check(written..size, &candidates)?;
+    }
+    if checked == 0 && written > 0 {
+        return Err("no spot of the medium could be checked against what the interrupted wipe wrote".into());
     }
     Ok(format!("size and identity match, and {checked} spots hold the content the journal records"))
+}
+
+/// Sixteen 4 KiB spots spread over a range of a medium, each of which must
+/// hold one of the candidate contents.
+struct Spots<'a> {
+    medium: &'a dyn BlockIo,
+    bad: &'a [Range<u64>],
+    checked: &'a mut usize,
+}
+
+impl Spots<'_> {
+    fn check(&mut self, range: Range<u64>, candidates: &[&crate::stream::PassData]) -> Result<(), String> {
+        const SPOTS: u64 = 16;
+        const SPOT: u64 = 4096;
+        let first = range.start.div_ceil(SPOT);
+        let last = range.end / SPOT;
+        if candidates.is_empty() || last <= first {
+            return Ok(());
+        }
+        let mut buf = AlignedBuf::new(SPOT as usize);
+        let mut expected = vec![0u8; SPOT as usize];
+        let count = SPOTS.min(last - first);
+        for index in 0..count {
+            let at = (first + (last - first - 1) * index / (count - 1).max(1)) * SPOT;
+            if self.bad.iter().any(|r| r.start < at + SPOT && at < r.end) {
+                continue;
+            }
+            self.medium
+                .read_at(&mut buf[..SPOT as usize], at)
+                .map_err(|e| format!("reading byte {at}: {e}"))?;
+            let holds = candidates.iter().any(|data| {
+                data.fill(at, &mut expected);
+                buf[..SPOT as usize] == expected[..]
+            });
+            if !holds {
+                return Err(format!(
+                    "the medium does not hold what the interrupted wipe wrote at byte {at}: it is another medium, or it changed since"
+                ));
+            }
+            *self.checked += 1;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

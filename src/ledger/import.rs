@@ -180,13 +180,90 @@ fn certificate_summary(cert: &Certificate, sha256: &str) -> Value {
     })
 }
 
-/// A filed certificate by id, with its countersignatures and the times the
-/// ledger recorded them.
-pub(super) fn filed_bundle(tx: &mut dyn Tx, certificate_id: &str) -> Result<Option<Bundle>, LedgerError> {
-    match tx.certificate(certificate_id)? {
-        Some(row) => Ok(Some(filed_bundle_of(tx, &row)?)),
-        None => Ok(None),
+/// A certificate as the ledger holds it, and what is wrong with how it got
+/// there: rows in the database count only as far as the signed history
+/// records them.
+pub struct Filed {
+    pub bundle: Bundle,
+    /// Why the rows are not what the signed history records, if they are not.
+    pub problems: Vec<String>,
+}
+
+impl Filed {
+    /// The judge's verdict on the certificate, as of when it was filed, with
+    /// every problem of its filing.
+    pub fn judge(&self, anchor: Option<&crate::cert::sign::AllowedSigners>) -> Judgement {
+        let mut judgement = judge_filed(&self.bundle, anchor);
+        judgement.problems.extend(self.problems.iter().cloned());
+        judgement
     }
+}
+
+/// A filed certificate by id, with its countersignatures, the times the ledger
+/// recorded them, and what is wrong with their filing.
+pub(super) fn filed(
+    tx: &mut dyn Tx,
+    anchor: Option<&crate::cert::sign::AllowedSigners>,
+    certificate_id: &str,
+) -> Result<Option<Filed>, LedgerError> {
+    let Some(row) = tx.certificate(certificate_id)? else { return Ok(None) };
+    let counters = tx.countersignatures(Some(certificate_id))?;
+    let history = tx.entries(Some(&row.number))?;
+    let bundle = bundle_of(&row, &counters, &history);
+    let ledger_id = super::trust::configured(tx).ok().flatten().map(|c| c.ledger_id).unwrap_or_default();
+    let problems = filing_problems(&row, &counters, &history, &ledger_id, anchor);
+    Ok(Some(Filed { bundle, problems }))
+}
+
+/// Whether the signed history records `row` and its countersignatures, each
+/// by an intact entry signed by the trust root.
+fn filing_problems(
+    row: &CertificateRow,
+    counters: &[CountersignatureRow],
+    history: &[EntryRow],
+    ledger_id: &str,
+    anchor: Option<&crate::cert::sign::AllowedSigners>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let about = |kind: &str| -> Vec<(&EntryRow, Value)> {
+        history
+            .iter()
+            .filter(|e| e.kind == kind)
+            .filter_map(|e| serde_json::from_str::<Value>(&e.data).ok().map(|d| (e, d)))
+            .filter(|(_, d)| d["certificate_id"].as_str() == Some(row.certificate_id.as_str()))
+            .collect()
+    };
+    let entry_problem = |e: &EntryRow| {
+        if !super::chain::hash_matches(e) {
+            return Some(format!("its ledger entry {} was altered", e.seq));
+        }
+        super::trust::signature_problem(e, ledger_id, anchor, super::chain::entry_time(e))
+    };
+    match about("certificate").first() {
+        None => problems.push(
+            "no signed ledger entry records this certificate: it was put into the database by hand".into(),
+        ),
+        Some((_, data)) if data["sha256"].as_str() != Some(row.sha256.as_str()) => {
+            problems.push("its bytes are not those its ledger entry records".into())
+        }
+        Some((entry, _)) => problems.extend(entry_problem(entry)),
+    }
+    let recorded = about("countersignature");
+    if recorded.len() != counters.len() {
+        problems.push(format!(
+            "{} countersignatures are stored, {} recorded by signed ledger entries",
+            counters.len(),
+            recorded.len()
+        ));
+    }
+    for (counter, (entry, data)) in counters.iter().zip(&recorded) {
+        let named = data["statement_sha256"].as_str();
+        if named.is_some_and(|sha| sha != crate::stream::sha256_hex(&counter.statement)) {
+            problems.push(format!("countersignature of entry {} is not the statement it records", entry.seq));
+        }
+        problems.extend(entry_problem(entry));
+    }
+    problems
 }
 
 fn filed_bundle_of(tx: &mut dyn Tx, row: &CertificateRow) -> Result<Bundle, LedgerError> {

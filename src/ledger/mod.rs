@@ -16,7 +16,8 @@
 //! organisation), chosen by [`Location`].
 
 pub mod chain;
-mod import;
+mod heads;
+pub mod import;
 mod location;
 mod postgres;
 mod rules;
@@ -99,13 +100,13 @@ pub enum LedgerError {
     #[error("medium {0} was already destroyed; nothing more is recorded about it")]
     AlreadyDestroyed(String),
     #[error(
-        "medium {0} has no approval on record: scrapping needs an approver's approval first (certwipe ledger approve {0} --role approver --name NAME)"
+        "medium {0} has no approval on record by anyone but the key recording its destruction: scrapping needs an approver's approval first (an approver's countersignature, or `certwipe ledger approve {0} --role approver --name NAME` recorded with another key, e.g. the records office's)"
     )]
     NotApproved(String),
     #[error(
-        "the ledger's record of medium {number} does not verify ({why}); nothing was written — run `certwipe ledger verify`"
+        "the ledger's {what} does not verify ({why}); nothing was written — run `certwipe ledger verify`"
     )]
-    Tampered { number: String, why: String },
+    Tampered { what: String, why: String },
     #[error("the kept head {path}: {why}")]
     Head { path: String, why: String },
     #[error(transparent)]
@@ -241,6 +242,8 @@ pub struct Ledger {
     store: Box<dyn Store + Send>,
     /// The allowed signers from outside the database (the trust root).
     anchor: Option<AllowedSigners>,
+    /// Where this station notes the newest entry it wrote to each ledger.
+    remembered: Option<heads::Remembered>,
 }
 
 /// Configuration keys.
@@ -250,6 +253,11 @@ const ALLOWED_SIGNERS: &str = "allowed_signers";
 /// `ledger.sqlite` in the state directory (`/var/lib/certwipe` for root).
 pub fn default_path() -> PathBuf {
     crate::engine::checkpoint::default_state_dir().join("ledger.sqlite")
+}
+
+/// Where a station notes the newest entry it wrote to each ledger (see [`Ledger::remembering`]).
+pub fn heads_file(state_dir: &Path) -> PathBuf {
+    state_dir.join("ledger-heads.json")
 }
 
 /// How a ledger is opened.
@@ -284,7 +292,7 @@ impl Ledger {
                 Box::new(postgres::PostgresStore::open(url, location.shown(), access)?)
             }
         };
-        Ok(Ledger { store, anchor: None })
+        Ok(Ledger { store, anchor: None, remembered: None })
     }
 
     /// The allowed signers every signature is checked against: the list the
@@ -292,6 +300,15 @@ impl Ledger {
     /// but not written, and `verify` says its signers were not checked.
     pub fn trusting(mut self, anchor: AllowedSigners) -> Ledger {
         self.anchor = Some(anchor);
+        self
+    }
+
+    /// Notes in `file` (the station's state directory) the newest entry this
+    /// station writes to each ledger, and before every write checks that the
+    /// ledger still holds it: a ledger cut back to before it (which leaves a
+    /// chain that is whole) is then caught, as by a kept head.
+    pub fn remembering(mut self, file: PathBuf) -> Ledger {
+        self.remembered = Some(heads::Remembered { file });
         self
     }
 
@@ -341,14 +358,27 @@ impl Ledger {
         let location = self.store.location();
         let anchor = self.anchor.as_ref().ok_or(LedgerError::NoTrustRoot)?;
         trust::authorize(anchor, key, "the allowed signers given")?;
+        let remembered = self.remembered.as_ref();
         let mut out = None;
+        let mut newest = None;
         self.store.write(&mut |tx| {
             let configured =
                 trust::configured(tx)?.ok_or_else(|| LedgerError::NotConfigured(location.clone()))?;
             trust::authorize(&configured.list, key, "the list the ledger's configuration records")?;
-            out = Some(work(tx, &Writer { ledger_id: &configured.ledger_id, key, anchor })?);
+            let ledger_id = configured.ledger_id.as_str();
+            check_newest(tx, ledger_id, anchor)?;
+            let noted_as = format!("{location} {ledger_id}");
+            if let Some(heads) = remembered {
+                heads.check(tx, &noted_as)?;
+            }
+            out = Some(work(tx, &Writer { ledger_id, key, anchor })?);
+            newest = tx.last_entry()?.map(|(seq, hash)| (noted_as, seq, hash));
             Ok(())
         })?;
+        if let (Some(heads), Some((ledger_id, seq, hash))) = (remembered, newest) {
+            // A station that cannot keep its note still wrote; the note only ever adds a check.
+            let _ = heads.remember(&ledger_id, seq, &hash);
+        }
         Ok(out.expect("a committed write produced its result"))
     }
 
@@ -448,7 +478,7 @@ impl Ledger {
         records::check_optional("title", title, records::MAX_NAME_CHARS)?;
         records::check_optional("note", note, records::MAX_NOTES_CHARS)?;
         let data = json!({"role": role, "name": name, "title": title, "note": note});
-        self.append_checked(number, "approval", data, key, |_, _| Ok(()))
+        self.append_checked(number, "approval", data, key, |_, _, _| Ok(()))
     }
 
     /// Decides where the medium goes; classified media can only be destroyed or
@@ -462,7 +492,7 @@ impl Ledger {
     ) -> Result<(), LedgerError> {
         records::check_optional("note", note, records::MAX_NOTES_CHARS)?;
         let data = json!({"destination": destination, "note": note});
-        self.append_checked(number, "disposal", data, key, |tx, medium| {
+        self.append_checked(number, "disposal", data, key, |tx, medium, _| {
             rules::ensure_not_destroyed(tx, medium)?;
             rules::check_destination(medium, destination)
         })
@@ -479,12 +509,12 @@ impl Ledger {
         record.check()?;
         rules::check_destruction(record, SystemTime::now())?;
         let data = serde_json::to_value(record).expect("serializes");
-        self.append_checked(number, "destruction", data, key, |tx, medium| {
+        self.append_checked(number, "destruction", data, key, |tx, medium, writer| {
             let history = tx.entries(Some(&medium.number))?;
             if rules::is_destroyed(&history) {
                 return Err(LedgerError::AlreadyDestroyed(medium.number.clone()));
             }
-            if !rules::is_approved(&history) {
+            if !rules::is_approved(&history, writer.ledger_id, &writer.key.fingerprint()) {
                 return Err(LedgerError::NotApproved(medium.number.clone()));
             }
             Ok(())
@@ -497,18 +527,43 @@ impl Ledger {
         kind: &str,
         data: Value,
         key: &SigningKey,
-        rule: impl Fn(&mut dyn Tx, &Medium) -> Result<(), LedgerError>,
+        rule: impl Fn(&mut dyn Tx, &Medium, &Writer<'_>) -> Result<(), LedgerError>,
     ) -> Result<(), LedgerError> {
         self.write(key, |tx, writer| {
             let medium =
                 writer.trusted(tx, number)?.ok_or_else(|| LedgerError::UnknownNumber(number.to_string()))?;
-            rule(tx, &medium)?;
+            rule(tx, &medium, writer)?;
             writer.append(tx, number, kind, &data)
         })
     }
 
-    /// A medium and its whole history, from one consistent read.
-    pub fn history(&mut self, number: &str) -> Result<(Medium, Vec<Entry>), LedgerError> {
+    /// Every medium whose row is not what its history records (an entry's
+    /// hash broken, or the row edited in the database), with why: the
+    /// records office's lists and exports mark them rather than show them as
+    /// recorded. Signatures are `verify`'s to check.
+    pub fn unrecorded(&mut self) -> Result<BTreeMap<String, String>, LedgerError> {
+        let mut found = BTreeMap::new();
+        self.store.read(&mut |tx| {
+            let mut histories: BTreeMap<String, Vec<EntryRow>> = BTreeMap::new();
+            for entry in tx.entries(None)? {
+                histories.entry(entry.number.clone()).or_default().push(entry);
+            }
+            found = tx
+                .media()?
+                .into_iter()
+                .filter_map(|m| {
+                    let why = record_problem(&m, histories.get(&m.number).map_or(&[], Vec::as_slice))?;
+                    Some((m.number, why))
+                })
+                .collect();
+            Ok(())
+        })?;
+        Ok(found)
+    }
+
+    /// A medium and its whole history, from one consistent read, and why the
+    /// medium's row is not what that history records, if it is not.
+    pub fn history(&mut self, number: &str) -> Result<(Medium, Vec<Entry>, Option<String>), LedgerError> {
         let mut found = None;
         self.store.read(&mut |tx| {
             found = match tx.medium(number)? {
@@ -518,15 +573,18 @@ impl Ledger {
             Ok(())
         })?;
         let (medium, entries) = found.ok_or_else(|| LedgerError::UnknownNumber(number.to_string()))?;
-        Ok((medium, entries.into_iter().map(Entry::from).collect()))
+        let problem = record_problem(&medium, &entries);
+        Ok((medium, entries.into_iter().map(Entry::from).collect(), problem))
     }
 
-    /// A certificate as filed, with its countersignatures and the times the
-    /// ledger recorded each, ready to be judged.
-    pub fn bundle(&mut self, certificate_id: &str) -> Result<Option<Bundle>, LedgerError> {
+    /// A certificate as filed, with its countersignatures, the times the
+    /// ledger recorded each, and what is wrong with its filing (rows the
+    /// signed history does not record), ready to be judged.
+    pub fn filed(&mut self, certificate_id: &str) -> Result<Option<import::Filed>, LedgerError> {
         let mut found = None;
+        let anchor = self.anchor.as_ref();
         self.store.read(&mut |tx| {
-            found = import::filed_bundle(tx, certificate_id)?;
+            found = import::filed(tx, anchor, certificate_id)?;
             Ok(())
         })?;
         Ok(found)
@@ -560,14 +618,24 @@ impl Ledger {
         let mut rows = Vec::new();
         self.store.read(&mut |tx| {
             // Every entry in one query, not one query per medium.
-            let mut histories: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
+            let mut histories: BTreeMap<String, Vec<EntryRow>> = BTreeMap::new();
             for entry in tx.entries(None)? {
-                histories.entry(entry.number.clone()).or_default().push(Entry::from(entry));
+                histories.entry(entry.number.clone()).or_default().push(entry);
             }
             rows = tx
                 .media()?
                 .iter()
-                .map(|medium| export_row(medium, histories.get(&medium.number).map_or(&[], Vec::as_slice)))
+                .map(|medium| {
+                    let history = histories.remove(&medium.number).unwrap_or_default();
+                    let problem = record_problem(medium, &history);
+                    let shown: Vec<Entry> = history.into_iter().map(Entry::from).collect();
+                    let mut row = export_row(medium, &shown);
+                    row["record"] = match problem {
+                        None => "as its signed history records".into(),
+                        Some(why) => format!("NOT as recorded ({why}): run ledger verify").into(),
+                    };
+                    row
+                })
                 .collect();
             Ok(())
         })?;
@@ -583,8 +651,16 @@ impl Ledger {
     pub fn verify(&mut self, kept: Option<&KeptHead>) -> Result<Verification, LedgerError> {
         let mut out = None;
         let anchor = self.anchor.as_ref();
+        let remembered = self.remembered.as_ref();
+        let location = self.store.location();
         self.store.read(&mut |tx| {
-            out = Some(verify::run(tx, anchor, kept)?);
+            let mut verification = verify::run(tx, anchor, kept)?;
+            if let (Some(heads), Some(configured)) = (remembered, trust::configured(tx).ok().flatten()) {
+                verification
+                    .problems
+                    .extend(heads.problem(tx, &format!("{location} {}", configured.ledger_id))?);
+            }
+            out = Some(verification);
             Ok(())
         })?;
         Ok(out.expect("read sets the verification"))
@@ -632,9 +708,10 @@ impl Writer<'_> {
 }
 
 /// The medium as its signed history records it. Nothing is written about a
-/// medium whose row differs from its history or whose history entries fail
-/// their hash or their signature by the trust root: a rewritten ledger is not
-/// built upon.
+/// medium whose row differs from its history, whose history entries fail
+/// their hash or their signature by the trust root, or whose entries do not
+/// link to the entries around them (one removed, the chain cut): a rewritten
+/// ledger is not built upon.
 fn trusted(
     tx: &mut dyn Tx,
     ledger_id: &str,
@@ -642,7 +719,8 @@ fn trusted(
     number: &str,
 ) -> Result<Option<Medium>, LedgerError> {
     let Some(row) = tx.medium(number)? else { return Ok(None) };
-    let tampered = |why: String| LedgerError::Tampered { number: number.to_string(), why };
+    let tampered = |why: String| LedgerError::Tampered { what: format!("record of medium {number}"), why };
+    let newest = tx.last_entry()?.map_or(0, |(seq, _)| seq);
     let mut replayed = None;
     for (e, at) in chain::with_times(tx.entries(Some(number))?) {
         if !chain::hash_matches(&e) {
@@ -651,12 +729,51 @@ fn trusted(
         if let Some(why) = trust::signature_problem(&e, ledger_id, Some(anchor), at) {
             return Err(tampered(why));
         }
+        linked(tx, &e, newest)?.map_or(Ok(()), |why| Err(tampered(why)))?;
         verify::apply_to_medium(&mut replayed, &e).map_err(tampered)?;
     }
     if replayed.as_ref() != Some(&row) {
-        return Err(tampered("its record differs from its signed registration".into()));
+        return Err(tampered("its record differs from its signed history".into()));
     }
     Ok(Some(row))
+}
+
+/// Why `e` is not where the chain says it is: the entry before it is not the
+/// one it names, or the entry after it (there must be one, unless `e` is the
+/// newest) does not name it.
+fn linked(tx: &mut dyn Tx, e: &EntryRow, newest: i64) -> Result<Option<String>, LedgerError> {
+    if e.seq > 1 {
+        let before = tx.entry_at(e.seq - 1)?;
+        if !before.is_some_and(|p| p.hash == e.prev_hash && chain::hash_matches(&p)) {
+            return Ok(Some(format!(
+                "entry {} does not follow the entry before it: an entry was removed or altered",
+                e.seq
+            )));
+        }
+    }
+    if e.seq < newest && tx.entry_at(e.seq + 1)?.is_none_or(|n| n.prev_hash != e.hash) {
+        return Ok(Some(format!(
+            "the entry after entry {} does not follow it: an entry was removed or altered",
+            e.seq
+        )));
+    }
+    Ok(None)
+}
+
+/// The newest entry, which the next one will be chained to: intact, signed
+/// by the trust root, and following the one before it.
+fn check_newest(tx: &mut dyn Tx, ledger_id: &str, anchor: &AllowedSigners) -> Result<(), LedgerError> {
+    let Some((seq, _)) = tx.last_entry()? else { return Ok(()) };
+    let tampered = |why: String| LedgerError::Tampered { what: "newest entry".into(), why };
+    let newest = tx.entry_at(seq)?.ok_or_else(|| tampered(format!("entry {seq} cannot be read")))?;
+    if !chain::hash_matches(&newest) {
+        return Err(tampered(format!("entry {seq} was altered")));
+    }
+    if let Some(why) = trust::signature_problem(&newest, ledger_id, Some(anchor), chain::entry_time(&newest))
+    {
+        return Err(tampered(why));
+    }
+    linked(tx, &newest, seq)?.map_or(Ok(()), |why| Err(tampered(why)))
 }
 
 fn append(
@@ -669,6 +786,20 @@ fn append(
 ) -> Result<(), LedgerError> {
     let entry = chain::next_entry(ledger_id, tx.last_entry()?, number, kind, data, key)?;
     tx.insert_entry(&entry)
+}
+
+/// Why `medium`'s row is not what `history` records, if it is not.
+fn record_problem(medium: &Medium, history: &[EntryRow]) -> Option<String> {
+    let mut replayed = None;
+    for e in history {
+        if !chain::hash_matches(e) {
+            return Some(format!("entry {} was altered", e.seq));
+        }
+        if let Err(why) = verify::apply_to_medium(&mut replayed, e) {
+            return Some(why);
+        }
+    }
+    (replayed.as_ref() != Some(medium)).then(|| "the row differs from what its history records".to_string())
 }
 
 fn export_row(medium: &Medium, history: &[Entry]) -> Value {

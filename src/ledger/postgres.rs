@@ -253,6 +253,11 @@ impl Tx for PostgresTx<'_> {
         Ok(())
     }
 
+    fn entry_at(&mut self, seq: i64) -> Result<Option<EntryRow>, LedgerError> {
+        let sql = format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE seq = $1");
+        Ok(self.tx.query_opt(&sql, &[&seq])?.as_ref().map(entry))
+    }
+
     fn entries(&mut self, number: Option<&str>) -> Result<Vec<EntryRow>, LedgerError> {
         let sql =
             format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE $1::text IS NULL OR number = $1 ORDER BY seq");

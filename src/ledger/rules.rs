@@ -63,15 +63,31 @@ pub(super) fn ensure_not_destroyed(tx: &mut dyn Tx, medium: &Medium) -> Result<(
     Ok(())
 }
 
-/// Whether an approver approved (审批): an approval recorded with role
-/// `approver`, or an approver's countersignature on one of its certificates.
-pub(super) fn is_approved(history: &[EntryRow]) -> bool {
+/// Whether an approver approved (审批) a destruction recorded by the key
+/// `recorder` (its fingerprint): an approver's countersignature on one of the
+/// medium's certificates (made with the approver's own key), or an approval
+/// with role `approver` recorded by another key than the one recording the
+/// destruction — nobody approves his own scrapping.
+pub(super) fn is_approved(history: &[EntryRow], ledger_id: &str, recorder: &str) -> bool {
     history.iter().any(|e| {
         let role = serde_json::from_str::<serde_json::Value>(&e.data)
             .ok()
             .and_then(|d| d["role"].as_str().map(str::to_string));
-        matches!(e.kind.as_str(), "approval" | "countersignature") && role.as_deref() == Some("approver")
+        let by_approver = role.as_deref() == Some("approver");
+        match e.kind.as_str() {
+            "countersignature" => by_approver,
+            "approval" => {
+                by_approver && signer(e, ledger_id).is_some_and(|fingerprint| fingerprint != recorder)
+            }
+            _ => false,
+        }
     })
+}
+
+/// The fingerprint of the key that signed an entry (intact signatures only).
+pub(super) fn signer(e: &EntryRow, ledger_id: &str) -> Option<String> {
+    let at = super::chain::entry_time(e);
+    super::trust::entry_signature(e, ledger_id, None, at)?.ok().map(|good| good.fingerprint)
 }
 
 /// The medium as the judge sees it when something is filed under it.

@@ -284,6 +284,11 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
+    fn entry_at(&mut self, seq: i64) -> Result<Option<EntryRow>, LedgerError> {
+        let sql = format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE seq = ?1");
+        Ok(self.tx.query_row(&sql, [seq], row_to_entry).optional()?)
+    }
+
     fn entries(&mut self, number: Option<&str>) -> Result<Vec<EntryRow>, LedgerError> {
         let mut query = self.tx.prepare(&format!(
             "SELECT {ENTRY_COLUMNS} FROM entries WHERE ?1 IS NULL OR number = ?1 ORDER BY seq"

@@ -70,6 +70,8 @@ pub trait Tx {
     /// Sequence number and hash of the newest entry.
     fn last_entry(&mut self) -> Result<Option<(i64, String)>, LedgerError>;
     fn insert_entry(&mut self, entry: &EntryRow) -> Result<(), LedgerError>;
+    /// The entry with sequence number `seq`, if there is one.
+    fn entry_at(&mut self, seq: i64) -> Result<Option<EntryRow>, LedgerError>;
     /// Every entry (of one medium, if given), oldest first.
     fn entries(&mut self, number: Option<&str>) -> Result<Vec<EntryRow>, LedgerError>;
     fn certificate(&mut self, id: &str) -> Result<Option<CertificateRow>, LedgerError>;

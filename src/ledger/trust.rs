@@ -48,7 +48,7 @@ pub(super) fn configured(tx: &mut dyn Tx) -> Result<Option<Configured>, LedgerEr
 
 fn tampered(entry: &EntryRow, why: &str) -> LedgerError {
     LedgerError::Tampered {
-        number: "(the ledger's own configuration)".into(),
+        what: "own configuration".into(),
         why: format!("configure entry {}: {why}", entry.seq),
     }
 }

@@ -34,7 +34,7 @@ pub(super) fn run(
             .push("the ledger's id differs from its configure entries: the configuration was altered".into());
     }
     check_media(tx, &replay, &mut problems)?;
-    check_histories(&entries, &mut problems);
+    check_histories(&entries, &ledger_id, &mut problems);
     let (certificates, countersignatures) = check_certificates(tx, &replay, anchor, &mut problems)?;
     let head = entries.last().map_or(GENESIS.to_string(), |(e, _)| e.hash.clone());
     if let Some(kept) = kept {
@@ -138,28 +138,45 @@ fn configure_list(e: &EntryRow) -> Option<AllowedSigners> {
     data["allowed_signers"].as_str().map(|text| AllowedSigners::parse(text.as_bytes()))
 }
 
-/// Applies a registration or reclassification to the medium it is about.
+/// The kinds of entry a medium's history may hold.
+const MEDIUM_KINDS: [&str; 7] =
+    ["register", "certificate", "reclassify", "countersignature", "approval", "disposal", "destruction"];
+
+/// Applies one entry of a medium's history to the medium as it stands: its
+/// registration (once, first), and every level its certificates and
+/// reclassifications record (which only ever raises it).
 pub(super) fn apply_to_medium(medium: &mut Option<Medium>, e: &EntryRow) -> Result<(), String> {
     let data: Value = serde_json::from_str(&e.data).unwrap_or(Value::Null);
-    match e.kind.as_str() {
-        "register" => {
-            *medium = Some(
-                serde_json::from_value(data)
-                    .map_err(|_| format!("entry {}: an unreadable registration", e.seq))?,
-            );
-        }
-        "reclassify" => {
-            let to = data["to"].as_str().and_then(|t| t.parse::<Classification>().ok());
-            match (medium.as_mut(), to) {
-                (Some(medium), Some(to)) if to > medium.classification => medium.classification = to,
-                _ => {
-                    return Err(format!(
-                        "entry {}: a reclassification that does not raise {}",
-                        e.seq, e.number
-                    ));
-                }
+    if !MEDIUM_KINDS.contains(&e.kind.as_str()) {
+        return Err(format!("entry {}: {:?} is not a kind of entry a medium's history holds", e.seq, e.kind));
+    }
+    let Some(current) = medium.as_mut() else {
+        return match e.kind.as_str() {
+            "register" => {
+                let registered = serde_json::from_value(data)
+                    .map_err(|_| format!("entry {}: an unreadable registration", e.seq))?;
+                *medium = Some(registered);
+                Ok(())
             }
+            kind => Err(format!(
+                "entry {}: a {kind} of {}, which was never registered before it",
+                e.seq, e.number
+            )),
+        };
+    };
+    let level = |field: &str| data[field].as_str().and_then(|t| t.parse::<Classification>().ok());
+    match e.kind.as_str() {
+        "register" => return Err(format!("entry {}: registers {} a second time", e.seq, e.number)),
+        "certificate" => {
+            let recorded = level("classification_before").max(level("classification_after"));
+            current.classification = current.classification.max(recorded.unwrap_or(current.classification));
         }
+        "reclassify" => match level("to") {
+            Some(to) if to >= current.classification => current.classification = to,
+            _ => {
+                return Err(format!("entry {}: a reclassification that lowers {}", e.seq, e.number));
+            }
+        },
         _ => {}
     }
     Ok(())
@@ -173,7 +190,7 @@ fn apply(replay: &mut Replay, e: &EntryRow, problems: &mut Vec<String>) {
             replay.ledger_id = data["ledger_id"].as_str().map(str::to_string);
             replay.allowed_signers = data["allowed_signers"].as_str().map(str::to_string);
         }
-        "register" | "reclassify" => {
+        kind if !e.number.is_empty() => {
             let mut medium = replay.media.remove(&e.number);
             if let Err(why) = apply_to_medium(&mut medium, e) {
                 problems.push(why);
@@ -181,19 +198,21 @@ fn apply(replay: &mut Replay, e: &EntryRow, problems: &mut Vec<String>) {
             if let Some(medium) = medium {
                 replay.media.insert(e.number.clone(), medium);
             }
-        }
-        "certificate" => {
-            if let (Some(id), Some(sha)) = (data["certificate_id"].as_str(), data["sha256"].as_str()) {
+            if kind == "certificate"
+                && let (Some(id), Some(sha)) = (data["certificate_id"].as_str(), data["sha256"].as_str())
+            {
                 replay.certificates.insert(id.to_string(), (e.number.clone(), sha.to_string()));
             }
-        }
-        "countersignature" => {
-            if let Some(id) = data["certificate_id"].as_str() {
+            if kind == "countersignature"
+                && let Some(id) = data["certificate_id"].as_str()
+            {
                 let statement = data["statement_sha256"].as_str().map(str::to_string);
                 replay.countersignatures.entry(id.to_string()).or_default().push(statement);
             }
         }
-        _ => {}
+        kind => {
+            problems.push(format!("entry {}: {kind:?} is not a kind of entry about the ledger itself", e.seq))
+        }
     }
 }
 
@@ -236,7 +255,7 @@ fn check_media(tx: &mut dyn Tx, replay: &Replay, problems: &mut Vec<String>) -> 
 /// Each medium's history in an order the rules allow: nothing filed,
 /// disposed of or destroyed after its destruction, and no destruction
 /// without an approval before it.
-fn check_histories(entries: &[(EntryRow, SystemTime)], problems: &mut Vec<String>) {
+fn check_histories(entries: &[(EntryRow, SystemTime)], ledger_id: &str, problems: &mut Vec<String>) {
     let mut histories: BTreeMap<&str, Vec<EntryRow>> = BTreeMap::new();
     for (e, _) in entries.iter().filter(|(e, _)| !e.number.is_empty()) {
         let history = histories.entry(&e.number).or_default();
@@ -248,7 +267,8 @@ fn check_histories(entries: &[(EntryRow, SystemTime)], problems: &mut Vec<String
                 e.seq, e.kind, e.number
             ));
         }
-        if e.kind == "destruction" && !rules::is_approved(history) {
+        let recorder = || rules::signer(e, ledger_id).unwrap_or_default();
+        if e.kind == "destruction" && !rules::is_approved(history, ledger_id, &recorder()) {
             problems.push(format!(
                 "entry {}: medium {} was destroyed without an approval on record",
                 e.seq, e.number

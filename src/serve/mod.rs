@@ -205,7 +205,7 @@ pub fn serve(
         let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| failed(e.to_string()))?;
         ready(listener.local_addr().map_err(|e| failed(e.to_string()))?);
         let pool = Arc::new(Pool::new(sites));
-        let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+        let connections = Arc::new(Connections::new(limits.max_connections));
         while !stop.load(Ordering::SeqCst) {
             let accepted = tokio::time::timeout(Duration::from_millis(250), listener.accept()).await;
             let stream = match accepted {
@@ -217,30 +217,93 @@ pub fn serve(
                     continue;
                 }
             };
-            let Ok(permit) = connections.clone().try_acquire_owned() else { continue };
-            tokio::spawn(connection(stream, pool.clone(), limits, permit));
+            let Some(admitted) = connections.admit() else { continue };
+            tokio::spawn(connection(stream, pool.clone(), limits, connections.clone(), admitted));
         }
         Ok(())
     })
 }
 
-/// One client's connection, for at most `limits.connection_lifetime`.
+/// One client's connection, for at most `limits.connection_lifetime`, or
+/// until it is closed to make room while idle.
 async fn connection(
     stream: tokio::net::TcpStream,
     pool: Arc<Pool>,
     limits: Limits,
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    connections: Arc<Connections>,
+    (id, close): (u64, Arc<tokio::sync::Notify>),
 ) {
+    let tracked = connections.clone();
     let service = hyper::service::service_fn(move |request| {
-        let pool = pool.clone();
-        async move { Ok::<_, std::convert::Infallible>(answer(&pool, &request, limits).await) }
+        let (pool, connections) = (pool.clone(), tracked.clone());
+        async move {
+            connections.busy(id, true);
+            let response = answer(&pool, &request, limits).await;
+            connections.busy(id, false);
+            Ok::<_, std::convert::Infallible>(response)
+        }
     });
     let served = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .max_buf_size(MAX_HEAD_BYTES)
         .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-    let _ = tokio::time::timeout(limits.connection_lifetime, served).await;
+    tokio::select! {
+        _ = tokio::time::timeout(limits.connection_lifetime, served) => {}
+        () = close.notified() => {}
+    }
+    connections.gone(id);
+}
+
+/// The open connections. When they reach the limit, a new one takes the place
+/// of the connection idle the longest (no request in progress), so that
+/// clients holding connections open — thousands, reopened as they are closed
+/// — cannot keep another client out; only when every one is answering a
+/// request is the new one turned away.
+struct Connections {
+    max: usize,
+    open: Mutex<std::collections::HashMap<u64, Open>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+struct Open {
+    busy: bool,
+    since: std::time::Instant,
+    close: Arc<tokio::sync::Notify>,
+}
+
+impl Connections {
+    fn new(max: usize) -> Connections {
+        Connections { max: max.max(1), open: Mutex::new(std::collections::HashMap::new()), next: 0.into() }
+    }
+
+    /// Room for one more: its id and what closes it; `None` when every open
+    /// connection is busy.
+    fn admit(&self) -> Option<(u64, Arc<tokio::sync::Notify>)> {
+        let mut open = crate::engine::lock(&self.open);
+        if open.len() >= self.max {
+            let idlest =
+                open.iter().filter(|(_, c)| !c.busy).min_by_key(|(_, c)| c.since).map(|(id, _)| *id)?;
+            if let Some(evicted) = open.remove(&idlest) {
+                evicted.close.notify_one();
+            }
+        }
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let close = Arc::new(tokio::sync::Notify::new());
+        open.insert(id, Open { busy: false, since: std::time::Instant::now(), close: close.clone() });
+        Some((id, close))
+    }
+
+    fn busy(&self, id: u64, busy: bool) {
+        if let Some(connection) = crate::engine::lock(&self.open).get_mut(&id) {
+            connection.busy = busy;
+            connection.since = std::time::Instant::now();
+        }
+    }
+
+    fn gone(&self, id: u64) {
+        crate::engine::lock(&self.open).remove(&id);
+    }
 }
 
 /// The sites, one per worker: a request takes one, answers on a blocking

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::html::{self, attr, label, lang_query, rows, segment, text};
 use super::{MAX_QUERY, Request, Response, Site};
 use crate::cert::files::Bundle;
-use crate::cert::judge::{self, Context, Judgement as Checked, Trust, Verdict};
+use crate::cert::judge::{Judgement as Checked, Verdict};
 use crate::cert::pdf::Lang;
 use crate::ledger::{Entry, LedgerError, Medium};
 
@@ -96,7 +96,7 @@ pub fn search(site: &mut Site, request: &Request) -> Result<Response, LedgerErro
     if let Some((id, sha)) = scanned(query) {
         return Ok(Response::redirect(certificate_link(&id, sha.as_deref(), lang)));
     }
-    if is_id(query) && site.ledger.bundle(query)?.is_some() {
+    if is_id(query) && site.ledger.filed(query)?.is_some() {
         return Ok(Response::redirect(certificate_link(query, None, lang)));
     }
     // By ledger number, else by serial.
@@ -114,13 +114,25 @@ pub fn search(site: &mut Site, request: &Request) -> Result<Response, LedgerErro
 
 pub fn medium(site: &mut Site, request: &Request, number: &str) -> Result<Response, LedgerError> {
     let lang = request.lang;
-    let (medium, history) = match site.ledger.history(number) {
+    let (medium, history, unrecorded) = match site.ledger.history(number) {
         Ok(found) => found,
         Err(LedgerError::UnknownNumber(_)) => return Ok(not_found(lang)),
         Err(error) => return Err(error),
     };
     let chain = site.ledger.verify(None)?;
     let mut body = html::search_form(lang, "");
+    if let Some(why) = unrecorded {
+        let _ = write!(
+            body,
+            "<p class=\"bad\">{} ({})</p>",
+            label(
+                lang,
+                "下列信息与台帐签名记录不符",
+                "What follows is NOT what the ledger's signed history records"
+            ),
+            text(&why)
+        );
+    }
     body += &rows(&medium_rows(lang, &medium));
     let state = if chain.problems.is_empty() {
         format!(
@@ -246,8 +258,9 @@ pub fn certificate(site: &mut Site, request: &Request, id: &str) -> Result<Respo
     if !is_id(id) {
         return Ok(not_found(lang));
     }
-    let Some(bundle) = site.ledger.bundle(id)? else { return Ok(not_found(lang)) };
-    let checked = judge::judge(&bundle, &Context::now(Some(Trust { allowed: &site.allowed, station: None })));
+    let Some(filed) = site.ledger.filed(id)? else { return Ok(not_found(lang)) };
+    let checked = filed.judge(Some(&site.allowed));
+    let bundle = filed.bundle;
     let mut body = html::search_form(lang, "");
     body += &verdict(lang, &checked, request.param("sha256"));
     if let Some(cert) = &checked.certificate {
@@ -372,11 +385,11 @@ pub fn file(site: &mut Site, id: &str, name: &str) -> Result<Response, LedgerErr
     if !is_id(id) {
         return Ok(not_found(Lang::Both));
     }
-    let Some(bundle) = site.ledger.bundle(id)? else { return Ok(not_found(Lang::Both)) };
+    let Some(filed) = site.ledger.filed(id)? else { return Ok(not_found(Lang::Both)) };
     if name == format!("{id}.pdf") {
-        return Ok(pdf(site, id, &bundle));
+        return Ok(pdf(site, id, &filed));
     }
-    Ok(match bundle.files(id).into_iter().find(|(n, ..)| n == name) {
+    Ok(match filed.bundle.files(id).into_iter().find(|(n, ..)| n == name) {
         Some((_, kind, bytes)) => Response::download(kind, name, bytes),
         None => not_found(Lang::Both),
     })
@@ -384,12 +397,11 @@ pub fn file(site: &mut Site, id: &str, name: &str) -> Result<Response, LedgerErr
 
 /// The printed certificate, rendered from the filed bytes as the judge finds
 /// them (as of when the ledger recorded them), with those bytes attached.
-fn pdf(site: &Site, id: &str, bundle: &Bundle) -> Response {
-    let judgement =
-        judge::judge(bundle, &Context::now(Some(Trust { allowed: &site.allowed, station: None })));
+fn pdf(site: &Site, id: &str, filed: &crate::ledger::import::Filed) -> Response {
+    let judgement = filed.judge(Some(&site.allowed));
     let options =
         crate::cert::pdf::Options { lang: Lang::Both, font: None, verify_url: site.verify_url.as_deref() };
-    match crate::cert::pdf::render(bundle, &judgement, id, &options) {
+    match crate::cert::pdf::render(&filed.bundle, &judgement, id, &options) {
         Ok(rendered) => Response::download("application/pdf", &format!("{id}.pdf"), rendered.bytes),
         // A certificate that no longer reads as one cannot be printed; the
         // page says why, never a result.

@@ -17,9 +17,14 @@ pub struct Page {
 
 impl Page {
     pub fn start(ledger: &str, allowed: &Path) -> Page {
+        Self::start_with(ledger, allowed, &[])
+    }
+
+    pub fn start_with(ledger: &str, allowed: &Path, extra: &[&str]) -> Page {
         let mut child = certwipe_command()
             .args(["serve", "--listen", "127.0.0.1:0", "--ledger", ledger, "--allowed-signers"])
             .arg(allowed)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
