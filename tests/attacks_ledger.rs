@@ -519,4 +519,14 @@ fn a_retired_keys_loose_certificate_is_flagged_and_never_filed() {
     let (_, said) = verify_cert(&cert, &office.allowed);
     assert!(said.contains("WARNING: the station key") && said.contains("no longer valid now"), "{said}");
     office.refused(&["import", cert.to_str().unwrap()], "expired");
+    // The paper says what the screen says.
+    if pdf_tools_present() {
+        let pdf = office.dir.path().join("retired.pdf");
+        let allowed = office.allowed.to_str().unwrap();
+        let (cert, out_pdf) = (cert.to_str().unwrap(), pdf.to_str().unwrap());
+        let out = certwipe(&["cert", "pdf", cert, "-o", out_pdf, "--allowed-signers", allowed]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let text = pdf_text(&pdf, &[]).split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(text.contains("no longer valid now"), "{text}");
+    }
 }

@@ -536,6 +536,11 @@ fn header(l: &mut Layout<'_>, cert: &Certificate, checked: &Checked) {
             ),
         );
     }
+    // What the verdict rests on (a time the signer chose, a key retired
+    // since) is printed with it, so the paper never says more than the screen.
+    for note in &checked.notes {
+        l.row("注意", "Note", note);
+    }
 }
 
 fn medium_section(l: &mut Layout<'_>, m: &Identity, r: &Records) {

@@ -854,3 +854,21 @@ pub fn append_signed_entry(ledger: &Path, key: &Path, number: &str, kind: &str, 
     )
     .unwrap();
 }
+
+/// Whether `pdftotext` and the CJK font the PDFs use are here (CI installs
+/// poppler-utils and fonts-noto-cjk; elsewhere the caller skips, saying so).
+pub fn pdf_tools_present() -> bool {
+    let present = Command::new("pdftotext").arg("-v").output().is_ok()
+        && Path::new("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc").exists();
+    if !present {
+        assert!(std::env::var_os("CI").is_none(), "CI installs poppler-utils and fonts-noto-cjk");
+        eprintln!("skipping: pdftotext or the CJK font is missing");
+    }
+    present
+}
+
+/// The text `pdftotext` reads from `pdf` (`args` before the file, e.g. `-bbox`).
+pub fn pdf_text(pdf: &Path, args: &[&str]) -> String {
+    let out = Command::new("pdftotext").args(args).arg(pdf).arg("-").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
