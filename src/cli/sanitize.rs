@@ -13,12 +13,11 @@ use crate::ledger::Location;
 use super::output::Ui;
 use super::wipe::{self, CertificateArgs, HiddenArgs};
 use super::{EXIT_OK, Failure, print_json, signals};
-use crate::device::{self, SystemUse, TargetKind};
+use crate::device::{self, SystemUse};
 use crate::drive::linux::with_drive;
 use crate::drive::probe;
 use crate::drive::sanitize::{self, Action};
 use crate::engine::checkpoint;
-use crate::engine::workers::{self, Workers};
 use crate::target::{ResumePolicy, Settings};
 
 pub const AFTER_HELP: &str = "\
@@ -88,13 +87,6 @@ pub fn run(args: &SanitizeArgs, ledger: Option<&Location>) -> Result<u8, Failure
         return status(&args.target, args.json);
     }
     let action = args.action.expect("clap requires --action without --status");
-    let targets = wipe::inspect_all(std::slice::from_ref(&args.target), &SystemUse::read())?;
-    if targets[0].identity.kind == TargetKind::ImageFile {
-        return Err(Failure::usage(format!(
-            "{}: an image file has no drive to sanitize; use `certwipe wipe` — nothing was written",
-            args.target.display()
-        )));
-    }
     let (certificates, records) = match args.certificates.plan(1)? {
         Some((plan, mut records)) => (Some(plan), records.pop()),
         None => (None, None),
@@ -110,19 +102,19 @@ pub fn run(args: &SanitizeArgs, ledger: Option<&Location>) -> Result<u8, Failure
     .with_drive_erase(action)
     .with_hidden_restore(args.hidden.restore());
     let settings = wipe::with_ledger(settings, ledger)?;
-    let report = wipe::report_paths(args.report.as_deref(), &targets)?.pop().flatten();
     let note = |text: &str| eprintln!("certwipe: {text}");
-    let target = targets.into_iter().next().expect("one target");
-    let prepared = settings.prepare(target, records, report, &note)?;
+    let targets = std::slice::from_ref(&args.target);
+    let prepared =
+        crate::target::prepare_all(&settings, targets, vec![records], args.report.as_deref(), &note)?;
     if !args.yes {
-        wipe::confirm(std::slice::from_ref(&prepared), "erase, by the drive's own command,")?;
+        wipe::confirm(&prepared, "erase, by the drive's own command,")?;
     }
-    let prepared = prepared.restore_hidden(&settings, &note)?;
+    let prepared = crate::target::restore_all(prepared, &settings, &note)?;
     signals::install();
     let ui = Ui::choose(args.json);
-    let view = ui.view(&prepared.target.identity.name, &prepared.target.identity.path);
-    let outcome = prepared.run(&settings, &Workers::new(1, workers::DEFAULT_BUDGET), &view, &signals::STOP);
-    Ok(wipe::finish(&ui, &[outcome], args.json))
+    let outcomes =
+        crate::target::run_all(prepared, &settings, |id| ui.view(&id.name, &id.path), &signals::STOP);
+    Ok(wipe::finish(&ui, &outcomes, args.json))
 }
 
 /// `--status`: asks the drive where a sanitize stands.

@@ -347,7 +347,7 @@ impl Station<'_> {
             .setup
             .report_dir
             .as_ref()
-            .map(|dir| super::wipe::report_file(dir, &seen.name, &super::wipe::report_stamp()));
+            .map(|dir| crate::target::report_file(dir, &seen.name, &crate::target::report_stamp()));
         let note = |text: &str| self.rows.note(seen, text);
         let prepared =
             self.setup.settings.prepare(target, records, report, &note).map_err(|e| e.to_string())?;
@@ -502,7 +502,7 @@ fn summary_csv(rows: &[SummaryRow], totals: &str) -> Result<Vec<u8>, csv::Error>
 
 /// Today's date, UTC, as `{date}` in an asset template: `20261130`.
 fn today() -> String {
-    super::wipe::report_stamp()[..8].to_string()
+    crate::target::report_stamp()[..8].to_string()
 }
 
 #[cfg(test)]

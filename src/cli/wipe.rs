@@ -2,9 +2,8 @@
 //! The options shared with `station` ([`WipeOptions`]) become a checked
 //! [`Settings`] before anything is written.
 
-use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 
@@ -15,13 +14,12 @@ use super::output::Ui;
 use super::records_args::RecordArgs;
 use super::{EXIT_FAILED, EXIT_OK, Failure, signals};
 use crate::cert::records::Records;
-use crate::device::{self, Inspected, Protect, SystemUse};
+use crate::device::Protect;
 use crate::engine::checkpoint;
-use crate::engine::workers::{self, Workers};
 use crate::engine::{Options, VerifyMode};
 use crate::method::{self, Plan};
 use crate::stream::Prng;
-use crate::target::{CertificatePlan, HiddenRestore, Outcome, Prepared, ResumePolicy, Settings};
+use crate::target::{self, CertificatePlan, HiddenRestore, Outcome, Prepared, ResumePolicy, Settings};
 
 pub const AFTER_HELP: &str = "\
 Examples:
@@ -260,37 +258,17 @@ pub fn with_ledger(settings: Settings, ledger: Option<&Location>) -> Result<Sett
 pub fn run(args: &WipeArgs, ledger: Option<&Location>) -> Result<u8, Failure> {
     let resume = if args.resume { ResumePolicy::Always } else { ResumePolicy::Never };
     let (settings, records) = args.options.settings(resume, ledger, args.targets.len())?;
-    let system = SystemUse::read();
-    let targets = inspect_all(&args.targets, &system)?;
-    let report_paths = report_paths(args.report.as_deref(), &targets)?;
     let note = |text: &str| eprintln!("certwipe: {text}");
-    let prepared = targets
-        .into_iter()
-        .zip(records)
-        .zip(report_paths)
-        .map(|((target, records), report)| settings.prepare(target, records, report, &note))
-        .collect::<Result<Vec<Prepared>, _>>()?;
+    let prepared = target::prepare_all(&settings, &args.targets, records, args.report.as_deref(), &note)?;
     if !args.yes {
         confirm(&prepared, "overwrite")?;
     }
-    let prepared = restore_hidden(prepared, &settings, &note)?;
+    // Hidden areas are restored only once every target is confirmed (a DCO
+    // restore is permanent).
+    let prepared = target::restore_all(prepared, &settings, &note)?;
     signals::install();
-
     let ui = Ui::choose(args.options.json);
-    let workers = Workers::new(prepared.len(), workers::DEFAULT_BUDGET);
-    let outcomes: Vec<Outcome> = std::thread::scope(|scope| {
-        let handles: Vec<_> = prepared
-            .into_iter()
-            .map(|job| {
-                let (ui, workers, settings) = (&ui, &workers, &settings);
-                scope.spawn(move || {
-                    let view = ui.view(&job.target.identity.name, &job.target.identity.path);
-                    job.run(settings, workers, &view, &signals::STOP)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("a wipe thread panicked")).collect()
-    });
+    let outcomes = target::run_all(prepared, &settings, |id| ui.view(&id.name, &id.path), &signals::STOP);
     Ok(finish(&ui, &outcomes, args.options.json))
 }
 
@@ -353,96 +331,8 @@ fn summary_line(outcome: &Outcome) -> String {
     )
 }
 
-/// Inspects every target and refuses the whole run if any is unsafe, so a typo in a
-/// list of devices never wipes the others half-way through a batch.
-pub fn inspect_all(paths: &[PathBuf], system: &SystemUse) -> Result<Vec<Inspected>, Failure> {
-    // By the medium itself: a loop device and the file behind it are one.
-    let mut seen: HashMap<(u64, u64), &Path> = HashMap::new();
-    let mut targets = Vec::new();
-    for path in paths {
-        let target = device::inspect(path, system)?;
-        if !target.refusals.is_empty() {
-            return Err(Failure::usage(format!(
-                "{}: refused: {}. Nothing was written.",
-                path.display(),
-                target.refusals.join("; ")
-            )));
-        }
-        if let Some(first) = seen.insert(target.medium_key(), path) {
-            return Err(Failure::usage(format!(
-                "{} and {} are the same medium; give each target once",
-                first.display(),
-                path.display(),
-            )));
-        }
-        targets.push(target);
-    }
-    Ok(targets)
-}
-
-/// The time in a report's file name, UTC: `20261130T002000Z`.
-pub fn report_stamp() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace([':', '-'], "")
-}
-
-/// A report's file in `dir`, named after the device and the time.
-pub fn report_file(dir: &Path, name: &str, stamp: &str) -> PathBuf {
-    dir.join(format!("{name}-{stamp}.report.json"))
-}
-
-/// Where each target's report goes, checked before anything is written so hours of
-/// wiping never end in an unwritable report.
-pub fn report_paths(report: Option<&Path>, targets: &[Inspected]) -> Result<Vec<Option<PathBuf>>, Failure> {
-    let Some(report) = report else { return Ok(vec![None; targets.len()]) };
-    let stamp = report_stamp();
-    let paths: Vec<PathBuf> = if report.is_dir() {
-        targets.iter().map(|t| report_file(report, &t.identity.name, &stamp)).collect()
-    } else if targets.len() == 1 {
-        vec![report.to_path_buf()]
-    } else {
-        return Err(Failure::usage(format!(
-            "--report {}: with several targets, give an existing directory",
-            report.display()
-        )));
-    };
-    for path in &paths {
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        // The report replaces its file: it must not be a target.
-        let resolved = std::fs::canonicalize(path)
-            .or_else(|_| std::fs::canonicalize(dir).map(|d| d.join(path.file_name().unwrap_or_default())))
-            .unwrap_or_else(|_| path.clone());
-        if let Some(target) = targets.iter().find(|t| Path::new(&t.identity.resolved_path) == resolved) {
-            return Err(Failure::usage(format!(
-                "--report {} is the target {} itself: the report would replace what was wiped; write it elsewhere",
-                path.display(),
-                target.identity.path
-            )));
-        }
-        crate::durable::Replaceable::Report
-            .check(path)
-            .and_then(|()| crate::durable::check_writable_dir(dir))
-            .map_err(|e| {
-                Failure::usage(format!(
-                    "cannot write the report {}: {e}; choose another --report",
-                    path.display()
-                ))
-            })?;
-    }
-    Ok(paths.into_iter().map(Some).collect())
-}
-
 /// Shows every target and what will be done to it, and asks for each target's
 /// name to be typed. `what` says what happens ("overwrite", "erase").
-/// Hidden areas are restored only once every target is confirmed (a DCO
-/// restore is permanent).
-pub fn restore_hidden(
-    prepared: Vec<Prepared>,
-    settings: &Settings,
-    note: &dyn Fn(&str),
-) -> Result<Vec<Prepared>, Failure> {
-    Ok(prepared.into_iter().map(|job| job.restore_hidden(settings, note)).collect::<Result<_, _>>()?)
-}
-
 pub fn confirm(prepared: &[Prepared], what: &str) -> Result<(), Failure> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
