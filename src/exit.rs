@@ -14,25 +14,3 @@ pub const USAGE: u8 = 2;
 pub trait ExitStatus {
     fn exit_status(&self) -> u8;
 }
-
-/// Errors that can only happen before anything is written: refusals and usage.
-macro_rules! refusals {
-    ($($error:ty),* $(,)?) => {$(
-        impl ExitStatus for $error {
-            fn exit_status(&self) -> u8 {
-                USAGE
-            }
-        }
-    )*};
-}
-
-refusals!(
-    crate::method::MethodError,
-    crate::device::DeviceError,
-    crate::cert::records::RecordsError,
-    crate::engine::checkpoint::JournalError,
-    // A drive's refusal comes before its command is sent.
-    crate::drive::sanitize::Refusal,
-    // `cert pdf` writes nothing when it fails (the PDF appears by rename).
-    crate::cert::pdf::PdfError,
-);

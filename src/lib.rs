@@ -18,6 +18,7 @@ pub mod input;
 pub mod ledger;
 pub mod method;
 pub mod purge;
+pub mod report;
 pub mod sanitization;
 pub mod serve;
 pub mod station;

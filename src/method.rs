@@ -216,6 +216,13 @@ pub enum MethodError {
     TooManyPasses(u64),
 }
 
+// A plan is made before anything is written.
+impl crate::exit::ExitStatus for MethodError {
+    fn exit_status(&self) -> u8 {
+        crate::exit::USAGE
+    }
+}
+
 pub fn find(id: &str) -> Result<&'static Method, MethodError> {
     let wanted = id.trim().to_ascii_lowercase();
     METHODS.iter().find(|m| m.id == wanted).ok_or_else(|| MethodError::UnknownMethod(id.to_string()))

@@ -182,7 +182,8 @@ fn a_statement_that_hides_text_or_names_another_key_is_refused() {
     office.countersign(&cert);
     let stem = format!("{}.validator-1", cert.display());
     std::fs::copy(format!("{stem}.sig"), format!("{}.witness-1.sig", cert.display())).unwrap();
-    std::fs::copy(format!("{stem}.json.sig"), format!("{}.witness-1.json.sig", cert.display())).unwrap();
+    std::fs::copy(format!("{stem}.statement.sig"), format!("{}.witness-1.statement.sig", cert.display()))
+        .unwrap();
     assert_eq!(verify_cert(&cert, &office.allowed).0, 0, "orphan signature files change nothing");
     office.ok(&["import", cert.to_str().unwrap()]);
     let csv = office.ok(&["export", "--csv"]);

@@ -14,9 +14,9 @@ use certwipe::cert::records::{BackedUp, Person, Records};
 use certwipe::cert::sign::SigningKey;
 use certwipe::device::{self, Access, MediaType, Medium, SystemUse};
 use certwipe::engine::events::Silent;
-use certwipe::engine::report::{PassContent, Status};
 use certwipe::engine::{self, Options};
 use certwipe::method::{self, Plan};
+use certwipe::report::{PassContent, Status};
 use common::*;
 
 fn ssh_keygen(args: &[&str]) {
@@ -176,11 +176,12 @@ fn swapped_truncated_foreign_and_wrong_namespace_signatures_are_rejected_by_both
 
 /// Runs a wipe that verification catches (a sector changed behind its back) and
 /// returns its report.
-fn failed_wipe(target: &Path) -> certwipe::engine::report::Report {
+fn failed_wipe(target: &Path) -> certwipe::report::Report {
     struct Saboteur<'a>(&'a Path, AtomicBool);
     impl certwipe::engine::events::Observer for Saboteur<'_> {
         fn event(&self, event: &certwipe::engine::events::Event<'_>) {
-            use certwipe::engine::events::{Event, Phase};
+            use certwipe::engine::events::Event;
+            use certwipe::report::Phase;
             if let Event::PhaseStarted { phase: Phase::Verifying, .. } = event
                 && !self.1.swap(true, std::sync::atomic::Ordering::SeqCst)
             {
@@ -228,7 +229,7 @@ fn resigned_problems(station: &Station, name: &str, cert: &Certificate) -> Vec<S
     write_certificate(&path, cert, Some(&signing_key(station))).unwrap();
     let (code, output) = station.verify(&path);
     assert_eq!(code, 1, "{output}");
-    let checked = files::judge_files(&path, None).unwrap();
+    let checked = certwipe::cert::judge::judge_files(&path, None).unwrap();
     assert!(checked.signatures.iter().all(|s| s.result.is_ok()), "the signature itself is good");
     checked.problems
 }
@@ -273,8 +274,8 @@ fn lies_are_rejected_even_when_properly_signed() {
     unread.sanitization.warnings.retain(|w| !w.contains("does NOT attest"));
     let verification = unread.sanitization.passes[0].verification.as_mut().unwrap();
     verification.unreadable = std::mem::take(&mut verification.mismatches);
-    verification.result = certwipe::engine::report::VerificationResult::Incomplete;
-    unread.sanitization.verification.result = certwipe::engine::report::VerificationResult::Passed;
+    verification.result = certwipe::report::VerificationResult::Incomplete;
+    unread.sanitization.verification.result = certwipe::report::VerificationResult::Passed;
     let problems = resigned_problems(&station, "unread.json", &unread);
     assert!(problems.iter().any(|p| p.contains("does not follow from the passes")), "{problems:?}");
     assert!(problems.iter().any(|p| p.contains("read-back did not pass")), "{problems:?}");
@@ -373,10 +374,22 @@ fn countersignatures_verify_with_both_tools_and_tampering_with_them_is_caught() 
     let unchecked = String::from_utf8_lossy(&unchecked.stdout);
     assert!(unchecked.contains("witness Zhang San, Supervisor: intact, signer not checked"), "{unchecked}");
 
+    // `*.json` names certificates only: the statement is `.statement`.
+    let statement = PathBuf::from(format!("{}.witness-1.statement", cert.display()));
+    let jsons = std::fs::read_dir(station.certs())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".json"));
+    assert_eq!(jsons.count(), 1, "only the certificate ends in .json");
+    // Countersignatures named as before (statement `.json`) are still read.
+    let legacy = PathBuf::from(format!("{}.witness-1.json", cert.display()));
+    std::fs::rename(&statement, &legacy).unwrap();
+    std::fs::rename(format!("{}.sig", statement.display()), format!("{}.sig", legacy.display())).unwrap();
+    let (code, output) = station.verify(&cert);
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("witness: good signature by zhang.san"), "{output}");
     // The statement says who signed in what role; changing it breaks its signature.
-    let statement = PathBuf::from(format!("{}.witness-1.json", cert.display()));
-    let text = std::fs::read_to_string(&statement).unwrap();
-    std::fs::write(&statement, text.replace("\"witness\"", "\"approver\"")).unwrap();
+    let text = std::fs::read_to_string(&legacy).unwrap();
+    std::fs::write(&legacy, text.replace("\"witness\"", "\"approver\"")).unwrap();
     assert_eq!(station.verify(&cert).0, 1);
 }
 

@@ -5,7 +5,7 @@ mod common;
 
 use std::ops::Range;
 
-use certwipe::engine::report::{Report, SectorRange, Status, VerificationResult};
+use certwipe::report::{Report, SectorRange, Status, VerificationResult};
 use common::faulty::{Faults, FaultyDisk};
 use common::*;
 

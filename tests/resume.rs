@@ -9,8 +9,8 @@ use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use certwipe::engine::checkpoint::Checkpoint;
-use certwipe::engine::events::Phase;
-use certwipe::engine::report::{Report, Status};
+use certwipe::report::Phase;
+use certwipe::report::{Report, Status};
 use common::faulty::{Faults, FaultyDisk};
 use common::*;
 
@@ -207,7 +207,7 @@ fn write_journal(target: &Path, checkpoint: &Checkpoint) {
 #[test]
 fn an_edited_journal_never_makes_a_resumed_wipe_claim_what_it_did_not_do() {
     use certwipe::engine::checkpoint::InFlight;
-    use certwipe::engine::report::VerifyMode;
+    use certwipe::report::VerifyMode;
     let dir = tempfile::tempdir().unwrap();
     let image = dir.path().join("edited.img");
     make_file(&image, SIZE);
@@ -263,7 +263,7 @@ fn an_edited_journal_never_makes_a_resumed_wipe_claim_what_it_did_not_do() {
     assert_eq!(report.verify_mode, VerifyMode::Last, "a resumed run reads back in full");
     let verification = report.passes[0].verification.as_ref().unwrap();
     assert_eq!(verification.bytes_read, SIZE);
-    assert_eq!(certwipe::engine::report::total_sectors(&verification.mismatches) * 512, MIB);
+    assert_eq!(certwipe::report::total_sectors(&verification.mismatches) * 512, MIB);
     assert!(report.interruptions[0].medium_check.contains("read back over the whole medium again"));
 
     // A journal that says the pass was written and read back in full.
@@ -336,7 +336,7 @@ fn a_journal_put_on_another_medium_is_refused_even_between_passes() {
     let inspected = certwipe::device::inspect(&other, &certwipe::device::SystemUse::read()).unwrap();
     let plan = certwipe::method::Plan::from_method(certwipe::method::find("dod-short").unwrap(), 1).unwrap();
     let options = certwipe::engine::Options {
-        verify: certwipe::engine::report::VerifyMode::All,
+        verify: certwipe::report::VerifyMode::All,
         ..certwipe::engine::Options::default()
     };
     let mut journal = Checkpoint::start(&inspected.identity, &plan, &options);

@@ -8,12 +8,11 @@ use std::process::Command;
 use std::sync::atomic::AtomicBool;
 
 use certwipe::device::{self, Medium, SystemUse};
-use certwipe::engine::events::{Event, Observer, Phase};
-use certwipe::engine::report::{
-    Report, SectorRange, Status, VerificationKind, VerificationResult, VerifyMode,
-};
+use certwipe::engine::events::{Event, Observer};
 use certwipe::engine::{self, Options};
 use certwipe::method::{self, METHODS, Plan};
+use certwipe::report::Phase;
+use certwipe::report::{Report, SectorRange, Status, VerificationKind, VerificationResult, VerifyMode};
 use certwipe::stream::RandomStream;
 use common::*;
 
@@ -75,7 +74,7 @@ fn custom_pass_lists_and_rounds_keep_three_byte_patterns_in_phase() {
         .passes
         .iter()
         .filter_map(|p| match &p.content {
-            certwipe::engine::report::PassContent::Random(stream) => Some(stream.clone()),
+            certwipe::report::PassContent::Random(stream) => Some(stream.clone()),
             _ => None,
         })
         .collect();
@@ -222,7 +221,7 @@ fn an_aes_pass_is_what_stock_openssl_writes_and_chacha8_stays_on_request() {
     make_file(&image, size);
     let (code, report) = wipe_with_report(&image, &["--prng", "aes-ctr"]);
     assert_eq!(code, 0);
-    let certwipe::engine::report::PassContent::Random(RandomStream::Aes128Ctr { key, iv }) =
+    let certwipe::report::PassContent::Random(RandomStream::Aes128Ctr { key, iv }) =
         &report.passes[0].content
     else {
         panic!("--prng aes-ctr recorded {:?}", report.passes[0].content);
@@ -245,7 +244,7 @@ fn an_aes_pass_is_what_stock_openssl_writes_and_chacha8_stays_on_request() {
     assert_eq!(code, 0);
     assert!(matches!(
         report.passes[0].content,
-        certwipe::engine::report::PassContent::Random(RandomStream::ChaCha8 { .. })
+        certwipe::report::PassContent::Random(RandomStream::ChaCha8 { .. })
     ));
     assert_wiped(&image, &report);
 }

@@ -10,10 +10,8 @@ use serde::de::{DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// The largest certificate or statement certwipe reads. A real certificate is a
-/// few kilobytes; the worst honest one (256 passes, 4,096 bad areas, 1,000 logged
-/// errors) stays under 2 MiB.
-pub const MAX_DOCUMENT_BYTES: u64 = 4 << 20;
+/// The largest certificate or statement certwipe reads ([`crate::input::DOCUMENT`]).
+pub const MAX_DOCUMENT_BYTES: u64 = crate::input::DOCUMENT;
 
 #[derive(Debug, Error)]
 pub enum CanonicalError {

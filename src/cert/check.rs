@@ -3,11 +3,11 @@
 //! that lie, even when properly signed.
 
 use super::model::{CERTIFICATE_FORMAT, Certificate, FLASH_WARNING, Technique};
-use crate::engine::report::{
+use crate::method::{PassKind, Plan};
+use crate::report::{
     PassContent, PassRecord, PassVerification, SectorRange, Status, VerificationKind, VerificationResult,
     VerifyMode, total_sectors,
 };
-use crate::method::{PassKind, Plan};
 
 /// Everything that does not hold, one sentence each; empty when consistent.
 pub fn inconsistencies(cert: &Certificate) -> Vec<String> {

@@ -3,7 +3,7 @@
 //! a reading of the medium that found none of the content written before.
 
 use super::model::Certificate;
-use crate::engine::report::{FirmwareRecord, SectorRange, Status, VerificationResult, VerifyMode};
+use crate::report::{FirmwareRecord, SectorRange, Status, VerificationResult, VerifyMode};
 
 pub fn check(cert: &Certificate, firmware: &FirmwareRecord, fail: &mut impl FnMut(String)) {
     let s = &cert.sanitization;
@@ -137,7 +137,7 @@ mod tests {
     use crate::drive::Passthrough;
     use crate::drive::fake::{FakeAta, FakeNvme, SanitizeScript, SecurityScript};
     use crate::drive::sanitize::Action;
-    use crate::engine::report::{SectorRange, Status, VerificationResult};
+    use crate::report::{SectorRange, Status, VerificationResult};
 
     fn certificate(
         pt: &mut dyn Passthrough,

@@ -14,7 +14,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use super::CertError;
-use super::judge::{self, Context, SignatureProblem, Trust};
+use super::judge::SignatureProblem;
 use super::model::Certificate;
 use super::sign::{Duty, SigningKey};
 
@@ -71,12 +71,6 @@ pub fn signature_path(cert: &Path) -> PathBuf {
     append(cert, ".sig")
 }
 
-fn append(path: &Path, suffix: &str) -> PathBuf {
-    let mut text = path.as_os_str().to_os_string();
-    text.push(suffix);
-    PathBuf::from(text)
-}
-
 /// Reads a certificate; one too large to be real is refused unread, as a
 /// document that does not verify.
 fn read(path: &Path) -> Result<Vec<u8>, CertError> {
@@ -90,7 +84,7 @@ fn read(path: &Path) -> Result<Vec<u8>, CertError> {
 }
 
 /// Writes a new file; never replaces one (certificates are records).
-fn write_new(path: &Path, bytes: &[u8]) -> Result<(), CertError> {
+pub(super) fn write_new(path: &Path, bytes: &[u8]) -> Result<(), CertError> {
     crate::durable::write_new(path, bytes, 0o644)
         .map_err(|source| CertError::Io { path: path.display().to_string(), source })
 }
@@ -161,10 +155,10 @@ impl Bundle {
         let certificate = read(path)?;
         let countersignatures = countersignature_stems(path)
             .into_iter()
-            .map(|(role, stem)| CounterParts {
+            .map(|(role, stem, statement)| CounterParts {
                 role,
-                statement: Part::read(&append(&stem, ".json")),
-                statement_signature: Part::read(&append(&stem, ".json.sig")),
+                statement: Part::read(&append(&stem, statement)),
+                statement_signature: Part::read(&append(&append(&stem, statement), ".sig")),
                 certificate_signature: Part::read(&append(&stem, ".sig")),
                 recorded_at: None,
             })
@@ -194,8 +188,8 @@ impl Bundle {
             let n = seen.iter().filter(|r| **r == c.role).count();
             let stem = format!("{name}.json.{}-{n}", c.role);
             files.extend([
-                (format!("{stem}.json"), JSON, c.statement.bytes.clone()),
-                (format!("{stem}.json.sig"), TEXT, c.statement_signature.bytes.clone()),
+                (format!("{stem}{STATEMENT}"), JSON, c.statement.bytes.clone()),
+                (format!("{stem}{STATEMENT}.sig"), TEXT, c.statement_signature.bytes.clone()),
                 (format!("{stem}.sig"), TEXT, c.certificate_signature.bytes.clone()),
             ]);
         }
@@ -203,107 +197,40 @@ impl Bundle {
     }
 }
 
-/// Judges a certificate file and everything beside it, now.
-pub fn judge_files(path: &Path, trust: Option<Trust<'_>>) -> Result<judge::Judgement, CertError> {
-    Ok(judge::judge(&Bundle::from_files(path)?, &Context::now(trust)))
-}
+/// The suffix of a countersignature's statement, after its stem
+/// `CERT.json.ROLE-n`: not `.json`, so that `*.json` picks only certificates.
+pub const STATEMENT: &str = ".statement";
+/// The statement's suffix before certwipe 0.2 (still read).
+const LEGACY_STATEMENT: &str = ".json";
 
-/// `(role, CERT.json.<role>-<n>)` for every countersignature statement beside
-/// `cert`. A countersignature exists once its statement does: the statement is
-/// written last, so a set cut short leaves nothing that counts.
-fn countersignature_stems(cert: &Path) -> Vec<(String, PathBuf)> {
+/// `(role, CERT.json.<role>-<n>, statement suffix)` for every countersignature
+/// statement beside `cert`, named as now or as before. A countersignature
+/// exists once its statement does: the statement is written last, so a set
+/// cut short leaves nothing that counts.
+fn countersignature_stems(cert: &Path) -> Vec<(String, PathBuf, &'static str)> {
     let dir = cert.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let Some(name) = cert.file_name().map(|n| n.to_string_lossy().into_owned()) else { return Vec::new() };
-    let mut stems: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
+    let stem_of = |file: &str| {
+        let rest = file.strip_prefix(&format!("{name}."))?;
+        let (tag, suffix) = [STATEMENT, LEGACY_STATEMENT]
+            .into_iter()
+            .find_map(|suffix| Some((rest.strip_suffix(suffix)?, suffix)))?;
+        let (role, number) = tag.rsplit_once('-')?;
+        number.parse::<u32>().ok()?;
+        Some((role.to_string(), dir.join(format!("{name}.{tag}")), suffix))
+    };
+    let mut stems: Vec<(String, PathBuf, &'static str)> = std::fs::read_dir(dir)
         .map(|entries| {
-            entries
-                .filter_map(|e| e.ok())
-                .filter_map(|e| {
-                    let file = e.file_name().to_string_lossy().into_owned();
-                    let tag = file.strip_prefix(&format!("{name}."))?.strip_suffix(".json")?.to_string();
-                    let (role, number) = tag.rsplit_once('-')?;
-                    number.parse::<u32>().ok()?;
-                    Some((role.to_string(), dir.join(file.trim_end_matches(".json"))))
-                })
-                .collect()
+            entries.filter_map(|e| e.ok()).filter_map(|e| stem_of(&e.file_name().to_string_lossy())).collect()
         })
         .unwrap_or_default();
     stems.sort();
     stems
 }
 
-/// Who countersigns.
-pub struct Countersigner<'a> {
-    pub key: &'a SigningKey,
-    pub role: Role,
-    pub name: String,
-    pub title: Option<String>,
-    pub organisation: Option<String>,
-}
-
-/// Adds a countersignature beside `cert`; returns the files written. Refuses a
-/// certificate that the judge does not find valid (nobody should put their
-/// name under one), and a countersignature the judge would refuse: a key the
-/// allowed signers do not list for this role, or a key or person already on
-/// the certificate.
-pub fn countersign(
-    cert: &Path,
-    signer: &Countersigner<'_>,
-    trust: Trust<'_>,
-) -> Result<Vec<PathBuf>, CertError> {
-    use super::records::{MAX_NAME_CHARS, check_optional, check_text};
-    check_text("name", &signer.name, MAX_NAME_CHARS)?;
-    check_optional("title", signer.title.as_deref(), MAX_NAME_CHARS)?;
-    check_optional("organisation", signer.organisation.as_deref(), MAX_NAME_CHARS)?;
-    // The bytes judged are the bytes countersigned.
-    let mut bundle = Bundle::from_files(cert)?;
-    let judgement = judge::judge(&bundle, &Context::now(Some(trust)));
-    let Some(certificate) = judgement.valid_certificate() else {
-        return Err(CertError::Invalid(judgement.reasons().join("; ")));
-    };
-    let certificate_id = certificate.certificate_id.clone();
-    let stem = (1..)
-        .map(|n| append(cert, &format!(".{}-{n}", signer.role.as_str())))
-        .find(|stem| [".json", ".json.sig", ".sig"].iter().all(|suffix| !append(stem, suffix).exists()))
-        .expect("some index is free");
-    let statement = Statement {
-        format: STATEMENT_FORMAT.into(),
-        certificate_id,
-        certificate_sha256: judgement.sha256.clone(),
-        role: signer.role,
-        name: signer.name.clone(),
-        title: signer.title.clone(),
-        organisation: signer.organisation.clone(),
-        signed_at: crate::engine::report::now(),
-        key_fingerprint: signer.key.fingerprint(),
-    };
-    let statement_bytes = super::canonical::to_bytes(&statement);
-    let duty = signer.role.duty();
-    let certificate_signature = signer.key.sign(&bundle.certificate, duty)?;
-    let statement_signature = signer.key.sign(&statement_bytes, duty)?;
-    // The countersignature must itself pass the judge, with everything
-    // already on the certificate, before a file is written.
-    let label = |suffix: &str| append(&stem, suffix).display().to_string();
-    let part = |suffix: &str, bytes: &[u8]| Part { label: label(suffix), bytes: Some(bytes.to_vec()) };
-    bundle.countersignatures.push(CounterParts {
-        role: signer.role.as_str().to_string(),
-        statement: part(".json", &statement_bytes),
-        statement_signature: part(".json.sig", statement_signature.as_bytes()),
-        certificate_signature: part(".sig", certificate_signature.as_bytes()),
-        recorded_at: None,
-    });
-    let with_it = judge::judge(&bundle, &Context::now(Some(trust)));
-    if let Some(problem) = with_it.signatures.into_iter().last().and_then(|s| s.result.err()) {
-        return Err(CertError::Countersign(problem));
-    }
-    if !with_it.problems.is_empty() {
-        return Err(CertError::Invalid(with_it.problems.join("; ")));
-    }
-    // The statement last: until it exists, the other two files count for nothing.
-    let files = [append(&stem, ".sig"), append(&stem, ".json.sig"), append(&stem, ".json")];
-    let contents = [certificate_signature.into_bytes(), statement_signature.into_bytes(), statement_bytes];
-    for (file, content) in files.iter().zip(&contents) {
-        write_new(file, content)?;
-    }
-    Ok(files.to_vec())
+/// `path` with `suffix` appended to its file name.
+pub(super) fn append(path: &Path, suffix: &str) -> PathBuf {
+    let mut text = path.as_os_str().to_os_string();
+    text.push(suffix);
+    PathBuf::from(text)
 }

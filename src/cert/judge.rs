@@ -518,3 +518,8 @@ pub fn level_problems(
     }
     problems
 }
+
+/// Judges a certificate file and everything beside it, now.
+pub fn judge_files(path: &std::path::Path, trust: Option<Trust<'_>>) -> Result<Judgement, super::CertError> {
+    Ok(judge(&Bundle::from_files(path)?, &Context::now(trust)))
+}

@@ -6,6 +6,7 @@ pub mod allowed_signers;
 pub mod canonical;
 pub mod check;
 mod check_firmware;
+pub mod countersign;
 pub mod display;
 pub mod files;
 pub mod judge;

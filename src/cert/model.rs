@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::CertError;
 use super::records::Records;
 use crate::device::{CacheBypass, Identity, MediaType, TargetKind};
-use crate::engine::checkpoint::Interruption;
-use crate::engine::report::{
+use crate::report::Interruption;
+use crate::report::{
     ContentDigest, ErrorLog, FirmwareRecord, MethodRecord, PassRecord, Report, Status, Tool,
     VerificationSummary, VerifyMode,
 };
@@ -66,7 +66,7 @@ impl Certificate {
         Certificate {
             format: CERTIFICATE_FORMAT.into(),
             certificate_id: new_id(),
-            issued_at: crate::engine::report::now(),
+            issued_at: crate::report::now(),
             tool: report.tool,
             host: report.host,
             medium: report.target,

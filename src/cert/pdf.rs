@@ -22,7 +22,7 @@ use super::judge::{Context, Judgement as Checked, SignatureCheck, Trust, Verdict
 use super::model::{Certificate, Sanitization};
 use super::records::{Classification, Records};
 use crate::device::Identity;
-use crate::engine::report::{PassContent, Status, total_sectors};
+use crate::report::{PassContent, Status, total_sectors};
 use crate::stream::RandomStream;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -52,6 +52,13 @@ pub enum PdfError {
     NotACertificate { path: String, problems: String },
     #[error("{path}: {source}")]
     Output { path: String, source: std::io::Error },
+}
+
+// `cert pdf` writes nothing when it fails: the PDF appears by rename.
+impl crate::exit::ExitStatus for PdfError {
+    fn exit_status(&self) -> u8 {
+        crate::exit::USAGE
+    }
 }
 
 /// How a certificate is printed.

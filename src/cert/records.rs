@@ -191,6 +191,13 @@ pub enum RecordsError {
     Empty { field: &'static str },
 }
 
+// Records are checked before anything is written.
+impl crate::exit::ExitStatus for RecordsError {
+    fn exit_status(&self) -> u8 {
+        crate::exit::USAGE
+    }
+}
+
 /// Longest ledger numbers, asset numbers, serials and dates.
 pub const MAX_NUMBER_CHARS: usize = 64;
 /// Longest names, titles, organisations, places.

@@ -9,7 +9,7 @@ use super::judge::{Judgement as Checked, Verdict};
 use super::model::{Certificate, Sanitization};
 use super::records::{Person, Records};
 use crate::device::Identity;
-use crate::engine::report::total_sectors;
+use crate::report::total_sectors;
 
 /// The summary of `cert`; every text that came from the certificate is shown with
 /// its hidden characters escaped, so it cannot forge lines of the summary.
@@ -233,7 +233,7 @@ pub fn medium_rows(m: &crate::device::Identity) -> Vec<(&'static str, &'static s
 }
 
 /// A drive's erase command and its verification, as rows.
-pub fn firmware_rows(f: &crate::engine::report::FirmwareRecord) -> Vec<(&'static str, &'static str, String)> {
+pub fn firmware_rows(f: &crate::report::FirmwareRecord) -> Vec<(&'static str, &'static str, String)> {
     let v = &f.verification;
     let estimate =
         f.drive_estimate_seconds.map(|s| format!(", the drive estimated {s} s")).unwrap_or_default();

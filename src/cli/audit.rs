@@ -11,11 +11,11 @@ use super::output::Ui;
 use super::trust::TrustArgs;
 use super::{EXIT_FAILED, EXIT_OK, Failure, print_json, signals};
 use crate::cert::Certificate;
-use crate::cert::files;
+use crate::cert::judge;
 use crate::cert::judge::Trust;
 use crate::device::{self, Access, IdentitySource, Medium, SystemUse};
 use crate::engine;
-use crate::engine::report::VerificationResult;
+use crate::report::VerificationResult;
 
 #[derive(Args, Debug)]
 pub struct AuditArgs {
@@ -68,8 +68,8 @@ pub fn run(args: &AuditArgs) -> Result<u8, Failure> {
         problems.push(format!(
             "the medium does not hold pass {}'s content: {} mismatched and {} unreadable sector(s)",
             last.index,
-            crate::engine::report::total_sectors(&v.mismatches),
-            crate::engine::report::total_sectors(&v.unreadable)
+            crate::report::total_sectors(&v.mismatches),
+            crate::report::total_sectors(&v.unreadable)
         ));
     }
     if let (Some(recorded), Some(found)) = (&cert.sanitization.final_content_digest, &audit.digest)
@@ -107,7 +107,7 @@ pub fn run(args: &AuditArgs) -> Result<u8, Failure> {
 /// The certificate, only when its signatures verify against the allowed signers.
 fn verified_certificate(args: &AuditArgs) -> Result<Certificate, Failure> {
     let allowed = args.trust.require("an audit checks the medium against a verified certificate")?;
-    let judgement = files::judge_files(&args.cert, Some(Trust { allowed: &allowed, station: None }))?;
+    let judgement = judge::judge_files(&args.cert, Some(Trust { allowed: &allowed, station: None }))?;
     match judgement.valid_certificate() {
         Some(certificate) => Ok(certificate.clone()),
         None => Err(Failure {

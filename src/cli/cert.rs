@@ -9,12 +9,14 @@ use ssh_key::{Algorithm, LineEnding, PrivateKey};
 
 use super::trust::TrustArgs;
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, Failure, print_json};
-use crate::cert::files::{self, Countersigner, Role};
+use crate::cert::countersign::{self, Countersigner};
+use crate::cert::files::Role;
+use crate::cert::judge;
 use crate::cert::judge::{Judgement, Trust, Verdict};
 use crate::cert::pdf::{self, Lang};
 use crate::cert::sign::{self, PASSPHRASE_ENV, SigningKey};
 use crate::cert::{display, render};
-use crate::engine::report::Status;
+use crate::report::Status;
 
 #[derive(Subcommand, Debug)]
 pub enum CertCommand {
@@ -216,7 +218,7 @@ fn verify(args: &VerifyArgs) -> Result<u8, Failure> {
         ));
     }
     let trust = allowed.as_ref().map(|allowed| Trust { allowed, station: args.principal.as_deref() });
-    let mut checked = files::judge_files(&args.cert, trust)?;
+    let mut checked = judge::judge_files(&args.cert, trust)?;
     let status = checked.certificate.as_ref().map(|c| c.sanitization.status);
     if args.require_erased && status.is_some_and(|s| s != Status::Erased) {
         let status = status.map(Status::as_str).unwrap_or_default();
@@ -288,7 +290,7 @@ fn print_check(path: &Path, checked: &Judgement) {
 fn show(args: &ShowArgs) -> Result<u8, Failure> {
     let allowed = args.trust.load()?;
     let trust = allowed.as_ref().map(|allowed| Trust { allowed, station: None });
-    let checked = files::judge_files(&args.cert, trust)?;
+    let checked = judge::judge_files(&args.cert, trust)?;
     let Some(cert) = &checked.certificate else {
         return Err(Failure::usage(format!("{}: {}", args.cert.display(), checked.problems.join("; "))));
     };
@@ -309,7 +311,7 @@ fn countersign(args: &CountersignArgs) -> Result<u8, Failure> {
         organisation: args.organisation.clone(),
     };
     let trust = Trust { allowed: &allowed, station: None };
-    let written = files::countersign(&args.cert, &signer, trust).map_err(|e| {
+    let written = countersign::countersign(&args.cert, &signer, trust).map_err(|e| {
         let failure = Failure::from(e);
         Failure {
             message: format!("{}: refusing to countersign: {}", args.cert.display(), failure.message),
@@ -332,7 +334,7 @@ pub fn keygen(args: &KeygenArgs) -> Result<u8, Failure> {
             )));
         }
     }
-    let host = crate::engine::report::host_name();
+    let host = crate::report::host_name();
     let principal = args.principal.clone().unwrap_or_else(|| format!("certwipe@{host}"));
     let mut key = PrivateKey::random(&mut ssh_key::rand_core::OsRng, Algorithm::Ed25519)
         .map_err(|e| Failure::usage(format!("key generation failed: {e}")))?;

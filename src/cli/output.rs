@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 
-use crate::engine::events::{Event, Observer, Phase};
+use crate::engine::events::{Event, Observer};
+use crate::report::Phase;
 
 /// How often progress is printed as JSON or plain text.
 pub(super) const JSON_INTERVAL: Duration = Duration::from_secs(1);

@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 
 use super::output::{JSON_INTERVAL, LOG_INTERVAL, Throttle, Ui};
 use crate::cert::display::escape;
-use crate::engine::events::{Event, Observer, Phase};
+use crate::engine::events::{Event, Observer};
+use crate::report::Phase;
 use crate::station::scan::Seen;
 use crate::target::{Outcome, Prepared};
 

@@ -307,6 +307,13 @@ pub enum DeviceError {
     Io { path: String, source: std::io::Error },
 }
 
+// Targets are inspected and opened before anything is written.
+impl crate::exit::ExitStatus for DeviceError {
+    fn exit_status(&self) -> u8 {
+        crate::exit::USAGE
+    }
+}
+
 impl DeviceError {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
         let path = path.display().to_string();

@@ -199,6 +199,13 @@ pub enum Refusal {
     Command(#[from] CommandError),
 }
 
+// A drive's refusal comes before its command is sent.
+impl crate::exit::ExitStatus for Refusal {
+    fn exit_status(&self) -> u8 {
+        crate::exit::USAGE
+    }
+}
+
 /// A checked command, ready to run.
 #[derive(Clone, Debug)]
 pub struct Plan {

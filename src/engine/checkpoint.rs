@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::events::Phase;
-use super::report::{ErrorLog, PassContent, PassRecord, SampleRecord, SectorRange, VerifyMode};
 use crate::buffer::AlignedBuf;
 use crate::device::{BlockIo, Identity};
 use crate::method::Plan;
+use crate::report::{ErrorLog, PassContent, PassRecord, SampleRecord, SectorRange, VerifyMode};
+use crate::report::{Interruption, Phase};
 
 pub const JOURNAL_FORMAT: &str = "certwipe.journal/v1";
 /// Where root keeps journals (and the ledger) unless told otherwise.
@@ -77,20 +77,6 @@ pub struct InFlight {
     pub unreadable: Vec<SectorRange>,
 }
 
-/// An interruption the run recovered from, as the report and certificate record it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Interruption {
-    /// When the last checkpoint before the interruption was saved.
-    pub checkpoint_at: String,
-    pub pass: Option<usize>,
-    pub phase: Option<Phase>,
-    pub offset: u64,
-    pub resumed_at: String,
-    /// How the medium was recognised as the same one.
-    pub medium_check: String,
-}
-
 impl Checkpoint {
     /// What a resumed run proves again, whatever the journal claims: the last
     /// pass is read back over the whole medium, from the first byte. A
@@ -117,7 +103,7 @@ impl Checkpoint {
                 content: last.content.clone(),
                 phase: Phase::Verifying,
                 offset: 0,
-                started_at: super::report::now(),
+                started_at: crate::report::now(),
                 seconds: 0.0,
                 unwritten: last.unwritten.clone(),
                 write: Some(last),
@@ -164,6 +150,13 @@ pub enum JournalError {
         "refusing to resume {target}: the interrupted wipe's journal says {journal}, this run asks for {asked}; give the same method, passes, rounds and --verify as the interrupted run (a journal can never change the plan or lower the verification)"
     )]
     PlanDiffers { target: String, journal: String, asked: String },
+}
+
+// A journal is checked before the medium is opened for writing.
+impl crate::exit::ExitStatus for JournalError {
+    fn exit_status(&self) -> u8 {
+        crate::exit::USAGE
+    }
 }
 
 /// A journal file in the state directory, replaced atomically on every save.

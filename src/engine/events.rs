@@ -2,14 +2,7 @@
 
 use serde::Serialize;
 
-use super::report::{PassContent, PassRecord, PassVerification, Report};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Phase {
-    Writing,
-    Verifying,
-}
+use crate::report::{PassContent, PassRecord, PassVerification, Phase, Report};
 
 #[derive(Debug, Serialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]

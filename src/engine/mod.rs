@@ -8,7 +8,6 @@ pub mod events;
 pub mod outcome;
 mod passes;
 pub(crate) mod pipeline;
-pub mod report;
 mod resilient;
 pub mod sample;
 pub mod workers;
@@ -19,15 +18,15 @@ use std::time::Instant;
 
 use crate::device::{BlockIo, Identity};
 use crate::method::{PassKind, Plan};
+use crate::report::*;
 use crate::stream::{PassData, Prng};
 use checkpoint::{Checkpoint, JOURNAL_FORMAT, Journal};
-use events::{Event, Observer, Phase};
+use events::{Event, Observer};
 use passes::Run;
-use report::*;
 use resilient::Resilient;
 use workers::Workers;
 
-pub use report::VerifyMode;
+pub use crate::report::VerifyMode;
 
 /// What a run does beyond its plan; the defaults suit every device.
 #[derive(Clone, Debug)]

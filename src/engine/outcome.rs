@@ -2,7 +2,7 @@
 
 use super::Halt;
 
-use super::report::*;
+use crate::report::*;
 
 pub fn summarize_verification(mode: VerifyMode, passes: &[PassRecord]) -> VerificationSummary {
     let verified: Vec<&PassRecord> = passes.iter().filter(|p| p.verification.is_some()).collect();

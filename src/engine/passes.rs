@@ -9,13 +9,13 @@ use std::time::{Instant, SystemTime};
 use sha2::Digest as _;
 
 use super::checkpoint::{self, Checkpoint, Frontier, InFlight, Journal};
-use super::events::{Event, Observer, Phase};
+use super::events::{Event, Observer};
 use super::pipeline;
-use super::report::*;
 use super::resilient::{DeviceGone, Resilient, Transfer};
 use super::workers::Workers;
 use super::{Halt, lock, sample};
 use crate::device::BlockIo;
+use crate::report::*;
 use crate::stream::{PassData, Seed, merged};
 
 /// One target's run: the medium, its settings, and everything gathered so far.

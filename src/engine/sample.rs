@@ -8,7 +8,7 @@ use std::ops::Range;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 
-use super::report::SampleRecord;
+use crate::report::SampleRecord;
 use crate::stream::Seed;
 
 pub const SUBSECTIONS: u64 = 1000;

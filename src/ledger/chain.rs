@@ -73,7 +73,7 @@ pub fn next_entry(
 ) -> Result<EntryRow, crate::cert::CertError> {
     let (last_seq, prev_hash) = last.unwrap_or((0, GENESIS.to_string()));
     let seq = last_seq + 1;
-    let at = crate::engine::report::now();
+    let at = crate::report::now();
     let data = data.to_string();
     let hash = entry_hash(&prev_hash, seq, number, kind, &at, &data);
     let signature = key.sign(&entry_message(ledger_id, seq, &prev_hash, &hash), Duty::Ledger)?;

@@ -603,7 +603,7 @@ impl Ledger {
                 ledger_id: configured.ledger_id,
                 seq,
                 hash,
-                at: crate::engine::report::now(),
+                at: crate::report::now(),
             });
             Ok(())
         })?;

@@ -115,10 +115,7 @@ fn migrate(client: &mut Client) -> Result<i64, postgres::Error> {
     let current: i64 = tx.query_one("SELECT coalesce(max(version), 0) FROM schema_migrations", &[])?.get(0);
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         tx.batch_execute(sql)?;
-        tx.execute(
-            "INSERT INTO schema_migrations VALUES ($1, $2)",
-            &[version, &crate::engine::report::now()],
-        )?;
+        tx.execute("INSERT INTO schema_migrations VALUES ($1, $2)", &[version, &crate::report::now()])?;
     }
     tx.commit()?;
     Ok(MIGRATIONS.last().map_or(current, |(v, _)| (*v).max(current)))

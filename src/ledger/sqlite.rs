@@ -128,15 +128,12 @@ fn migrate(db: &mut Connection) -> rusqlite::Result<()> {
         .is_some();
     if current == 0 && legacy {
         // A ledger made before migrations were recorded has the version 1 schema.
-        tx.execute("INSERT INTO schema_migrations VALUES (1, ?1)", [crate::engine::report::now()])?;
+        tx.execute("INSERT INTO schema_migrations VALUES (1, ?1)", [crate::report::now()])?;
         current = 1;
     }
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         tx.execute_batch(sql)?;
-        tx.execute(
-            "INSERT INTO schema_migrations VALUES (?1, ?2)",
-            params![version, crate::engine::report::now()],
-        )?;
+        tx.execute("INSERT INTO schema_migrations VALUES (?1, ?2)", params![version, crate::report::now()])?;
     }
     tx.commit()
 }

@@ -11,7 +11,7 @@ use crate::device::{BlockIo, Identity};
 use crate::drive::Passthrough;
 use crate::drive::probe::Protocol;
 use crate::drive::sanitize::{self, DriveOutcome, Ending, Follow, Plan};
-use crate::engine::report::{
+use crate::report::{
     ErrorLog, FirmwareRecord, FirmwareVerification, MethodRecord, REPORT_FORMAT, Report, Status, Tool,
     VerificationResult, VerificationSummary, VerifyMode, host_name, now,
 };
@@ -122,8 +122,7 @@ pub fn judge(outcome: &DriveOutcome, verification: &FirmwareVerification, path: 
 }
 
 fn judge_verified(drive: &str, v: &FirmwareVerification) -> (Status, String) {
-    let sectors =
-        |ranges: &[crate::engine::report::SectorRange]| crate::engine::report::total_sectors(ranges);
+    let sectors = |ranges: &[crate::report::SectorRange]| crate::report::total_sectors(ranges);
     match v.result {
         VerificationResult::Passed => (
             Status::Erased,
@@ -191,7 +190,7 @@ mod tests {
     use crate::device::MediaType;
     use crate::drive::fake::{FakeAta, FakeNvme, SanitizeScript};
     use crate::drive::sanitize::Action;
-    use crate::engine::report::Status;
+    use crate::report::Status;
 
     fn purge(pt: &mut dyn Passthrough, medium: &dyn BlockIo, transport: &str, action: Action) -> Report {
         run_scripted(pt, medium, transport, action, MediaType::Unknown)

@@ -19,8 +19,8 @@ use thiserror::Error;
 use crate::buffer::AlignedBuf;
 use crate::device::BlockIo;
 use crate::drive::sanitize::Expectation;
-use crate::engine::report::{FirmwareVerification, SampleRecord, SectorRange, VerificationResult};
 use crate::engine::sample;
+use crate::report::{FirmwareVerification, SampleRecord, SectorRange, VerificationResult};
 use crate::stream::{PassData, RandomStream, Seed, push_merged};
 
 /// Reads and writes go in chunks of this many bytes.

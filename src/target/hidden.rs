@@ -3,15 +3,14 @@
 
 use std::path::Path;
 
-use super::prepare::take_identity;
-use super::{HiddenRestore, PendingRestore, Prepared, Settings, TargetError};
+use super::{HiddenRestore, PendingRestore, Prepared, Settings, TargetError, take_identity};
 use crate::device::{Access, HiddenAreas, Inspected, Medium};
 use crate::drive::ata::AtaDevice;
 use crate::drive::hidden::{self, MaxAddressCommands};
 use crate::drive::linux::with_drive;
 use crate::drive::probe::Probed;
 use crate::drive::{CommandError, Passthrough};
-use crate::engine::report::{Report, Status};
+use crate::report::{Report, Status};
 
 /// Which hidden sectors will be restored once the operator has confirmed:
 /// refused now when that cannot be done as asked, and the operator told when

@@ -342,3 +342,22 @@ impl Prepared {
         self.medium.disk_sequence()
     }
 }
+
+/// The drive's own account replaces sysfs's where the drive gave one.
+fn take_identity(identity: &mut crate::device::Identity, info: &crate::drive::DriveInfo) {
+    // What the drive reports is escaped and bounded, as sysfs's text is.
+    let take = |field: &mut Option<String>, value: &Option<String>| {
+        if let Some(text) = value.as_deref().and_then(crate::text::from_device) {
+            *field = Some(text);
+        }
+    };
+    take(&mut identity.vendor, &info.vendor);
+    take(&mut identity.model, &info.model);
+    take(&mut identity.serial, &info.serial);
+    take(&mut identity.firmware, &info.firmware);
+    take(&mut identity.wwn, &info.wwn.clone().or_else(|| info.eui64.clone()).or_else(|| info.nguid.clone()));
+    identity.identity_source = info.source;
+    if info.hidden.is_some() {
+        identity.hidden = info.hidden;
+    }
+}

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::hidden::plan_restore;
 use super::resume::resumed_checkpoint;
-use super::{PendingRestore, Prepared, ResumePolicy, Settings, TargetError, Work};
+use super::{PendingRestore, Prepared, ResumePolicy, Settings, TargetError, Work, take_identity};
 use crate::cert::records::Records;
 use crate::device::{Access, DeviceError, Inspected, Medium, SystemUse, TargetKind};
 use crate::drive::linux::with_drive;
@@ -137,25 +137,6 @@ pub fn ask_drive(target: &mut Inspected, note: &dyn Fn(&str)) -> Result<Option<P
     }
     take_identity(&mut target.identity, &probed.info);
     Ok(Some(probed))
-}
-
-/// The drive's own account replaces sysfs's where the drive gave one.
-pub(super) fn take_identity(identity: &mut crate::device::Identity, info: &crate::drive::DriveInfo) {
-    // What the drive reports is escaped and bounded, as sysfs's text is.
-    let take = |field: &mut Option<String>, value: &Option<String>| {
-        if let Some(text) = value.as_deref().and_then(crate::text::from_device) {
-            *field = Some(text);
-        }
-    };
-    take(&mut identity.vendor, &info.vendor);
-    take(&mut identity.model, &info.model);
-    take(&mut identity.serial, &info.serial);
-    take(&mut identity.firmware, &info.firmware);
-    take(&mut identity.wwn, &info.wwn.clone().or_else(|| info.eui64.clone()).or_else(|| info.nguid.clone()));
-    identity.identity_source = info.source;
-    if info.hidden.is_some() {
-        identity.hidden = info.hidden;
-    }
 }
 
 /// The drive's own erase: checked now (supported, not frozen, not running).

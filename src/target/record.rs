@@ -12,8 +12,8 @@ use crate::cert::judge::Trust;
 use crate::cert::pdf::{self, PdfError};
 use crate::cert::records::Records;
 use crate::cert::{CertError, Certificate};
-use crate::engine::report::{Report, Status};
 use crate::ledger::{Imported, Ledger, LedgerError};
+use crate::report::{Report, Status};
 
 /// Why a step after the wipe did not happen. The wipe itself is in the report.
 #[derive(Debug, Error)]

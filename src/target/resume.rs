@@ -2,8 +2,9 @@
 //! medium, with the plan and verification this run asks for.
 
 use crate::device::{Inspected, Medium};
-use crate::engine::checkpoint::{self, Checkpoint, FileJournal, Interruption, JournalError};
+use crate::engine::checkpoint::{self, Checkpoint, FileJournal, JournalError};
 use crate::method::Plan;
+use crate::report::Interruption;
 
 /// The checkpoint of an interrupted wipe of this medium, once its plan and
 /// verification are the ones this run asks for and the medium is recognised
@@ -38,7 +39,7 @@ pub(super) fn resumed_checkpoint(
         pass: checkpoint.current.as_ref().map(|f| f.index),
         phase: checkpoint.current.as_ref().map(|f| f.phase),
         offset: checkpoint.current.as_ref().map_or(0, |f| f.offset),
-        resumed_at: crate::engine::report::now(),
+        resumed_at: crate::report::now(),
         medium_check: how,
     });
     Ok(checkpoint)

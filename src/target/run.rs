@@ -12,10 +12,10 @@ use crate::drive::probe::Protocol;
 use crate::drive::sanitize;
 use crate::engine::checkpoint::Journal;
 use crate::engine::events::Observer;
-use crate::engine::report::{Report, Status};
 use crate::engine::workers::Workers;
 use crate::engine::{self, Job};
 use crate::purge;
+use crate::report::{Report, Status};
 
 impl Prepared {
     /// Wipes, then writes the report, the certificate and its PDF, and files it.

@@ -11,7 +11,7 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use certwipe::engine::report::{PassContent, Report};
+use certwipe::report::{PassContent, Report};
 use certwipe::stream::RandomStream;
 
 pub const MARKER: &[u8] = b"CERTWIPE-TEST-MARKER";
@@ -757,7 +757,7 @@ impl<'a> Forgery<'a> {
 /// Countersigns `cert` by hand (statement and both signatures made with stock
 /// ssh-keygen), bypassing certwipe's own refusal, as a forger would.
 pub fn forge_countersignature(cert: &Path, key: &Path, forgery: &Forgery<'_>, n: u32) {
-    use certwipe::cert::files::{Role, STATEMENT_FORMAT, Statement};
+    use certwipe::cert::files::{Role, STATEMENT, STATEMENT_FORMAT, Statement};
     let bytes = std::fs::read(cert).unwrap();
     let parsed: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
     let role = forgery.role;
@@ -769,14 +769,15 @@ pub fn forge_countersignature(cert: &Path, key: &Path, forgery: &Forgery<'_>, n:
         name: forgery.name.into(),
         title: None,
         organisation: None,
-        signed_at: forgery.signed_at.clone().unwrap_or_else(certwipe::engine::report::now),
+        signed_at: forgery.signed_at.clone().unwrap_or_else(certwipe::report::now),
         key_fingerprint: forgery.names_key.clone().unwrap_or_else(|| fingerprint(key)),
     };
     let stem = format!("{}.{role}-{n}", cert.display());
-    std::fs::write(format!("{stem}.json"), certwipe::cert::canonical::to_bytes(&statement)).unwrap();
+    let statement_file = format!("{stem}{STATEMENT}");
+    std::fs::write(&statement_file, certwipe::cert::canonical::to_bytes(&statement)).unwrap();
     let namespace = forgery.namespace.map_or(format!("certwipe-{role}"), str::to_string);
     for (file, signature) in [
-        (format!("{stem}.json"), format!("{stem}.json.sig")),
+        (statement_file.clone(), format!("{statement_file}.sig")),
         (cert.display().to_string(), format!("{stem}.sig")),
     ] {
         // Signing standard input leaves the file's own .sig alone.
@@ -792,8 +793,11 @@ pub fn forge_countersignature(cert: &Path, key: &Path, forgery: &Forgery<'_>, n:
 }
 
 pub fn remove_countersignature(cert: &Path, role: &str, n: u32) {
-    for suffix in [".json", ".json.sig", ".sig"] {
-        std::fs::remove_file(format!("{}.{role}-{n}{suffix}", cert.display())).unwrap();
+    let stem = format!("{}.{role}-{n}", cert.display());
+    std::fs::remove_file(format!("{stem}.sig")).unwrap();
+    for statement in [certwipe::cert::files::STATEMENT, ".json"] {
+        let _ = std::fs::remove_file(format!("{stem}{statement}"));
+        let _ = std::fs::remove_file(format!("{stem}{statement}.sig"));
     }
 }
 
@@ -836,7 +840,7 @@ pub fn append_signed_entry(ledger: &Path, key: &Path, number: &str, kind: &str, 
         .unwrap();
     let ledger_id: String =
         db.query_row("SELECT value FROM config WHERE key = 'ledger_id'", [], |r| r.get(0)).unwrap();
-    let (seq, at) = (seq + 1, certwipe::engine::report::now());
+    let (seq, at) = (seq + 1, certwipe::report::now());
     let hash = certwipe::ledger::chain::entry_hash(&prev, seq, number, kind, &at, data);
     let message = certwipe::ledger::chain::entry_message(&ledger_id, seq, &prev, &hash);
     let mut signer = Command::new("ssh-keygen")

@@ -35,7 +35,7 @@ pub struct Report {
     /// I/O errors that succeeded when retried (not bad sectors).
     pub retried_io_errors: u64,
     /// Interruptions (crash, kill, Ctrl-C) this run was resumed from.
-    pub interruptions: Vec<crate::engine::checkpoint::Interruption>,
+    pub interruptions: Vec<Interruption>,
     /// The drive's own erase command and its verification (`certwipe
     /// sanitize`); absent for host overwrites.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -387,4 +387,26 @@ pub fn host_name() -> String {
 
 pub fn now() -> String {
     timestamp(SystemTime::now())
+}
+
+/// Which half of a pass: writing the medium, or reading it back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    Writing,
+    Verifying,
+}
+
+/// An interruption the run recovered from, as the report and certificate record it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Interruption {
+    /// When the last checkpoint before the interruption was saved.
+    pub checkpoint_at: String,
+    pub pass: Option<usize>,
+    pub phase: Option<Phase>,
+    pub offset: u64,
+    pub resumed_at: String,
+    /// How the medium was recognised as the same one.
+    pub medium_check: String,
 }
