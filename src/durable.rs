@@ -53,7 +53,11 @@ pub enum Replaceable {
     Pdf,
     Report,
     Head,
-    Signature,
+    /// An SSHSIG made in `namespace` (a ledger head's, say): another
+    /// record's signature, in another namespace, is never replaced.
+    Signature {
+        namespace: &'static str,
+    },
     Summary,
 }
 
@@ -63,19 +67,21 @@ impl Replaceable {
             Replaceable::Pdf => "PDF",
             Replaceable::Report => "wipe report",
             Replaceable::Head => "ledger head",
-            Replaceable::Signature => "signature",
+            Replaceable::Signature { .. } => "signature of this kind",
             Replaceable::Summary => "station summary",
         }
     }
 
-    /// Whether a file that begins with `head` is one of this kind.
+    /// Whether a file that holds `head` (its first 64 KiB) is one of this kind.
     fn is(self, head: &[u8]) -> bool {
         let text = String::from_utf8_lossy(head);
         match self {
             Replaceable::Pdf => head.starts_with(b"%PDF-"),
             Replaceable::Report => text.starts_with("{\n  \"format\": \"certwipe.report/"),
             Replaceable::Head => text.starts_with("{\n  \"format\": \"certwipe.ledger-head/"),
-            Replaceable::Signature => text.starts_with("-----BEGIN SSH SIGNATURE-----"),
+            Replaceable::Signature { namespace } => {
+                ssh_key::SshSig::from_pem(head).is_ok_and(|signature| signature.namespace() == namespace)
+            }
             Replaceable::Summary => text.starts_with("port,device,") || text.starts_with("{\n  \"erased\":"),
         }
     }
@@ -91,7 +97,7 @@ impl Replaceable {
         }
         let mut head = Vec::new();
         if meta.is_file() {
-            std::fs::File::open(path)?.take(64).read_to_end(&mut head)?;
+            std::fs::File::open(path)?.take(64 << 10).read_to_end(&mut head)?;
         }
         if meta.is_file() && self.is(&head) {
             return Ok(());

@@ -73,6 +73,18 @@ pub fn from_device(raw: &str) -> Option<String> {
     (!kept.is_empty()).then_some(kept)
 }
 
+/// Whether two names are one person's, as a reader of a register would see
+/// them: letter case, runs of blanks and look-alike letters from another
+/// script (a Cyrillic `е` for a Latin `e`, Unicode's confusables) do not make
+/// another person.
+pub fn same_person(a: &str, b: &str) -> bool {
+    let seen = |name: &str| -> String {
+        let spaced = name.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+        unicode_security::confusable_detection::skeleton(&spaced).collect::<String>().to_lowercase()
+    };
+    seen(a) == seen(b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -917,4 +917,13 @@ fn outputs_never_write_over_a_record_or_a_medium() {
     let head = office.dir.path().join("head.json");
     office.ok(&["head", "-o", head.to_str().unwrap()]);
     office.ok(&["head", "-o", head.to_str().unwrap()]);
+    // The second trial: `head -o CERT.json.validator-1` replaced the
+    // validator's signature over the certificate with the head's.
+    office.countersign(&cert);
+    let stem = format!("{}.validator-1", cert.display());
+    let countersignature = std::fs::read(format!("{stem}.sig")).unwrap();
+    let (code, _, err) = office.ledger(&["head", "-o", &stem]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is not a signature of this kind certwipe wrote"), "{err}");
+    assert_eq!(std::fs::read(format!("{stem}.sig")).unwrap(), countersignature);
 }

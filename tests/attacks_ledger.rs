@@ -408,7 +408,7 @@ fn a_station_never_builds_on_a_history_cut_or_padded_by_hand() {
         &["register", "MJ-20", "--type", "hdd", "--classification", "secret"],
     );
     assert_ne!(out.status.code(), Some(0), "built on junk: {}", stderr(&out));
-    assert!(stderr(&out).contains("newest entry does not verify"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("chain does not verify"), "{}", stderr(&out));
     // An entry in the middle removed, others after it.
     office.ok(&["register", "OTHER-1", "--type", "hdd", "--classification", "secret"]);
     let reclassify = "(SELECT seq FROM entries WHERE kind = 'reclassify')";
@@ -446,8 +446,11 @@ fn a_second_registration_never_lowers_a_medium() {
     drop(db);
     let (code, said) = verify_ledger(&office.ledger, &office.allowed, &[]);
     assert_eq!(code, 1, "{said}");
-    assert!(said.contains("registers MJ-7 a second time"), "{said}");
-    office.refused(&["dispose", "MJ-7", "--destination", "external-reuse"], "registers MJ-7 a second time");
+    assert!(said.contains("registers the medium a second time"), "{said}");
+    office.refused(
+        &["dispose", "MJ-7", "--destination", "external-reuse"],
+        "registers the medium a second time",
+    );
     let (_, _, err) = office.ledger(&["list"]);
     assert!(err.contains("NOT") || err.contains("not what the ledger's signed history records"), "{err}");
 }
@@ -530,4 +533,212 @@ fn a_retired_keys_loose_certificate_is_flagged_and_never_filed() {
         let text = pdf_text(&pdf, &[]).split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(text.contains("no longer valid now"), "{text}");
     }
+}
+
+/// The second trial: with write access to the database and no key, a
+/// medium's certificate and reclassification were removed from the middle of
+/// the chain (not next to its other entries), its row set back, and another
+/// station then released it; lists showed it as recorded.
+#[test]
+fn a_hole_anywhere_in_the_chain_stops_every_write_and_every_list() {
+    let office = Office::new();
+    for number in ["D-1", "D-2"] {
+        office.ok(&["register", number, "--type", "hdd", "--classification", "unclassified"]);
+    }
+    let cert = office.certificate("d1", &["--asset", "D-1", "--classification", "secret"], false);
+    office.ok(&["import", cert.to_str().unwrap()]);
+    office.ok(&["register", "D-3", "--type", "hdd", "--classification", "unclassified"]);
+    let holes = office.tampered_copy(
+        "holes.sqlite",
+        "PRAGMA foreign_keys=OFF; DELETE FROM entries WHERE number = 'D-1' AND kind IN ('certificate', 'reclassify'); \
+         DELETE FROM certificates WHERE number = 'D-1'; UPDATE media SET classification = 'unclassified' WHERE number = 'D-1';",
+    );
+    let ledger = holes.to_str().unwrap();
+    let out = ledger_at(
+        ledger,
+        &office.key,
+        &office.allowed,
+        &["dispose", "D-1", "--destination", "external-reuse"],
+    );
+    assert_ne!(out.status.code(), Some(0), "released: {}", stderr(&out));
+    assert!(stderr(&out).contains("chain does not verify"), "{}", stderr(&out));
+    let out = certwipe(&["ledger", "list", "--ledger", ledger]);
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(listed.contains("NOT AS RECORDED") && stderr(&out).contains("chain is broken"), "{listed}");
+    let out = certwipe(&["ledger", "export", "--csv", "--ledger", ledger]);
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert!(!csv.contains("as its signed history records"), "{csv}");
+    // Entries moved to another number instead: their hashes break.
+    let moved = office.tampered_copy(
+        "moved.sqlite",
+        "UPDATE entries SET number = 'U-1-hidden' WHERE number = 'D-1' AND kind IN ('certificate', 'reclassify'); \
+         UPDATE media SET classification = 'unclassified' WHERE number = 'D-1';",
+    );
+    let out = ledger_at(
+        moved.to_str().unwrap(),
+        &office.key,
+        &office.allowed,
+        &["dispose", "D-1", "--destination", "external-reuse"],
+    );
+    assert_ne!(out.status.code(), Some(0), "released: {}", stderr(&out));
+}
+
+/// The second trial: a station operator signed entries by hand with his own
+/// key — a disposal of a secret medium to external reuse, an approver's
+/// countersignature of no certificate, a certificate entry with no
+/// certificate behind it — and `verify` called the ledger intact.
+#[test]
+fn entries_signed_by_hand_are_held_to_the_rules_certwipe_writes_by() {
+    let office = Office::new();
+    let ledger = Path::new(&office.ledger);
+    for number in ["S-1", "S-2", "S-3"] {
+        office.ok(&["register", number, "--type", "hdd", "--classification", "secret"]);
+    }
+    append_signed_entry(
+        ledger,
+        &office.key,
+        "S-1",
+        "disposal",
+        r#"{"destination":"external-reuse","note":null}"#,
+    );
+    let (code, said) = verify_ledger(&office.ledger, &office.allowed, &[]);
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains("may not go to external-reuse"), "{said}");
+    let (_, listed, _) = office.ledger(&["list"]);
+    assert!(listed.contains("NOT AS RECORDED"), "{listed}");
+    // Nothing more is built on it.
+    office.refused(&["approve", "S-1", "--role", "witness", "--name", "Zhang San"], "does not verify");
+    assert_eq!(verify_ledger(&office.ledger, &office.allowed, &[]).0, 1);
+}
+
+#[test]
+fn an_approval_counts_only_from_an_approver_or_the_records_office() {
+    let office = Office::new();
+    let ledger = Path::new(&office.ledger);
+    let destroy = ["destroy", "S-2", "--method", "shred", "--date", "2026-12-01", "--place", "Room 5"];
+    let destroy = [&destroy[..], &["--destroyer", "Li Wei", "--witness", "Zhang San"]].concat();
+    office.ok(&["register", "S-2", "--type", "hdd", "--classification", "secret"]);
+    // An approver's countersignature of no filed certificate, signed by hand.
+    let fake = r#"{"certificate_id":"00000000-0000-0000-0000-000000000000","role":"approver","name":"Chen Jie","statement_sha256":null}"#;
+    let forged = office.tampered_copy("forged.sqlite", "SELECT 1;");
+    append_signed_entry(&forged, &office.key, "S-2", "countersignature", fake);
+    let out = ledger_at(forged.to_str().unwrap(), &office.key, &office.allowed, &destroy);
+    assert_ne!(out.status.code(), Some(0), "destroyed on a forged approval: {}", stderr(&out));
+    let (code, said) = verify_ledger(forged.to_str().unwrap(), &office.allowed, &[]);
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains("a countersignature of no certificate filed under the medium"), "{said}");
+    // Another station's key recording an approver's approval does not count.
+    let (other, line) = key_for(office.dir.path(), "station2", "station-2", &["station"]);
+    allow(&office.allowed, &line);
+    office.ok_as_clerk(&["init", "--allowed-signers", office.allowed.to_str().unwrap()]);
+    let out = ledger_at(
+        &office.ledger,
+        &other,
+        &office.allowed,
+        &["approve", "S-2", "--role", "approver", "--name", "Chen Jie"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (code, _, err) = office.ledger(&destroy);
+    assert_eq!(code, 2, "a station approved another station's scrapping: {err}");
+    assert!(err.contains("no approval on record"), "{err}");
+    // The records office's does; and the witness must be someone else, by sight.
+    office.ok_as_clerk(&["approve", "S-2", "--role", "approver", "--name", "Chen Jie"]);
+    let look_alike = [&destroy[..destroy.len() - 1], &["Li W\u{0435}i"]].concat();
+    let (code, _, err) = office.ledger(&look_alike);
+    assert_eq!(code, 2, "a look-alike name witnessed: {err}");
+    assert!(err.contains("must be someone else"), "{err}");
+    office.ok(&destroy);
+    // A certificate entry with no certificate behind it.
+    office.ok(&["register", "S-3", "--type", "hdd", "--classification", "secret"]);
+    let claim =
+        r#"{"model":"Samsung 870","status":"erased","category":"purge","method":"nvme-crypto-erase"}"#;
+    append_signed_entry(ledger, &office.key, "S-3", "certificate", claim);
+    let (code, said) = verify_ledger(&office.ledger, &office.allowed, &[]);
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains("it names no filed certificate"), "{said}");
+}
+
+/// The second trial: a certificate's ledger entry edited to claim more than
+/// the certificate (a purge), re-signed by hand as a second entry.
+#[test]
+fn a_certificate_entry_says_what_its_certificate_says() {
+    let office = Office::new();
+    office.ok(&["register", "C-1", "--type", "hdd", "--classification", "secret"]);
+    let cert = office.certificate("c1", &["--asset", "C-1", "--classification", "secret"], false);
+    office.ok(&["import", cert.to_str().unwrap()]);
+    let (_, exported, _) = office.ledger(&["export", "--json"]);
+    assert!(exported.contains("\"verify_mode\": \"last\""), "{exported}");
+    let db = rusqlite::Connection::open(&office.ledger).unwrap();
+    let data: String =
+        db.query_row("SELECT data FROM entries WHERE kind = 'certificate'", [], |r| r.get(0)).unwrap();
+    drop(db);
+    let claim = data.replace("\"category\":\"clear\"", "\"category\":\"purge\"");
+    assert_ne!(claim, data);
+    append_signed_entry(Path::new(&office.ledger), &office.key, "C-1", "certificate", &claim);
+    let (code, said) = verify_ledger(&office.ledger, &office.allowed, &[]);
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains("more than one certificate entry"), "{said}");
+}
+
+/// The second trial: a key retired (valid-before) appended an entry dated
+/// inside its validity after the last entry; the next writer would have
+/// sealed it. Its retirement must be recorded first.
+#[test]
+fn a_retired_keys_backdated_entry_is_not_built_upon() {
+    let office = Office::new();
+    office.ok(&["register", "R-1", "--type", "hdd", "--classification", "secret"]);
+    let written = std::time::SystemTime::now();
+    let stamp = |t: std::time::SystemTime| {
+        humantime::format_rfc3339_seconds(t).to_string().replace(['-', ':', 'T'], "")
+    };
+    let valid_before = written + std::time::Duration::from_secs(2);
+    let (retired, line) = key_for(office.dir.path(), "retired", "station-9", &["station"]);
+    let line = String::from_utf8(line)
+        .unwrap()
+        .replace("namespaces=", &format!("valid-before=\"{}\",namespaces=", stamp(valid_before)));
+    allow(&office.allowed, line.as_bytes());
+    // valid-before counts whole seconds, inclusive: wait until the next one is over.
+    std::thread::sleep(std::time::Duration::from_millis(3500));
+    let at = humantime::format_rfc3339_millis(written + std::time::Duration::from_secs(1)).to_string();
+    let data = r#"{"role":"approver","name":"Chen Jie","title":null,"note":null}"#;
+    append_signed_entry_at(Path::new(&office.ledger), &retired, "R-1", "approval", data, &at);
+    let (code, said) = verify_ledger(&office.ledger, &office.allowed, &[]);
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains("record the key's retirement first"), "{said}");
+    office.refused(
+        &["register", "R-2", "--type", "hdd", "--classification", "secret"],
+        "record the key's retirement first",
+    );
+    // Recorded by the records office, the ledger goes on.
+    office.ok_as_clerk(&["init", "--allowed-signers", office.allowed.to_str().unwrap()]);
+    office.ok(&["register", "R-2", "--type", "hdd", "--classification", "secret"]);
+}
+
+/// The second trial: `wipe --ledger` noted its newest entry in the state
+/// directory it was given, while `ledger` commands looked elsewhere; and a
+/// ledger named `./l.sqlite` was another ledger to the note than its full path.
+#[test]
+fn every_command_keeps_one_note_of_the_newest_entry_whatever_the_path() {
+    let office = Office::new();
+    office.ok(&["register", "W-1", "--type", "hdd", "--classification", "secret"]);
+    office.certificate("noted", &["--asset", "W-1", "--classification", "secret"], true);
+    let db = rusqlite::Connection::open(&office.ledger).unwrap();
+    db.execute_batch(
+        "DELETE FROM entries WHERE kind IN ('certificate', 'reclassify', 'countersignature'); DELETE FROM countersignatures; DELETE FROM certificates;",
+    )
+    .unwrap();
+    drop(db);
+    let (code, said) = verify_ledger(&office.ledger, &office.allowed, &[]);
+    assert_eq!(code, 1, "the cut went unseen by `ledger verify`: {said}");
+    assert!(said.contains("which this station wrote"), "{said}");
+    let name = Path::new(&office.ledger).file_name().unwrap().to_str().unwrap().to_string();
+    let (key, allowed) = (office.key.to_str().unwrap(), office.allowed.to_str().unwrap());
+    let out = certwipe_command()
+        .current_dir(Path::new(&office.ledger).parent().unwrap())
+        .args(["ledger", "--ledger", &format!("./{name}"), "--sign-key", key, "--allowed-signers", allowed])
+        .args(["register", "W-2", "--type", "hdd", "--classification", "secret"])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0), "built on a cut ledger by another name: {}", stderr(&out));
+    assert!(stderr(&out).contains("newer entries were cut off"), "{}", stderr(&out));
 }

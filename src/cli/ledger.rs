@@ -293,7 +293,10 @@ fn head(ledger: &mut Ledger, output: Option<&Path>, key: &SigningKey) -> Result<
     if let Some(file) = output {
         for (path, kind) in [
             (file.to_path_buf(), Replaceable::Head),
-            (crate::cert::files::signature_path(file), Replaceable::Signature),
+            (
+                crate::cert::files::signature_path(file),
+                Replaceable::Signature { namespace: crate::cert::sign::Duty::Ledger.namespace() },
+            ),
         ] {
             kind.check(&path).map_err(|e| Failure::usage(format!("-o {}: {e}", path.display())))?;
         }

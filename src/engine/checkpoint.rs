@@ -19,9 +19,18 @@ pub const JOURNAL_FORMAT: &str = "certwipe.journal/v1";
 /// Where root keeps journals (and the ledger) unless told otherwise.
 pub const SYSTEM_STATE_DIR: &str = "/var/lib/certwipe";
 
-/// The state directory: `/var/lib/certwipe` for root; for another user (wiping
-/// image files) `$XDG_STATE_HOME/certwipe` or `~/.local/state/certwipe`.
+/// The environment variable that names the state directory for every command.
+pub const STATE_DIR_ENV: &str = "CERTWIPE_STATE_DIR";
+
+/// The state directory: `$CERTWIPE_STATE_DIR`, else `/var/lib/certwipe` for
+/// root; for another user (wiping image files) `$XDG_STATE_HOME/certwipe` or
+/// `~/.local/state/certwipe`.
 pub fn default_state_dir() -> PathBuf {
+    // Every command honours it, so a station's journals and its notes of the
+    // ledgers it wrote to are kept together.
+    if let Some(dir) = std::env::var_os(STATE_DIR_ENV).filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
     if nix::unistd::geteuid().is_root() {
         return PathBuf::from(SYSTEM_STATE_DIR);
     }

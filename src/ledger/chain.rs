@@ -35,6 +35,38 @@ pub fn hash_matches(e: &super::store::EntryRow) -> bool {
     e.hash == entry_hash(&e.prev_hash, e.seq, &e.number, &e.kind, &e.at, &e.data)
 }
 
+/// Where the chain of `entries` (the whole ledger, oldest first) is broken:
+/// an entry not at its place in the sequence, not following the one before it,
+/// or altered. Cheap (hashes only): signatures are the trust module's.
+/// A chain without breaks whose newest entry is signed commits to every
+/// entry before it, since each hash covers the one before.
+pub fn breaks(entries: &[EntryRow]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut previous = GENESIS;
+    for (position, e) in entries.iter().enumerate() {
+        let seq = e.seq;
+        if seq != position as i64 + 1 {
+            problems.push(format!(
+                "entry {seq} is at position {}: an entry was removed or inserted",
+                position + 1
+            ));
+        }
+        if e.prev_hash != previous {
+            problems.push(format!(
+                "entry {seq} does not follow the entry before it: the chain is broken (removed or reordered entries)"
+            ));
+        }
+        if !hash_matches(e) {
+            problems.push(format!(
+                "entry {seq} ({} of {}) was altered: its hash does not match its content",
+                e.kind, e.number
+            ));
+        }
+        previous = &e.hash;
+    }
+    problems
+}
+
 /// The bytes a station signs for an entry: plain text, so that anyone can check
 /// it with `ssh-keygen -Y verify`, and unlike any certificate (which is JSON).
 pub fn entry_message(ledger_id: &str, seq: i64, prev_hash: &str, hash: &str) -> Vec<u8> {

@@ -5,6 +5,7 @@
 //! write refuses to build on a ledger that lost its entry, and `verify` says so.
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -61,16 +62,27 @@ impl Remembered {
         }
     }
 
-    /// Notes `seq` and `hash` as the newest entry of `ledger`.
+    /// Notes `seq` and `hash` as the newest entry of `ledger`. Commands
+    /// running at once (several stations' writes on one machine) take turns
+    /// on a lock file, so that none loses another's note.
     pub fn remember(&self, ledger: &str, seq: i64, hash: &str) -> std::io::Result<()> {
-        let mut noted = self.load();
-        noted.insert(ledger.to_string(), Newest { seq, hash: hash.to_string() });
-        let bytes = serde_json::to_vec_pretty(&noted).map_err(std::io::Error::other)?;
         if let Some(dir) = self.file.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
                 .create(dir)?;
             crate::durable::check_private_dir(dir)?;
         }
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .mode(0o600)
+            .open(self.file.with_extension("lock"))?;
+        let _turn = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, errno)| std::io::Error::from(errno))?;
+        let mut noted = self.load();
+        noted.insert(ledger.to_string(), Newest { seq, hash: hash.to_string() });
+        let bytes = serde_json::to_vec_pretty(&noted).map_err(std::io::Error::other)?;
         crate::durable::write_atomically(&self.file, &bytes, 0o600)
     }
 }

@@ -31,14 +31,16 @@ pub(super) fn import(
         return import_countersignatures(tx, writer, &row, bundle, label, now);
     }
     let found = rules::find_medium(tx, cert.records.asset_number.as_deref(), cert.medium.serial.as_deref())?;
-    let Some(medium) = found.map(|m| writer.trusted(tx, &m.number)).transpose()?.flatten() else {
+    let Some(medium) = found else {
         return Err(bad(format!(
             "no ledger entry matches its asset number ({}) or serial ({}); register the medium first",
             cert.records.asset_number.as_deref().unwrap_or("none"),
             cert.medium.serial.as_deref().unwrap_or("none")
         )));
     };
-    rules::ensure_not_destroyed(tx, &medium)?;
+    if writer.trusted(tx, &medium.number)?.is_destroyed() {
+        return Err(LedgerError::AlreadyDestroyed(medium.number));
+    }
     let mut filed = bundle.clone();
     filed.recorded_at = Some(now);
     for counter in &mut filed.countersignatures {
@@ -107,7 +109,7 @@ fn import_countersignatures(
         return Err(LedgerError::AlreadyImported(row.certificate_id.clone()));
     }
     merged.countersignatures.extend(fresh);
-    writer.trusted(tx, &row.number)?.ok_or_else(|| LedgerError::UnknownNumber(row.number.clone()))?;
+    writer.trusted(tx, &row.number)?;
     let context = Context::now(Some(Trust { allowed: writer.anchor, station: None }));
     let judgement = judge::judge(&merged, &Context { now, ..context });
     if !judgement.is_valid() {
@@ -143,17 +145,19 @@ fn record_countersignatures(
             unreachable!("only a valid judgement's countersignatures are recorded")
         };
         let statement_bytes = parts.statement.bytes.clone().unwrap_or_default();
-        tx.insert_countersignature(&CountersignatureRow {
-            certificate_id: certificate_id.to_string(),
-            role: parts.role.clone(),
-            statement: statement_bytes.clone(),
-            statement_signature: text(&parts.statement_signature),
-            certificate_signature: text(&parts.certificate_signature),
-        })?;
         let mut data = serde_json::to_value(statement).expect("serializes");
         data["statement_sha256"] = crate::stream::sha256_hex(&statement_bytes).into();
         data["signer"] = signer_value(good);
+        // The entry first: the history it is checked against holds the
+        // countersignatures filed so far, each with its entry.
         writer.append(tx, number, "countersignature", &data)?;
+        tx.insert_countersignature(&CountersignatureRow {
+            certificate_id: certificate_id.to_string(),
+            role: parts.role.clone(),
+            statement: statement_bytes,
+            statement_signature: text(&parts.statement_signature),
+            certificate_signature: text(&parts.certificate_signature),
+        })?;
     }
     Ok(())
 }
@@ -173,6 +177,7 @@ fn certificate_summary(cert: &Certificate, sha256: &str) -> Value {
         "category": s.category,
         "method": s.method.id,
         "finished_at": s.finished_at,
+        "verify_mode": s.verify_mode,
         "operator": cert.records.operator.name,
         "destination": cert.records.destination,
         "classification_before": cert.records.classification_before,
@@ -211,42 +216,50 @@ pub(super) fn filed(
     let history = tx.entries(Some(&row.number))?;
     let bundle = bundle_of(&row, &counters, &history);
     let ledger_id = super::trust::configured(tx).ok().flatten().map(|c| c.ledger_id).unwrap_or_default();
-    let problems = filing_problems(&row, &counters, &history, &ledger_id, anchor);
+    let mut problems = row_problems(&row, &counters, &history);
+    for e in entries_about(&history, certificate_id) {
+        if !super::chain::hash_matches(e) {
+            problems.push(format!("its ledger entry {} was altered", e.seq));
+        }
+        problems.extend(super::trust::signature_problem(e, &ledger_id, anchor, super::chain::entry_time(e)));
+    }
     Ok(Some(Filed { bundle, problems }))
 }
 
-/// Whether the signed history records `row` and its countersignatures, each
-/// by an intact entry signed by the trust root.
-fn filing_problems(
+/// The certificate and countersignature entries of `history` about certificate `id`.
+fn entries_about<'h>(history: &'h [EntryRow], id: &'h str) -> impl Iterator<Item = &'h EntryRow> {
+    history.iter().filter(move |e| {
+        matches!(e.kind.as_str(), "certificate" | "countersignature")
+            && serde_json::from_str::<Value>(&e.data).is_ok_and(|d| d["certificate_id"].as_str() == Some(id))
+    })
+}
+
+/// Whether the history's entries say what the stored rows hold: one
+/// certificate entry with the certificate's bytes and what it says (status,
+/// category, level, ...), and one countersignature entry per stored
+/// statement, naming it and its role and signer. An entry signed by hand
+/// with a writer's key cannot claim what no filed document says.
+pub(super) fn row_problems(
     row: &CertificateRow,
     counters: &[CountersignatureRow],
     history: &[EntryRow],
-    ledger_id: &str,
-    anchor: Option<&crate::cert::sign::AllowedSigners>,
 ) -> Vec<String> {
     let mut problems = Vec::new();
     let about = |kind: &str| -> Vec<(&EntryRow, Value)> {
-        history
-            .iter()
+        entries_about(history, &row.certificate_id)
             .filter(|e| e.kind == kind)
             .filter_map(|e| serde_json::from_str::<Value>(&e.data).ok().map(|d| (e, d)))
-            .filter(|(_, d)| d["certificate_id"].as_str() == Some(row.certificate_id.as_str()))
             .collect()
     };
-    let entry_problem = |e: &EntryRow| {
-        if !super::chain::hash_matches(e) {
-            return Some(format!("its ledger entry {} was altered", e.seq));
-        }
-        super::trust::signature_problem(e, ledger_id, anchor, super::chain::entry_time(e))
-    };
-    match about("certificate").first() {
-        None => problems.push(
+    match about("certificate").as_slice() {
+        [] => problems.push(
             "no signed ledger entry records this certificate: it was put into the database by hand".into(),
         ),
-        Some((_, data)) if data["sha256"].as_str() != Some(row.sha256.as_str()) => {
+        [(_, data)] if data["sha256"].as_str() != Some(row.sha256.as_str()) => {
             problems.push("its bytes are not those its ledger entry records".into())
         }
-        Some((entry, _)) => problems.extend(entry_problem(entry)),
+        [(entry, data)] => problems.extend(summary_problem(row, entry, data)),
+        _ => problems.push("it is recorded by more than one certificate entry".into()),
     }
     let recorded = about("countersignature");
     if recorded.len() != counters.len() {
@@ -258,12 +271,39 @@ fn filing_problems(
     }
     for (counter, (entry, data)) in counters.iter().zip(&recorded) {
         let named = data["statement_sha256"].as_str();
-        if named.is_some_and(|sha| sha != crate::stream::sha256_hex(&counter.statement)) {
+        let statement: Value = serde_json::from_slice(&counter.statement).unwrap_or(Value::Null);
+        let same = |field: &str| statement[field] == data[field];
+        if named.is_some_and(|sha| sha != crate::stream::sha256_hex(&counter.statement))
+            || !same("role")
+            || !same("name")
+        {
             problems.push(format!("countersignature of entry {} is not the statement it records", entry.seq));
         }
-        problems.extend(entry_problem(entry));
     }
     problems
+}
+
+/// Where a certificate entry says other than the certificate it names: each
+/// field the entry gives must be the certificate's.
+fn summary_problem(row: &CertificateRow, entry: &EntryRow, data: &Value) -> Option<String> {
+    let Ok(cert) = Certificate::parse(&row.json) else {
+        return Some("the stored certificate cannot be read".into());
+    };
+    let summary = certificate_summary(&cert, &row.sha256);
+    let differs: Vec<&String> = summary
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(field, value)| data.get(field.as_str()).is_some_and(|given| given != *value))
+        .map(|(field, _)| field)
+        .collect();
+    (!differs.is_empty()).then(|| {
+        format!(
+            "its ledger entry {} says other than the certificate about {}",
+            entry.seq,
+            differs.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")
+        )
+    })
 }
 
 fn filed_bundle_of(tx: &mut dyn Tx, row: &CertificateRow) -> Result<Bundle, LedgerError> {

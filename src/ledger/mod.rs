@@ -17,6 +17,7 @@
 
 pub mod chain;
 mod heads;
+mod history;
 pub mod import;
 mod location;
 mod postgres;
@@ -41,6 +42,7 @@ use crate::cert::files::{Bundle, Role};
 use crate::cert::records::{self, Classification, Destination, Records, RecordsError};
 use crate::cert::sign::{AllowedSigners, Duty, SigningKey};
 use chain::Head;
+use history::History;
 use store::{EntryRow, Store, Tx};
 
 #[derive(Debug, Error)]
@@ -366,7 +368,7 @@ impl Ledger {
                 trust::configured(tx)?.ok_or_else(|| LedgerError::NotConfigured(location.clone()))?;
             trust::authorize(&configured.list, key, "the list the ledger's configuration records")?;
             let ledger_id = configured.ledger_id.as_str();
-            check_newest(tx, ledger_id, anchor)?;
+            check_chain(tx, ledger_id, anchor)?;
             let noted_as = format!("{location} {ledger_id}");
             if let Some(heads) = remembered {
                 heads.check(tx, &noted_as)?;
@@ -440,8 +442,11 @@ impl Ledger {
             let configured =
                 trust::configured(tx)?.ok_or_else(|| LedgerError::NotConfigured(String::new()))?;
             let Some(medium) = rules::find_medium(tx, asset.as_deref(), serial)? else { return Ok(()) };
-            let medium = trusted(tx, &configured.ledger_id, anchor, &medium.number)?.expect("found above");
-            rules::ensure_not_destroyed(tx, &medium)?;
+            check_chain(tx, &configured.ledger_id, anchor)?;
+            let history = trusted(tx, &configured.ledger_id, anchor, &medium.number)?;
+            if history.is_destroyed() {
+                return Err(LedgerError::AlreadyDestroyed(medium.number));
+            }
             found = Some(medium);
             Ok(())
         })?;
@@ -478,7 +483,7 @@ impl Ledger {
         records::check_optional("title", title, records::MAX_NAME_CHARS)?;
         records::check_optional("note", note, records::MAX_NOTES_CHARS)?;
         let data = json!({"role": role, "name": name, "title": title, "note": note});
-        self.append_checked(number, "approval", data, key, |_, _, _| Ok(()))
+        self.append_checked(number, "approval", data, key)
     }
 
     /// Decides where the medium goes; classified media can only be destroyed or
@@ -492,10 +497,7 @@ impl Ledger {
     ) -> Result<(), LedgerError> {
         records::check_optional("note", note, records::MAX_NOTES_CHARS)?;
         let data = json!({"destination": destination, "note": note});
-        self.append_checked(number, "disposal", data, key, |tx, medium, _| {
-            rules::ensure_not_destroyed(tx, medium)?;
-            rules::check_destination(medium, destination)
-        })
+        self.append_checked(number, "disposal", data, key)
     }
 
     /// Records physical destruction (消磁, 粉碎, ...), with destroyer and witness
@@ -509,30 +511,21 @@ impl Ledger {
         record.check()?;
         rules::check_destruction(record, SystemTime::now())?;
         let data = serde_json::to_value(record).expect("serializes");
-        self.append_checked(number, "destruction", data, key, |tx, medium, writer| {
-            let history = tx.entries(Some(&medium.number))?;
-            if rules::is_destroyed(&history) {
-                return Err(LedgerError::AlreadyDestroyed(medium.number.clone()));
-            }
-            if !rules::is_approved(&history, writer.ledger_id, &writer.key.fingerprint()) {
-                return Err(LedgerError::NotApproved(medium.number.clone()));
-            }
-            Ok(())
-        })
+        self.append_checked(number, "destruction", data, key)
     }
 
+    /// Appends an entry about a registered medium, if the ledger's rules
+    /// ([`history::History::apply`]) allow it after the medium's history.
     fn append_checked(
         &mut self,
         number: &str,
         kind: &str,
         data: Value,
         key: &SigningKey,
-        rule: impl Fn(&mut dyn Tx, &Medium, &Writer<'_>) -> Result<(), LedgerError>,
     ) -> Result<(), LedgerError> {
         self.write(key, |tx, writer| {
-            let medium =
-                writer.trusted(tx, number)?.ok_or_else(|| LedgerError::UnknownNumber(number.to_string()))?;
-            rule(tx, &medium, writer)?;
+            // Nothing is written about a medium whose row was edited.
+            writer.trusted(tx, number)?;
             writer.append(tx, number, kind, &data)
         })
     }
@@ -544,15 +537,18 @@ impl Ledger {
     pub fn unrecorded(&mut self) -> Result<BTreeMap<String, String>, LedgerError> {
         let mut found = BTreeMap::new();
         self.store.read(&mut |tx| {
+            let entries = tx.entries(None)?;
+            let broken = chain::breaks(&entries).into_iter().next();
             let mut histories: BTreeMap<String, Vec<EntryRow>> = BTreeMap::new();
-            for entry in tx.entries(None)? {
+            for entry in entries {
                 histories.entry(entry.number.clone()).or_default().push(entry);
             }
             found = tx
                 .media()?
                 .into_iter()
                 .filter_map(|m| {
-                    let why = record_problem(&m, histories.get(&m.number).map_or(&[], Vec::as_slice))?;
+                    let history = histories.get(&m.number).map_or(&[][..], Vec::as_slice);
+                    let why = record_problem(&m, history, broken.as_deref())?;
                     Some((m.number, why))
                 })
                 .collect();
@@ -567,13 +563,17 @@ impl Ledger {
         let mut found = None;
         self.store.read(&mut |tx| {
             found = match tx.medium(number)? {
-                Some(medium) => Some((medium, tx.entries(Some(number))?)),
+                Some(medium) => {
+                    let broken = chain::breaks(&tx.entries(None)?).into_iter().next();
+                    Some((medium, tx.entries(Some(number))?, broken))
+                }
                 None => None,
             };
             Ok(())
         })?;
-        let (medium, entries) = found.ok_or_else(|| LedgerError::UnknownNumber(number.to_string()))?;
-        let problem = record_problem(&medium, &entries);
+        let (medium, entries, broken) =
+            found.ok_or_else(|| LedgerError::UnknownNumber(number.to_string()))?;
+        let problem = record_problem(&medium, &entries, broken.as_deref());
         Ok((medium, entries.into_iter().map(Entry::from).collect(), problem))
     }
 
@@ -618,8 +618,10 @@ impl Ledger {
         let mut rows = Vec::new();
         self.store.read(&mut |tx| {
             // Every entry in one query, not one query per medium.
+            let entries = tx.entries(None)?;
+            let broken = chain::breaks(&entries).into_iter().next();
             let mut histories: BTreeMap<String, Vec<EntryRow>> = BTreeMap::new();
-            for entry in tx.entries(None)? {
+            for entry in entries {
                 histories.entry(entry.number.clone()).or_default().push(entry);
             }
             rows = tx
@@ -627,7 +629,7 @@ impl Ledger {
                 .iter()
                 .map(|medium| {
                     let history = histories.remove(&medium.number).unwrap_or_default();
-                    let problem = record_problem(medium, &history);
+                    let problem = record_problem(medium, &history, broken.as_deref());
                     let shown: Vec<Entry> = history.into_iter().map(Entry::from).collect();
                     let mut row = export_row(medium, &shown);
                     row["record"] = match problem {
@@ -697,31 +699,37 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
+    /// Signs and appends an entry. One about a medium is appended only if the
+    /// ledger's rules allow it after the medium's history (checked as
+    /// [`trusted`] checks it): the same rules `verify` applies to every entry.
     fn append(&self, tx: &mut dyn Tx, number: &str, kind: &str, data: &Value) -> Result<(), LedgerError> {
-        append(tx, self.ledger_id, self.key, number, kind, data)
+        let entry = chain::next_entry(self.ledger_id, tx.last_entry()?, number, kind, data, self.key)?;
+        if !number.is_empty() {
+            let mut history = replay(tx, self.ledger_id, self.anchor, number)?;
+            history.apply(&entry).map_err(|broken| broken.refusal(number))?;
+        }
+        tx.insert_entry(&entry)
     }
 
     /// The medium as its signed history records it (see [`trusted`]).
-    fn trusted(&self, tx: &mut dyn Tx, number: &str) -> Result<Option<Medium>, LedgerError> {
+    fn trusted(&self, tx: &mut dyn Tx, number: &str) -> Result<History<'_>, LedgerError> {
         trusted(tx, self.ledger_id, self.anchor, number)
     }
 }
 
-/// The medium as its signed history records it. Nothing is written about a
-/// medium whose row differs from its history, whose history entries fail
-/// their hash or their signature by the trust root, or whose entries do not
-/// link to the entries around them (one removed, the chain cut): a rewritten
-/// ledger is not built upon.
-fn trusted(
+/// A medium's history replayed under the ledger's rules: every entry intact
+/// and signed by the trust root, every rule kept, and every certificate filed
+/// under it judged valid with its countersignatures as of when it was filed.
+/// Entries signed by hand with a writer's key, or rows put into the database,
+/// are not built upon.
+fn replay<'a>(
     tx: &mut dyn Tx,
-    ledger_id: &str,
-    anchor: &AllowedSigners,
+    ledger_id: &'a str,
+    anchor: &'a AllowedSigners,
     number: &str,
-) -> Result<Option<Medium>, LedgerError> {
-    let Some(row) = tx.medium(number)? else { return Ok(None) };
+) -> Result<History<'a>, LedgerError> {
     let tampered = |why: String| LedgerError::Tampered { what: format!("record of medium {number}"), why };
-    let newest = tx.last_entry()?.map_or(0, |(seq, _)| seq);
-    let mut replayed = None;
+    let mut history = History::new(ledger_id, Some(anchor));
     for (e, at) in chain::with_times(tx.entries(Some(number))?) {
         if !chain::hash_matches(&e) {
             return Err(tampered(format!("entry {} was altered", e.seq)));
@@ -729,51 +737,57 @@ fn trusted(
         if let Some(why) = trust::signature_problem(&e, ledger_id, Some(anchor), at) {
             return Err(tampered(why));
         }
-        linked(tx, &e, newest)?.map_or(Ok(()), |why| Err(tampered(why)))?;
-        verify::apply_to_medium(&mut replayed, &e).map_err(tampered)?;
+        history.apply(&e).map_err(|broken| tampered(broken.problem(&e)))?;
     }
-    if replayed.as_ref() != Some(&row) {
-        return Err(tampered("its record differs from its signed history".into()));
-    }
-    Ok(Some(row))
-}
-
-/// Why `e` is not where the chain says it is: the entry before it is not the
-/// one it names, or the entry after it (there must be one, unless `e` is the
-/// newest) does not name it.
-fn linked(tx: &mut dyn Tx, e: &EntryRow, newest: i64) -> Result<Option<String>, LedgerError> {
-    if e.seq > 1 {
-        let before = tx.entry_at(e.seq - 1)?;
-        if !before.is_some_and(|p| p.hash == e.prev_hash && chain::hash_matches(&p)) {
-            return Ok(Some(format!(
-                "entry {} does not follow the entry before it: an entry was removed or altered",
-                e.seq
-            )));
+    for id in history.certificates() {
+        let filed = import::filed(tx, Some(anchor), id)?
+            .ok_or_else(|| tampered(format!("its certificate {id} is in its history but not stored")))?;
+        let judgement = filed.judge(Some(anchor));
+        if !judgement.is_valid() {
+            return Err(tampered(format!("its certificate {id}: {}", judgement.reasons().join("; "))));
         }
     }
-    if e.seq < newest && tx.entry_at(e.seq + 1)?.is_none_or(|n| n.prev_hash != e.hash) {
-        return Ok(Some(format!(
-            "the entry after entry {} does not follow it: an entry was removed or altered",
-            e.seq
-        )));
-    }
-    Ok(None)
+    Ok(history)
 }
 
-/// The newest entry, which the next one will be chained to: intact, signed
-/// by the trust root, and following the one before it.
-fn check_newest(tx: &mut dyn Tx, ledger_id: &str, anchor: &AllowedSigners) -> Result<(), LedgerError> {
-    let Some((seq, _)) = tx.last_entry()? else { return Ok(()) };
-    let tampered = |why: String| LedgerError::Tampered { what: "newest entry".into(), why };
-    let newest = tx.entry_at(seq)?.ok_or_else(|| tampered(format!("entry {seq} cannot be read")))?;
-    if !chain::hash_matches(&newest) {
-        return Err(tampered(format!("entry {seq} was altered")));
+/// The medium as its signed history records it ([`replay`]), which its row
+/// must equal: nothing is written about a medium edited in the database.
+/// The chain as a whole is [`check_chain`]'s.
+fn trusted<'a>(
+    tx: &mut dyn Tx,
+    ledger_id: &'a str,
+    anchor: &'a AllowedSigners,
+    number: &str,
+) -> Result<History<'a>, LedgerError> {
+    let row = tx.medium(number)?.ok_or_else(|| LedgerError::UnknownNumber(number.to_string()))?;
+    let history = replay(tx, ledger_id, anchor, number)?;
+    if history.medium.as_ref() != Some(&row) {
+        return Err(LedgerError::Tampered {
+            what: format!("record of medium {number}"),
+            why: "its record differs from its signed history".into(),
+        });
     }
-    if let Some(why) = trust::signature_problem(&newest, ledger_id, Some(anchor), chain::entry_time(&newest))
-    {
+    Ok(history)
+}
+
+/// The whole chain, before anything is built on it or relied upon: every
+/// entry in its place, following the one before, unaltered; and the newest
+/// signed by a key the trust root allows, both when it was written and now.
+/// Since each hash covers the one before, the newest entry's signature then
+/// vouches for the whole history. A key retired since cannot have its
+/// entries sealed by the next writer: its retirement is recorded first
+/// (`ledger init` with the new list, signed by a valid key).
+fn check_chain(tx: &mut dyn Tx, ledger_id: &str, anchor: &AllowedSigners) -> Result<(), LedgerError> {
+    let entries = tx.entries(None)?;
+    if let Some(why) = chain::breaks(&entries).into_iter().next() {
+        return Err(LedgerError::Tampered { what: "chain".into(), why });
+    }
+    let Some((newest, at)) = chain::with_times(entries).pop() else { return Ok(()) };
+    let tampered = |why: String| LedgerError::Tampered { what: "newest entry".into(), why };
+    if let Some(why) = trust::signature_problem(&newest, ledger_id, Some(anchor), at) {
         return Err(tampered(why));
     }
-    linked(tx, &newest, seq)?.map_or(Ok(()), |why| Err(tampered(why)))
+    trust::retired_newest(&newest, ledger_id, anchor).map_or(Ok(()), |why| Err(tampered(why)))
 }
 
 fn append(
@@ -788,18 +802,25 @@ fn append(
     tx.insert_entry(&entry)
 }
 
-/// Why `medium`'s row is not what `history` records, if it is not.
-fn record_problem(medium: &Medium, history: &[EntryRow]) -> Option<String> {
-    let mut replayed = None;
+/// Why `medium`'s row is not what `history` records, if it is not: the
+/// chain broken anywhere (`broken`, from [`chain::breaks`]: nothing can be
+/// taken as recorded then), an entry of its history altered or against the
+/// rules, or the row edited.
+fn record_problem(medium: &Medium, history: &[EntryRow], broken: Option<&str>) -> Option<String> {
+    if let Some(why) = broken {
+        return Some(format!("the ledger's chain is broken: {why}"));
+    }
+    let mut replayed = History::new("", None);
     for e in history {
         if !chain::hash_matches(e) {
             return Some(format!("entry {} was altered", e.seq));
         }
-        if let Err(why) = verify::apply_to_medium(&mut replayed, e) {
-            return Some(why);
+        if let Err(broken) = replayed.apply(e) {
+            return Some(broken.problem(e));
         }
     }
-    (replayed.as_ref() != Some(medium)).then(|| "the row differs from what its history records".to_string())
+    (replayed.medium.as_ref() != Some(medium))
+        .then(|| "the row differs from what its history records".to_string())
 }
 
 fn export_row(medium: &Medium, history: &[Entry]) -> Value {
@@ -826,6 +847,7 @@ fn export_row(medium: &Medium, history: &[Entry]) -> Value {
         "status": certificate["status"],
         "category": certificate["category"],
         "method": certificate["method"],
+        "verify_mode": certificate["verify_mode"],
         "operator": certificate["operator"],
         "destination": latest("disposal").map(|d| d["destination"].clone()).unwrap_or(certificate["destination"].clone()),
         "approvals": approvals.join("; "),

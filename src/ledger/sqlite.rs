@@ -97,7 +97,7 @@ impl SqliteStore {
         db.execute_batch("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;")
             .map_err(|e| fail(e.to_string()))?;
         migrate(&mut db).map_err(|e| fail(e.to_string()))?;
-        Ok(SqliteStore { db, path: path.to_path_buf() })
+        Ok(SqliteStore { db, path: canonical(path) })
     }
 
     fn open_read_only(path: &Path) -> Result<SqliteStore, String> {
@@ -113,7 +113,7 @@ impl SqliteStore {
                 "its schema is version {version}, this certwipe needs {latest}; open it once to write"
             ));
         }
-        Ok(SqliteStore { db, path: path.to_path_buf() })
+        Ok(SqliteStore { db, path: canonical(path) })
     }
 }
 
@@ -343,4 +343,10 @@ impl Tx for SqliteTx<'_> {
         )?;
         Ok(())
     }
+}
+
+/// The ledger's file by its one name, so that `./l.sqlite` and its absolute
+/// path are one ledger to a station's notes and messages.
+fn canonical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }

@@ -126,6 +126,20 @@ pub(super) fn signature_problem(
     })
 }
 
+/// Why nobody may build on `newest` (the newest entry of a ledger) now, if
+/// its signer's key is no longer valid: nothing shows when such an entry was
+/// written, since the key's holder chooses its time. The key's retirement is
+/// recorded first, by a `configure` entry (`ledger init`) a valid key signs.
+pub(super) fn retired_newest(newest: &EntryRow, ledger_id: &str, anchor: &AllowedSigners) -> Option<String> {
+    if newest.kind == "configure" {
+        return None;
+    }
+    let why = signature_problem(newest, ledger_id, Some(anchor), SystemTime::now())?;
+    Some(format!(
+        "{why}; its signer's key is no longer valid, so nothing shows when it was written: record the key's retirement first (`certwipe ledger init` with the organisation's allowed signers, signed by a valid key)"
+    ))
+}
+
 /// Whether `key` may write ledger entries now, by `list` (`whose`: which list,
 /// for the message).
 pub(super) fn authorize(list: &AllowedSigners, key: &SigningKey, whose: &str) -> Result<(), LedgerError> {

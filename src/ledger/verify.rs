@@ -6,11 +6,11 @@ use std::time::SystemTime;
 use serde_json::Value;
 
 use super::chain::{self, GENESIS};
-use super::import::{bundle_of, judge_filed};
+use super::history::History;
+use super::import::{bundle_of, judge_filed, row_problems};
 use super::store::{CountersignatureRow, EntryRow, Tx};
-use super::{ALLOWED_SIGNERS, KeptHead, LEDGER_ID, LedgerError, Medium, Verification, rules, trust};
+use super::{ALLOWED_SIGNERS, KeptHead, LEDGER_ID, LedgerError, Medium, Verification, trust};
 use crate::cert::judge::{CLOCK_TOLERANCE, Verdict};
-use crate::cert::records::Classification;
 use crate::cert::sign::{self, AllowedSigners, Duty, Signers};
 
 pub(super) fn run(
@@ -26,6 +26,9 @@ pub(super) fn run(
         None => "nobody: signatures were checked for integrity only; give --allowed-signers FILE (or allowed_signers in the station profile) to check who signed".to_string(),
     };
     let replay = check_chain(&entries, &ledger_id, anchor, &mut problems);
+    if let (Some(anchor), Some((newest, _))) = (anchor, entries.last()) {
+        problems.extend(trust::retired_newest(newest, &ledger_id, anchor));
+    }
     if tx.config(ALLOWED_SIGNERS)? != replay.allowed_signers {
         problems.push("the ledger's allowed signers differ from its last configure entry: the configuration was altered".into());
     }
@@ -34,7 +37,6 @@ pub(super) fn run(
             .push("the ledger's id differs from its configure entries: the configuration was altered".into());
     }
     check_media(tx, &replay, &mut problems)?;
-    check_histories(&entries, &ledger_id, &mut problems);
     let (certificates, countersignatures) = check_certificates(tx, &replay, anchor, &mut problems)?;
     let head = entries.last().map_or(GENESIS.to_string(), |(e, _)| e.hash.clone());
     if let Some(kept) = kept {
@@ -61,47 +63,44 @@ fn first_ledger_id(entries: &[(EntryRow, SystemTime)]) -> Option<String> {
 }
 
 /// What the entries say the ledger should hold.
-#[derive(Default)]
-struct Replay {
+struct Replay<'a> {
     ledger_id: Option<String>,
     allowed_signers: Option<String>,
-    media: BTreeMap<String, Medium>,
+    /// Each medium's history, replayed under the ledger's rules.
+    histories: BTreeMap<String, History<'a>>,
     /// Certificate id → (medium, SHA-256).
     certificates: BTreeMap<String, (String, String)>,
-    /// Certificate id → the statement SHA-256 each countersignature entry names
-    /// (`None` for entries written before they named one).
-    countersignatures: BTreeMap<String, Vec<Option<String>>>,
 }
 
-fn check_chain(
+impl Replay<'_> {
+    /// The medium numbered `number` as its history records it.
+    fn medium(&self, number: &str) -> Option<&Medium> {
+        self.histories.get(number).and_then(|h| h.medium.as_ref())
+    }
+
+    fn media(&self) -> impl Iterator<Item = &Medium> {
+        self.histories.values().filter_map(|h| h.medium.as_ref())
+    }
+}
+
+fn check_chain<'a>(
     entries: &[(EntryRow, SystemTime)],
-    ledger_id: &str,
-    anchor: Option<&AllowedSigners>,
+    ledger_id: &'a str,
+    anchor: Option<&'a AllowedSigners>,
     problems: &mut Vec<String>,
-) -> Replay {
-    let mut replay = Replay::default();
-    let mut previous = GENESIS.to_string();
+) -> Replay<'a> {
+    let mut replay = Replay {
+        ledger_id: None,
+        allowed_signers: None,
+        histories: BTreeMap::new(),
+        certificates: BTreeMap::new(),
+    };
     let mut latest = SystemTime::UNIX_EPOCH;
     let now = SystemTime::now();
-    for (position, (e, at)) in entries.iter().enumerate() {
+    let rows: Vec<EntryRow> = entries.iter().map(|(e, _)| e.clone()).collect();
+    problems.extend(chain::breaks(&rows));
+    for (e, at) in entries {
         let seq = e.seq;
-        if seq != position as i64 + 1 {
-            problems.push(format!(
-                "entry {seq} is at position {}: an entry was removed or inserted",
-                position + 1
-            ));
-        }
-        if e.prev_hash != previous {
-            problems.push(format!(
-                "entry {seq} does not follow the entry before it: the chain is broken (removed or reordered entries)"
-            ));
-        }
-        if !chain::hash_matches(e) {
-            problems.push(format!(
-                "entry {seq} ({} of {}) was altered: its hash does not match its content",
-                e.kind, e.number
-            ));
-        }
         let own = chain::entry_time(e);
         if own > now + CLOCK_TOLERANCE {
             problems.push(format!("entry {seq} is dated {}, in the future", e.at));
@@ -127,8 +126,7 @@ fn check_chain(
                 None => {}
             }
         }
-        previous = e.hash.clone();
-        apply(&mut replay, e, problems);
+        apply(&mut replay, e, ledger_id, anchor, problems);
     }
     replay
 }
@@ -138,52 +136,14 @@ fn configure_list(e: &EntryRow) -> Option<AllowedSigners> {
     data["allowed_signers"].as_str().map(|text| AllowedSigners::parse(text.as_bytes()))
 }
 
-/// The kinds of entry a medium's history may hold.
-const MEDIUM_KINDS: [&str; 7] =
-    ["register", "certificate", "reclassify", "countersignature", "approval", "disposal", "destruction"];
-
-/// Applies one entry of a medium's history to the medium as it stands: its
-/// registration (once, first), and every level its certificates and
-/// reclassifications record (which only ever raises it).
-pub(super) fn apply_to_medium(medium: &mut Option<Medium>, e: &EntryRow) -> Result<(), String> {
-    let data: Value = serde_json::from_str(&e.data).unwrap_or(Value::Null);
-    if !MEDIUM_KINDS.contains(&e.kind.as_str()) {
-        return Err(format!("entry {}: {:?} is not a kind of entry a medium's history holds", e.seq, e.kind));
-    }
-    let Some(current) = medium.as_mut() else {
-        return match e.kind.as_str() {
-            "register" => {
-                let registered = serde_json::from_value(data)
-                    .map_err(|_| format!("entry {}: an unreadable registration", e.seq))?;
-                *medium = Some(registered);
-                Ok(())
-            }
-            kind => Err(format!(
-                "entry {}: a {kind} of {}, which was never registered before it",
-                e.seq, e.number
-            )),
-        };
-    };
-    let level = |field: &str| data[field].as_str().and_then(|t| t.parse::<Classification>().ok());
-    match e.kind.as_str() {
-        "register" => return Err(format!("entry {}: registers {} a second time", e.seq, e.number)),
-        "certificate" => {
-            let recorded = level("classification_before").max(level("classification_after"));
-            current.classification = current.classification.max(recorded.unwrap_or(current.classification));
-        }
-        "reclassify" => match level("to") {
-            Some(to) if to >= current.classification => current.classification = to,
-            _ => {
-                return Err(format!("entry {}: a reclassification that lowers {}", e.seq, e.number));
-            }
-        },
-        _ => {}
-    }
-    Ok(())
-}
-
 /// Applies one entry to the replayed state.
-fn apply(replay: &mut Replay, e: &EntryRow, problems: &mut Vec<String>) {
+fn apply<'a>(
+    replay: &mut Replay<'a>,
+    e: &EntryRow,
+    ledger_id: &'a str,
+    anchor: Option<&'a AllowedSigners>,
+    problems: &mut Vec<String>,
+) {
     let data: Value = serde_json::from_str(&e.data).unwrap_or(Value::Null);
     match e.kind.as_str() {
         "configure" => {
@@ -191,23 +151,15 @@ fn apply(replay: &mut Replay, e: &EntryRow, problems: &mut Vec<String>) {
             replay.allowed_signers = data["allowed_signers"].as_str().map(str::to_string);
         }
         kind if !e.number.is_empty() => {
-            let mut medium = replay.media.remove(&e.number);
-            if let Err(why) = apply_to_medium(&mut medium, e) {
-                problems.push(why);
-            }
-            if let Some(medium) = medium {
-                replay.media.insert(e.number.clone(), medium);
+            let history =
+                replay.histories.entry(e.number.clone()).or_insert_with(|| History::new(ledger_id, anchor));
+            if let Err(broken) = history.apply(e) {
+                problems.push(broken.problem(e));
             }
             if kind == "certificate"
                 && let (Some(id), Some(sha)) = (data["certificate_id"].as_str(), data["sha256"].as_str())
             {
                 replay.certificates.insert(id.to_string(), (e.number.clone(), sha.to_string()));
-            }
-            if kind == "countersignature"
-                && let Some(id) = data["certificate_id"].as_str()
-            {
-                let statement = data["statement_sha256"].as_str().map(str::to_string);
-                replay.countersignatures.entry(id.to_string()).or_default().push(statement);
             }
         }
         kind => {
@@ -219,7 +171,7 @@ fn apply(replay: &mut Replay, e: &EntryRow, problems: &mut Vec<String>) {
 fn check_media(tx: &mut dyn Tx, replay: &Replay, problems: &mut Vec<String>) -> Result<(), LedgerError> {
     let media = tx.media()?;
     for medium in &media {
-        match replay.media.get(&medium.number) {
+        match replay.medium(&medium.number) {
             Some(recorded) if recorded == medium => {}
             Some(recorded) if recorded.classification != medium.classification => problems.push(format!(
                 "medium {} is held at {} but its entries say {}: the media table was altered",
@@ -233,12 +185,12 @@ fn check_media(tx: &mut dyn Tx, replay: &Replay, problems: &mut Vec<String>) -> 
             )),
         }
     }
-    for number in replay.media.keys().filter(|n| !media.iter().any(|m| &m.number == *n)) {
+    for number in replay.media().map(|m| &m.number).filter(|n| !media.iter().any(|m| &m.number == *n)) {
         problems
             .push(format!("medium {number} is registered in the history but missing from the media table"));
     }
     let mut by_serial: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
-    for medium in replay.media.values() {
+    for medium in replay.media() {
         if let Some(serial) = &medium.serial {
             by_serial.entry((serial, &medium.media_type)).or_default().push(&medium.number);
         }
@@ -250,32 +202,6 @@ fn check_media(tx: &mut dyn Tx, replay: &Replay, problems: &mut Vec<String>) -> 
         ));
     }
     Ok(())
-}
-
-/// Each medium's history in an order the rules allow: nothing filed,
-/// disposed of or destroyed after its destruction, and no destruction
-/// without an approval before it.
-fn check_histories(entries: &[(EntryRow, SystemTime)], ledger_id: &str, problems: &mut Vec<String>) {
-    let mut histories: BTreeMap<&str, Vec<EntryRow>> = BTreeMap::new();
-    for (e, _) in entries.iter().filter(|(e, _)| !e.number.is_empty()) {
-        let history = histories.entry(&e.number).or_default();
-        if rules::is_destroyed(history)
-            && matches!(e.kind.as_str(), "certificate" | "disposal" | "destruction")
-        {
-            problems.push(format!(
-                "entry {} records a {} of medium {} after its destruction",
-                e.seq, e.kind, e.number
-            ));
-        }
-        let recorder = || rules::signer(e, ledger_id).unwrap_or_default();
-        if e.kind == "destruction" && !rules::is_approved(history, ledger_id, &recorder()) {
-            problems.push(format!(
-                "entry {}: medium {} was destroyed without an approval on record",
-                e.seq, e.number
-            ));
-        }
-        history.push(e.clone());
-    }
 }
 
 /// Every certificate the history names is stored, under the same medium and
@@ -304,33 +230,20 @@ fn check_certificates(
     for counter in counters {
         counters_of.entry(counter.certificate_id.clone()).or_default().push(counter);
     }
+    for id in counters_of.keys().filter(|id| !stored.iter().any(|row| &row.certificate_id == *id)) {
+        problems.push(format!("countersignatures are stored for certificate {id}, which is not stored"));
+    }
     let mut histories: BTreeMap<String, Vec<EntryRow>> = BTreeMap::new();
     for entry in tx.entries(None)? {
         histories.entry(entry.number.clone()).or_default().push(entry);
     }
     for row in &stored {
         let id = &row.certificate_id;
-        if !replay.certificates.contains_key(id) {
-            problems.push(format!("certificate {id} is stored but has no history entry"));
-        }
         let own = counters_of.remove(id).unwrap_or_default();
-        let recorded = replay.countersignatures.get(id).map_or(&[][..], Vec::as_slice);
-        if own.len() != recorded.len() {
-            problems.push(format!(
-                "certificate {id}: {} countersignatures stored, {} in the history",
-                own.len(),
-                recorded.len()
-            ));
-        }
-        for (n, (row, named)) in own.iter().zip(recorded).enumerate() {
-            if named.as_ref().is_some_and(|sha| *sha != crate::stream::sha256_hex(&row.statement)) {
-                problems.push(format!(
-                    "certificate {id}: countersignature {} is not the statement its history entry names",
-                    n + 1
-                ));
-            }
-        }
         let history = histories.get(&row.number).map_or(&[][..], Vec::as_slice);
+        problems.extend(
+            row_problems(row, &own, history).into_iter().map(|why| format!("certificate {id}: {why}")),
+        );
         let judgement = judge_filed(&bundle_of(row, &own, history), anchor);
         if judgement.sha256 != row.sha256 {
             problems.push(format!("certificate {id}: its stored bytes changed"));
@@ -340,7 +253,7 @@ fn check_certificates(
         if judgement.verdict() == Verdict::Invalid {
             problems.extend(judgement.reasons().into_iter().map(|why| format!("certificate {id}: {why}")));
         }
-        if let (Some(cert), Some(medium)) = (&judgement.certificate, replay.media.get(&row.number)) {
+        if let (Some(cert), Some(medium)) = (&judgement.certificate, replay.medium(&row.number)) {
             let recorded = cert.records.classification_before.max(cert.records.classification_after);
             if recorded.is_some_and(|level| level > medium.classification) {
                 problems.push(format!(

@@ -220,8 +220,14 @@ fn details(lang: Lang, entry: &Entry) -> String {
             } else {
                 text(id)
             };
+            // A wipe nobody read back says so next to its result.
+            let unverified = if d["verify_mode"] == "off" {
+                format!(" ({})", label(lang, "未回读验证", "not read back"))
+            } else {
+                String::new()
+            };
             format!(
-                "{link}: {} {}, {} {}, {} {}",
+                "{link}: {} {}{unverified}, {} {}, {} {}",
                 field("status"),
                 field("category"),
                 label(lang, "方法", "method"),

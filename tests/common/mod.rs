@@ -832,6 +832,11 @@ pub fn rewrite(station: &Station, cert: &Path, change: impl FnOnce(&mut serde_js
 /// could: hashed onto the newest entry and signed with stock ssh-keygen in
 /// the ledger's namespace, bypassing every rule certwipe applies.
 pub fn append_signed_entry(ledger: &Path, key: &Path, number: &str, kind: &str, data: &str) {
+    append_signed_entry_at(ledger, key, number, kind, data, &certwipe::report::now());
+}
+
+/// [`append_signed_entry`], dated `at` (as its writer chooses).
+pub fn append_signed_entry_at(ledger: &Path, key: &Path, number: &str, kind: &str, data: &str, at: &str) {
     let db = rusqlite::Connection::open(ledger).unwrap();
     let (seq, prev): (i64, String) = db
         .query_row("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1", [], |r| {
@@ -840,8 +845,8 @@ pub fn append_signed_entry(ledger: &Path, key: &Path, number: &str, kind: &str, 
         .unwrap();
     let ledger_id: String =
         db.query_row("SELECT value FROM config WHERE key = 'ledger_id'", [], |r| r.get(0)).unwrap();
-    let (seq, at) = (seq + 1, certwipe::report::now());
-    let hash = certwipe::ledger::chain::entry_hash(&prev, seq, number, kind, &at, data);
+    let seq = seq + 1;
+    let hash = certwipe::ledger::chain::entry_hash(&prev, seq, number, kind, at, data);
     let message = certwipe::ledger::chain::entry_message(&ledger_id, seq, &prev, &hash);
     let mut signer = Command::new("ssh-keygen")
         .args(["-q", "-Y", "sign", "-n", "certwipe-ledger", "-f"])
