@@ -13,11 +13,15 @@ use std::borrow::Cow;
 /// newlines, carriage returns, DEL), format characters (Cf: zero-width spaces
 /// and joiners, word joiners, the byte-order mark, soft hyphens, bidi marks
 /// and overrides, tag characters, Egyptian and shorthand format controls),
-/// line and paragraph separators (Zl, Zp), unassigned code points (Cn), and
+/// line and paragraph separators (Zl, Zp), unassigned code points (Cn),
+/// private-use code points (Co: a font may draw them as anything, or nothing),
+/// and
 /// spaces other than the plain and the ideographic one (Zs); and the
 /// characters that draw nothing though their category says otherwise (Hangul
 /// fillers, the Braille blank, combining grapheme joiner, Khmer inherent
-/// vowels, Mongolian and other variation selectors).
+/// vowels, Mongolian and other variation selectors, the Khitan filler, the
+/// musical null notehead, and the whole tag and variation-selector plane
+/// block U+E0000–U+E0FFF that Unicode reserves as default-ignorable).
 pub fn is_hidden(c: char) -> bool {
     use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
     let blank_by_sight = matches!(
@@ -32,7 +36,9 @@ pub fn is_hidden(c: char) -> bool {
             | '\u{3164}'
             | '\u{FE00}'..='\u{FE0F}'
             | '\u{FFA0}'
-            | '\u{E0100}'..='\u{E01EF}'
+            | '\u{16FE4}'
+            | '\u{1D159}'
+            | '\u{E0000}'..='\u{E0FFF}'
     );
     blank_by_sight
         || match c.general_category() {
@@ -40,6 +46,7 @@ pub fn is_hidden(c: char) -> bool {
             | GeneralCategory::Format
             | GeneralCategory::LineSeparator
             | GeneralCategory::ParagraphSeparator
+            | GeneralCategory::PrivateUse
             | GeneralCategory::Unassigned => true,
             GeneralCategory::SpaceSeparator => c != ' ' && c != '\u{3000}',
             _ => false,
@@ -114,6 +121,11 @@ mod tests {
             '\u{202e}',
             '\u{fe0f}',
             '\u{10ffff}',
+            '\u{e000}',
+            '\u{f0000}',
+            '\u{16fe4}',
+            '\u{1d159}',
+            '\u{e0fff}',
         ] {
             assert!(is_hidden(invisible), "U+{:04X}", invisible as u32);
         }

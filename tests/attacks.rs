@@ -299,6 +299,27 @@ fn nobody_countersigns_twice_and_the_station_never_vouches_for_itself() {
     let (code, output) = station.verify(&cert);
     assert_eq!(code, 1, "{output}");
     assert!(output.contains("approver: BAD signature") && output.contains("as witness"), "{output}");
+    remove_countersignature(&cert, "approver", 1);
+    // Keys are not people: a second key whose statement names the operator,
+    // or the witness again, in other case, spacing or look-alike letters.
+    let (other, other_line) = key_for(station.dir.path(), "other", "wang.wu", &["approver"]);
+    allow(&station.allowed, &other_line);
+    for (name, role) in [("L\u{0456}  WEI", "operator"), ("zhang san", "witness")] {
+        let out = countersign(&cert, &other, "approver", name, &station.allowed, &[]);
+        assert_eq!(out.status.code(), Some(2), "{name} countersigned as another person");
+        assert!(
+            stderr(&out).contains(&format!("already appears on this certificate as {role}")),
+            "{}",
+            stderr(&out)
+        );
+        forge_countersignature(&cert, &other, &Forgery::new("approver", name), 1);
+        let (code, output) = station.verify(&cert);
+        assert_eq!(code, 1, "{output}");
+        assert!(output.contains("separation of duties"), "{output}");
+        remove_countersignature(&cert, "approver", 1);
+    }
+    let out = countersign(&cert, &other, "approver", "Wang Wu", &station.allowed, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
 
 #[test]
@@ -926,4 +947,21 @@ fn outputs_never_write_over_a_record_or_a_medium() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("is not a signature of this kind certwipe wrote"), "{err}");
     assert_eq!(std::fs::read(format!("{stem}.sig")).unwrap(), countersignature);
+}
+
+#[test]
+fn a_medium_with_the_longest_name_a_file_may_have_still_gets_its_records() {
+    let station = Station::new();
+    let name = format!("{}.img", "长".repeat(83)); // 253 bytes: three per character
+    let cert = signed_certificate(&station, &name);
+    let file_name = cert.file_name().unwrap().to_str().unwrap();
+    assert!(file_name.len() < 255 - ".witness-1.statement.sig".len() - ".XXXXXX.tmp".len(), "{file_name}");
+    let text = std::fs::read_to_string(&cert).unwrap();
+    assert!(text.contains(&name), "the certificate keeps the whole name");
+    let (witness, line) = key_for(station.dir.path(), "witness", "zhang.san", &["witness"]);
+    allow(&station.allowed, &line);
+    let out = countersign(&cert, &witness, "witness", "Zhang San", &station.allowed, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (code, output) = station.verify(&cert);
+    assert_eq!(code, 0, "{output}");
 }

@@ -209,3 +209,50 @@ fn list_shows_a_loop_device_with_its_geometry_and_whether_wipe_would_refuse_it()
     let all: Vec<serde_json::Value> = serde_json::from_slice(&root.stdout).unwrap();
     assert!(all.iter().any(|d| d["usage"]["holds_root"] == true && d["wipeable"] == false));
 }
+
+#[test]
+fn a_kernel_file_posing_as_an_image_is_refused() {
+    // /proc/self/comm is certwipe's own name: harmless even if a regression
+    // ever let the write through, and a regular file by stat like any setting
+    // under /proc/sys or /sys.
+    let message = assert_refused(Path::new("/proc/self/comm"), &[]);
+    assert!(message.contains("procfs") && message.contains("not storage"), "{message}");
+}
+
+/// A process holding a file open, killed when the test ends however it ends.
+struct Holder(std::process::Child);
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn an_image_file_open_in_another_program_is_refused_and_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("held.img");
+    std::fs::write(&file, vec![0x5a_u8; 1 << 20]).unwrap();
+    let before = checksum(&file);
+    let holder = Holder(
+        std::process::Command::new("sh")
+            .args(["-c", "exec 3<\"$0\"; exec sleep 60"])
+            .arg(&file)
+            .spawn()
+            .unwrap(),
+    );
+    let held = Path::new("/proc").join(holder.0.id().to_string()).join("fd/3");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !held.exists() {
+        assert!(std::time::Instant::now() < deadline, "the holder never opened the file");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let message = assert_refused(&file, &[]);
+    assert!(message.contains("is open in another program"), "{message}");
+    assert_eq!(checksum(&file), before);
+    drop(holder);
+    let out = certwipe(&["wipe", "--yes", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_ne!(checksum(&file), before);
+}

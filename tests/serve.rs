@@ -304,3 +304,37 @@ fn a_certificate_put_into_the_database_by_hand_is_not_valid_on_the_page() {
         "{body}"
     );
 }
+
+/// The number in "Ledger intact, every signature valid (N entries)".
+fn entries_shown(page: &Page, path: &str) -> usize {
+    let (status, body) = page.get(path);
+    assert_eq!(status, 200, "{body}");
+    let tail = body.split("every signature valid (").nth(1).unwrap_or_else(|| panic!("{body}"));
+    tail.split(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn the_page_reuses_a_verification_only_while_the_ledger_has_not_grown() {
+    let (office, _) = office_with_history();
+    let page = Page::start(&office.ledger, &office.allowed);
+    let before = entries_shown(&page, "/m/USB-9?lang=en");
+    assert_eq!(entries_shown(&page, "/m/USB-9?lang=en"), before);
+    office.ok(&[
+        "register",
+        "USB-10",
+        "--type",
+        "usb-flash",
+        "--classification",
+        "内部",
+        "--serial",
+        "SER-10",
+    ]);
+    assert_eq!(entries_shown(&page, "/m/USB-9?lang=en"), before + 1, "a new entry shows at once");
+    // A medium's row edited by hand is caught on its own page at once, from
+    // its signed history, whatever the whole-ledger verification kept says.
+    let db = rusqlite::Connection::open(&office.ledger).unwrap();
+    db.execute("UPDATE media SET classification = 'public' WHERE number = 'USB-9'", []).unwrap();
+    drop(db);
+    let (_, body) = page.get("/m/USB-9?lang=en");
+    assert!(body.contains("NOT what the ledger's signed history records"), "{body}");
+}

@@ -125,6 +125,10 @@ pub enum SignatureProblem {
         "signed as principal {principal:?}, who already signed this certificate as {role}: separation of duties needs another person"
     )]
     PrincipalAlreadySigned { principal: String, role: String },
+    #[error(
+        "the statement names {name:?}, who already appears on this certificate as {role}: separation of duties needs another person"
+    )]
+    NameAlreadySigned { name: String, role: String },
 }
 
 /// Everything the judge found.
@@ -229,6 +233,7 @@ pub fn judge(bundle: &Bundle, context: &Context<'_>) -> Judgement {
         );
     }
     separate_duties(&mut signatures);
+    separate_names(certificate.as_ref().and_then(|c| c.records.operator.name.as_deref()), &mut signatures);
     if let (Some(cert), Some(registered)) = (&certificate, context.registered) {
         problems.extend(registered_problems(cert, registered));
     }
@@ -425,6 +430,30 @@ fn separate_duties(signatures: &mut [SignatureCheck]) {
         match clash {
             Some(problem) => signature.result = Err(problem),
             None => seen.push((signature.role.clone(), good.fingerprint.clone(), good.identities().to_vec())),
+        }
+    }
+}
+
+/// Keys are not people: one person with two keys, or a countersigner who is
+/// the operator, is caught by the names the records give. The names compare
+/// as people read them (case, spacing and look-alike letters aside), in the
+/// order the signatures were made; a later statement naming someone already on
+/// the certificate fails.
+fn separate_names(operator: Option<&str>, signatures: &mut [SignatureCheck]) {
+    let mut seen: Vec<(String, String)> =
+        operator.map(|name| (name.to_string(), "operator".to_string())).into_iter().collect();
+    let mut order: Vec<usize> =
+        (0..signatures.len()).filter(|&i| signatures[i].statement.is_some()).collect();
+    order.sort_by_key(|&i| (signatures[i].statement.as_ref().map(|st| st.signed_at.clone()), i));
+    for i in order {
+        let signature = &mut signatures[i];
+        let (Ok(_), Some(statement)) = (&signature.result, &signature.statement) else { continue };
+        let name = statement.name.clone();
+        match seen.iter().find(|(earlier, _)| crate::text::same_person(earlier, &name)) {
+            Some((_, role)) => {
+                signature.result = Err(SignatureProblem::NameAlreadySigned { name, role: role.clone() })
+            }
+            None => seen.push((name, signature.role.clone())),
         }
     }
 }

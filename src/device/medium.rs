@@ -3,7 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -140,6 +140,9 @@ impl Medium {
         let mode = if writing { FlockArg::LockExclusiveNonblock } else { FlockArg::LockSharedNonblock };
         let lock =
             nix::fcntl::Flock::lock(buffered, mode).map_err(|_| DeviceError::Busy { path: shown.clone() })?;
+        if writing && open_elsewhere(&lock) {
+            return Err(DeviceError::OpenElsewhere { path: shown });
+        }
         let meta = lock.metadata().map_err(|e| DeviceError::io(path, e))?;
         let changed_at = Some((meta.ctime(), meta.ctime_nsec()));
         if (meta.dev(), meta.ino()) != target.key || changed_at != target.changed_at {
@@ -273,4 +276,23 @@ impl super::BlockIo for Medium {
 fn accepts_direct_io(file: &File) -> bool {
     let mut probe = AlignedBuf::new(IMAGE_IO_ALIGN);
     file.read_exact_at(&mut probe, 0).is_ok()
+}
+
+/// Whether another open file description holds the file: the kernel grants a
+/// write lease only to the sole opener (fcntl(2), F_SETLEASE), so taking one
+/// and giving it straight back asks exactly that. A flock only keeps out
+/// programs that flock too. Where leases are not available (another owner
+/// without CAP_LEASE, a network file system) the answer is unknown and the
+/// wipe goes on, guarded by the flock alone.
+fn open_elsewhere(file: &File) -> bool {
+    let fd = file.as_raw_fd();
+    // SAFETY: `fd` is a descriptor `file` owns and keeps open for both calls;
+    // F_SETLEASE takes an int argument and touches no memory.
+    let taken = unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_WRLCK) };
+    if taken == 0 {
+        // SAFETY: as above; releasing the lease just taken.
+        unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_UNLCK) };
+        return false;
+    }
+    std::io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN)
 }

@@ -295,6 +295,10 @@ pub enum DeviceError {
         "{path}: is busy — another program has it open exclusively (a mount, a RAID or LVM, a partitioner); close it and try again"
     )]
     Busy { path: String },
+    #[error(
+        "{path}: is open in another program (an editor, a virtual machine, a copy in progress), which could write it after certwipe; close it and try again (fuser -v shows who)"
+    )]
+    OpenElsewhere { path: String },
     #[error("{path}: permission denied; writing a block device needs root (sudo certwipe ...)")]
     PermissionDenied { path: String },
     #[error("{path}: is empty (0 bytes); there is nothing to overwrite")]
@@ -415,6 +419,11 @@ pub fn inspect(path: &Path, system: &SystemUse) -> Result<Inspected, DeviceError
         return Err(DeviceError::UnsupportedFileType { path: shown });
     }
     let mut refusals = Vec::new();
+    if let Some(kind) = pseudo_file_system(path) {
+        refusals.push(format!(
+            "it lies on {kind}, whose files are the kernel's settings and state, not storage; an image file must be on a disk's file system"
+        ));
+    }
     if system.is_swap_file(path) {
         refusals.push("it is an active swap file; run swapoff first".to_string());
     }
@@ -431,6 +440,29 @@ pub fn inspect(path: &Path, system: &SystemUse) -> Result<Inspected, DeviceError
         changed_at: Some((meta.ctime(), meta.ctime_nsec())),
         backing: None,
     })
+}
+
+/// The kernel's own file systems, by `statfs` magic number (linux/magic.h):
+/// their regular files are settings and state (`/proc/sys/...`,
+/// `/sys/.../power/...`), and writing one is never wiping a medium.
+fn pseudo_file_system(path: &Path) -> Option<&'static str> {
+    const KERNEL_FILE_SYSTEMS: [(u64, &str); 13] = [
+        (0x9fa0, "procfs"),
+        (0x6265_6572, "sysfs"),
+        (0x6462_6720, "debugfs"),
+        (0x7472_6163, "tracefs"),
+        (0x6265_6570, "configfs"),
+        (0x0027_e0eb, "cgroupfs"),
+        (0x6367_7270, "cgroup2fs"),
+        (0x7363_6673, "securityfs"),
+        (0xcafe_4a11, "bpffs"),
+        (0x6165_676c, "pstorefs"),
+        (0xde5e_81e4, "efivarfs"),
+        (0x6573_5543, "fusectl"),
+        (0x1cd1, "devpts"),
+    ];
+    let found = rustix::fs::statfs(path).ok()?.f_type as u64;
+    KERNEL_FILE_SYSTEMS.iter().find(|(magic, _)| *magic == found).map(|(_, name)| *name)
 }
 
 fn refusals_of(identity: &Identity) -> Vec<String> {

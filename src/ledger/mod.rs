@@ -590,6 +590,17 @@ impl Ledger {
         Ok(found)
     }
 
+    /// The newest entry's position and hash: what a reader that keeps an
+    /// earlier [`Ledger::verify`] asks to know whether the chain has grown.
+    pub fn newest(&mut self) -> Result<Option<(i64, String)>, LedgerError> {
+        let mut newest = None;
+        self.store.read(&mut |tx| {
+            newest = tx.last_entry()?;
+            Ok(())
+        })?;
+        Ok(newest)
+    }
+
     /// The newest entry, signed by `key` (duty `ledger`), to be kept outside the ledger.
     pub fn head(&mut self, key: &SigningKey) -> Result<(Vec<u8>, String), LedgerError> {
         let location = self.store.location();

@@ -20,12 +20,18 @@ use thiserror::Error;
 
 use crate::cert::pdf::Lang;
 use crate::cert::sign::AllowedSigners;
-use crate::ledger::{Ledger, LedgerError};
+use crate::ledger::{Ledger, LedgerError, Verification};
 
 /// Longer request targets are refused (414): nothing the page offers needs one.
 pub const MAX_TARGET: usize = 1024;
 /// Longer search queries are refused (400).
 pub const MAX_QUERY: usize = 300;
+
+/// How long the page reuses a whole-ledger verification while no entry has
+/// been added: verifying re-checks every signature (a quarter of a second at
+/// 1,500 entries), and a page view must not cost that. An entry appended shows
+/// at once; a row edited by hand shows within this time.
+pub const RECHECK_AFTER: Duration = Duration::from_secs(5);
 
 /// What the page serves from.
 pub struct Site {
@@ -33,6 +39,14 @@ pub struct Site {
     pub(crate) allowed: AllowedSigners,
     /// Base of the page as printed in QR codes (`verify_url`), for the PDFs it renders.
     pub(crate) verify_url: Option<String>,
+    checked: Option<Checked>,
+}
+
+/// The last whole-ledger verification, the newest entry it covered, and when.
+struct Checked {
+    at: std::time::Instant,
+    newest: Option<(i64, String)>,
+    verification: Verification,
 }
 
 /// One response.
@@ -102,7 +116,18 @@ fn parse(target: &str) -> Request {
 
 impl Site {
     pub fn new(ledger: Ledger, allowed: AllowedSigners, verify_url: Option<String>) -> Site {
-        Site { ledger, allowed, verify_url }
+        Site { ledger, allowed, verify_url, checked: None }
+    }
+
+    /// The whole ledger's verification, verified again when an entry was added
+    /// or [`RECHECK_AFTER`] has passed.
+    pub(crate) fn chain_state(&mut self) -> Result<&Verification, LedgerError> {
+        let newest = self.ledger.newest()?;
+        let checked = match self.checked.take() {
+            Some(kept) if kept.newest == newest && kept.at.elapsed() < RECHECK_AFTER => kept,
+            _ => Checked { at: std::time::Instant::now(), newest, verification: self.ledger.verify(None)? },
+        };
+        Ok(&self.checked.insert(checked).verification)
     }
 
     /// Answers one request. Never panics on what a client sends.

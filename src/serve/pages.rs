@@ -119,7 +119,7 @@ pub fn medium(site: &mut Site, request: &Request, number: &str) -> Result<Respon
         Err(LedgerError::UnknownNumber(_)) => return Ok(not_found(lang)),
         Err(error) => return Err(error),
     };
-    let chain = site.ledger.verify(None)?;
+    let chain = site.chain_state()?;
     let mut body = html::search_form(lang, "");
     if let Some(why) = unrecorded {
         let _ = write!(

@@ -91,6 +91,21 @@ type Recorded = (
     Option<Result<Imported, StepError>>,
 );
 
+/// Bytes of a medium's name kept in its certificate's file name: a file
+/// system allows 255 per name, and the id (37), `.json`, the longest
+/// countersignature suffix (`.validator-NN.statement.sig`) and a temporary
+/// name's wrapping (`.` + `.XXXXXX.tmp`) must still fit. The certificate
+/// itself keeps the whole name.
+const NAME_PART_BYTES: usize = 160;
+
+fn file_name_part(name: &str) -> &str {
+    let mut end = name.len().min(NAME_PART_BYTES);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
+
 /// The certificate, its PDF and its ledger entry.
 pub(super) fn certify(
     plan: &CertificatePlan,
@@ -99,7 +114,7 @@ pub(super) fn certify(
     records: Records,
 ) -> Recorded {
     let cert = Certificate::issue(report.clone(), records);
-    let path = plan.dir.join(format!("{}-{}.json", report.target.name, cert.certificate_id));
+    let path = plan.dir.join(format!("{}-{}.json", file_name_part(&report.target.name), cert.certificate_id));
     if let Err(error) = write_certificate(&path, &cert, plan.key.as_ref()) {
         return (Some(Err(StepError::Certificate(error))), None, None);
     }
