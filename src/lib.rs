@@ -17,6 +17,7 @@ pub mod exit;
 pub mod input;
 pub mod ledger;
 pub mod method;
+pub mod names;
 pub mod purge;
 pub mod report;
 pub mod sanitization;

@@ -119,53 +119,31 @@ pub struct MethodRecord {
     pub rounds: u32,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum VerifyMode {
-    /// No read-back.
-    Off,
-    /// Read back the whole medium after the last pass.
-    Last,
-    /// Read back the whole medium after every pass.
-    All,
-    /// NIST SP 800-88 r1 §4.7 representative sampling of the last pass (≥ 10 %).
-    Sample,
-}
-
-impl VerifyMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VerifyMode::Off => "off",
-            VerifyMode::Last => "last",
-            VerifyMode::All => "all",
-            VerifyMode::Sample => "sample",
-        }
+crate::named! {
+    pub enum VerifyMode: "verify mode" {
+        /// No read-back.
+        Off = "off",
+        /// Read back the whole medium after the last pass.
+        Last = "last",
+        /// Read back the whole medium after every pass.
+        All = "all",
+        /// NIST SP 800-88 r1 §4.7 representative sampling of the last pass (≥ 10 %).
+        Sample = "sample",
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Status {
-    /// Every addressable byte was written by every pass and the requested
-    /// verification passed.
-    Erased,
-    /// Finished, but some sectors could not be written or read; they are listed.
-    Incomplete,
-    /// Verification found data that differs from what was written, or the device
-    /// stopped answering.
-    Failed,
-    /// Interrupted before finishing.
-    Aborted,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Erased => "erased",
-            Status::Incomplete => "incomplete",
-            Status::Failed => "failed",
-            Status::Aborted => "aborted",
-        }
+crate::named! {
+    pub enum Status: "status" {
+        /// Every addressable byte was written by every pass and the requested
+        /// verification passed.
+        Erased = "erased",
+        /// Finished, but some sectors could not be written or read; they are listed.
+        Incomplete = "incomplete",
+        /// Verification found data that differs from what was written, or the device
+        /// stopped answering.
+        Failed = "failed",
+        /// Interrupted before finishing.
+        Aborted = "aborted",
     }
 }
 
@@ -270,24 +248,24 @@ pub struct PassRecord {
     pub verification: Option<PassVerification>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum VerificationKind {
-    Full,
-    Sample,
+crate::named! {
+    pub enum VerificationKind: "verification kind" {
+        Full = "full",
+        Sample = "sample",
+    }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum VerificationResult {
-    /// Everything read matched what was written.
-    Passed,
-    /// Some data read back differs from what was written.
-    Failed,
-    /// What could be read matched, but some sectors could not be read (or the read
-    /// was interrupted).
-    Incomplete,
-    NotRun,
+crate::named! {
+    pub enum VerificationResult: "verification result" {
+        /// Everything read matched what was written.
+        Passed = "passed",
+        /// Some data read back differs from what was written.
+        Failed = "failed",
+        /// What could be read matched, but some sectors could not be read (or the read
+        /// was interrupted).
+        Incomplete = "incomplete",
+        NotRun = "not-run",
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -389,12 +367,12 @@ pub fn now() -> String {
     timestamp(SystemTime::now())
 }
 
-/// Which half of a pass: writing the medium, or reading it back.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Phase {
-    Writing,
-    Verifying,
+crate::named! {
+    /// Which half of a pass: writing the medium, or reading it back.
+    pub enum Phase: "phase" {
+        Writing = "writing",
+        Verifying = "verifying",
+    }
 }
 
 /// An interruption the run recovered from, as the report and certificate record it.

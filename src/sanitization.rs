@@ -6,71 +6,45 @@
 //! Sources: NIST SP 800-88 Rev. 1 §2.5 and Appendix A (Tables ),
 //! Rev. 2 §3 (which defers to IEEE 2883-2022 for techniques).
 
-use serde::{Deserialize, Serialize};
-
 use crate::device::MediaType;
 
-/// NIST SP 800-88 sanitization categories, and "none" for a drive command
-/// that was not proven.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Category {
-    Clear,
-    Purge,
-    Destroy,
-    /// A drive's erase command that did not report success or failed its
-    /// verification: nothing is claimed.
-    None,
-}
-
-impl Category {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Category::Clear => "clear",
-            Category::Purge => "purge",
-            Category::Destroy => "destroy",
-            Category::None => "none",
-        }
+crate::named! {
+    /// NIST SP 800-88 sanitization categories, and "none" for a drive command
+    /// that was not proven.
+    pub enum Category: "category" {
+        Clear = "clear",
+        Purge = "purge",
+        Destroy = "destroy",
+        /// A drive's erase command that did not report success or failed its
+        /// verification: nothing is claimed.
+        None = "none",
     }
 }
 
-/// How a medium was sanitized, by IEEE 2883-2022's names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Technique {
-    /// Host writes over every user-addressable location.
-    Overwrite,
-    /// ATA CRYPTO SCRAMBLE EXT, NVMe Sanitize Crypto Erase, SCSI SANITIZE
-    /// CRYPTOGRAPHIC ERASE.
-    SanitizeCryptoErase,
-    /// ATA BLOCK ERASE EXT, NVMe Sanitize Block Erase, SCSI SANITIZE BLOCK ERASE.
-    SanitizeBlockErase,
-    /// ATA OVERWRITE EXT, NVMe Sanitize Overwrite, SCSI SANITIZE OVERWRITE.
-    SanitizeOverwrite,
-    /// NVMe Format NVM with Secure Erase Setting 1.
-    FormatUserDataErase,
-    /// NVMe Format NVM with Secure Erase Setting 2.
-    FormatCryptoErase,
-    /// ATA SECURITY ERASE UNIT, normal.
-    SecurityErase,
-    /// ATA SECURITY ERASE UNIT, enhanced.
-    SecurityEraseEnhanced,
+crate::named! {
+    /// How a medium was sanitized, by IEEE 2883-2022's names.
+    pub enum Technique: "technique" {
+        /// Host writes over every user-addressable location.
+        Overwrite = "overwrite",
+        /// ATA CRYPTO SCRAMBLE EXT, NVMe Sanitize Crypto Erase, SCSI SANITIZE
+        /// CRYPTOGRAPHIC ERASE.
+        SanitizeCryptoErase = "sanitize-crypto-erase",
+        /// ATA BLOCK ERASE EXT, NVMe Sanitize Block Erase, SCSI SANITIZE BLOCK ERASE.
+        SanitizeBlockErase = "sanitize-block-erase",
+        /// ATA OVERWRITE EXT, NVMe Sanitize Overwrite, SCSI SANITIZE OVERWRITE.
+        SanitizeOverwrite = "sanitize-overwrite",
+        /// NVMe Format NVM with Secure Erase Setting 1.
+        FormatUserDataErase = "format-user-data-erase",
+        /// NVMe Format NVM with Secure Erase Setting 2.
+        FormatCryptoErase = "format-crypto-erase",
+        /// ATA SECURITY ERASE UNIT, normal.
+        SecurityErase = "security-erase",
+        /// ATA SECURITY ERASE UNIT, enhanced.
+        SecurityEraseEnhanced = "security-erase-enhanced",
+    }
 }
 
 impl Technique {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Technique::Overwrite => "overwrite",
-            Technique::SanitizeCryptoErase => "sanitize-crypto-erase",
-            Technique::SanitizeBlockErase => "sanitize-block-erase",
-            Technique::SanitizeOverwrite => "sanitize-overwrite",
-            Technique::FormatUserDataErase => "format-user-data-erase",
-            Technique::FormatCryptoErase => "format-crypto-erase",
-            Technique::SecurityErase => "security-erase",
-            Technique::SecurityEraseEnhanced => "security-erase-enhanced",
-        }
-    }
-
     /// Run by the drive rather than by host writes.
     pub fn is_drive_command(self) -> bool {
         self != Technique::Overwrite

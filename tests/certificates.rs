@@ -451,7 +451,13 @@ fn unusable_keys_are_refused_before_anything_is_written() {
     std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     let locked = station.dir.path().join("locked");
     ssh_keygen(&["-q", "-t", "ed25519", "-N", "right horse", "-f", locked.to_str().unwrap()]);
-    let cases: [(&Path, Option<&str>, &str); 6] = [
+    let public = station.dir.path().join("locked.pub");
+    let public_message = format!(
+        "is a public key; signing needs the private key, the file of the same name without .pub ({})",
+        locked.display()
+    );
+    let cases: [(&Path, Option<&str>, &str); 7] = [
+        (&public, None, &public_message),
         (&ecdsa, None, "not Ed25519"),
         (&rsa, None, "signing key"),
         (&open, None, "readable by others"),
@@ -565,4 +571,65 @@ fn several_targets_each_get_their_own_asset_number_in_order() {
     let out = wipe(&["A-3"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("1 --asset given for 2 target(s)"), "{}", stderr(&out));
+}
+
+/// Rust's own spellings of the library's named values (`ImageFile`,
+/// `Some(..)`) must never reach a person: screens and PDFs use the names the
+/// command line and the JSON use.
+#[test]
+fn people_read_the_same_names_the_command_line_takes() {
+    let station = Station::new();
+    let disk = station.dir.path().join("names.img");
+    make_file(&disk, 1 << 20);
+    let cert = station.wipe(&disk, &["--verify", "all", "--data-backed-up", "unknown"]);
+    let shown = certwipe(&["cert", "show", cert.to_str().unwrap()]);
+    assert_eq!(shown.status.code(), Some(0), "{}", stderr(&shown));
+    let mut texts = vec![String::from_utf8_lossy(&shown.stdout).into_owned()];
+    let shown = texts[0].clone();
+    for said in
+        ["image-file", "backed up unknown", "destination destruction", "verified full passed", "verify all"]
+    {
+        assert!(shown.contains(said), "{said:?} missing from:\n{shown}");
+    }
+    if pdf_tools_present() {
+        let pdf = station.dir.path().join("names.pdf");
+        let out =
+            certwipe(&["cert", "pdf", cert.to_str().unwrap(), "-o", pdf.to_str().unwrap(), "--lang", "en"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        texts.push(pdf_text(&pdf, &["-raw"]));
+    }
+    for text in &texts {
+        for debug_name in
+            ["ImageFile", "destination Destruction", "Passed", "Full", "Some(", "Unknown", "All:", "Virtual,"]
+        {
+            assert!(!text.contains(debug_name), "{debug_name:?} reached a person:\n{text}");
+        }
+    }
+}
+
+#[test]
+fn countersign_takes_its_key_as_every_command_does_and_the_old_spelling_still_works() {
+    let station = Station::new();
+    let disk = station.dir.path().join("spelling.img");
+    make_file(&disk, 1 << 20);
+    let cert = station.wipe(&disk, &[]);
+    let (witness, line) = key_for(station.dir.path(), "witness", "zhang.san", &["witness"]);
+    allow(&station.allowed, &line);
+    let out = certwipe(&[
+        "cert",
+        "countersign",
+        cert.to_str().unwrap(),
+        "--key",
+        witness.to_str().unwrap(),
+        "--role",
+        "witness",
+        "--name",
+        "Zhang San",
+        "--allowed-signers",
+        station.allowed.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let help = certwipe(&["cert", "countersign", "--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("--sign-key <KEY>") && !help.contains("--key <KEY>"), "{help}");
 }

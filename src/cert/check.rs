@@ -102,7 +102,7 @@ fn check_overwrite(cert: &Certificate, fail: &mut impl FnMut(String)) {
     let recomputed = crate::engine::outcome::summarize_verification(s.verify_mode, &s.passes);
     if recomputed != s.verification {
         fail(format!(
-            "the verification summary ({:?}, passes {:?}) does not follow from the passes ({:?}, passes {:?})",
+            "the verification summary ({}, passes {:?}) does not follow from the passes ({}, passes {:?})",
             s.verification.result,
             s.verification.passes_verified,
             recomputed.result,
@@ -127,7 +127,7 @@ fn check_overwrite(cert: &Certificate, fail: &mut impl FnMut(String)) {
         }
         if s.verify_mode != VerifyMode::Off && s.verification.result != VerificationResult::Passed {
             fail(format!(
-                "status erased, but the requested verification result is {:?}",
+                "status erased, but the requested verification result is {}",
                 s.verification.result
             ));
         }
@@ -250,7 +250,7 @@ fn check_verification(cert: &Certificate, fail: &mut impl FnMut(String)) {
     };
     if complete_run && indexes != expected {
         fail(format!(
-            "verify mode {:?} should have read back passes {expected:?}, not {indexes:?}",
+            "verify mode {} should have read back passes {expected:?}, not {indexes:?}",
             s.verify_mode
         ));
     }
@@ -284,10 +284,7 @@ fn check_pass_verification(
         VerificationResult::Incomplete | VerificationResult::NotRun => false,
     };
     if wrong_result {
-        fail(format!(
-            "pass {}: verification result {:?} contradicts its mismatch lists",
-            pass.index, v.result
-        ));
+        fail(format!("pass {}: verification result {} contradicts its mismatch lists", pass.index, v.result));
     }
     let expected_coverage = v.bytes_read as f64 / size as f64;
     if (v.coverage - expected_coverage).abs() > 1e-9 || v.bytes_read > size {
@@ -298,10 +295,7 @@ fn check_pass_verification(
     }
     let expected_kind = if s.verify_mode == VerifyMode::Sample { v.kind } else { VerificationKind::Full };
     if v.kind != expected_kind {
-        fail(format!(
-            "pass {}: a {:?} verification under verify mode {:?}",
-            pass.index, v.kind, s.verify_mode
-        ));
+        fail(format!("pass {}: a {} verification under verify mode {}", pass.index, v.kind, s.verify_mode));
     }
     if let Some(sample) = &v.sample {
         let unit = crate::engine::sample::unit(u64::from(cert.medium.logical_sector_size));

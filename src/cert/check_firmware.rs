@@ -97,7 +97,7 @@ fn check_verification(cert: &Certificate, firmware: &FirmwareRecord, fail: &mut 
         VerificationResult::NotRun => false,
     };
     if wrong_result {
-        fail(format!("the drive erase's verification result {:?} contradicts its sector lists", v.result));
+        fail(format!("the drive erase's verification result {} contradicts its sector lists", v.result));
     }
     if v.bytes > size || (v.coverage - v.bytes as f64 / size as f64).abs() > 1e-9 {
         fail(format!(

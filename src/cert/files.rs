@@ -20,22 +20,18 @@ use super::sign::{Duty, SigningKey};
 
 pub const STATEMENT_FORMAT: &str = "certwipe.countersignature/v1";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Role {
-    /// Checked the sanitization (NIST's validation signature).
-    Validator,
-    /// Witnessed the sanitization or destruction (监销).
-    Witness,
-    /// Approved it (审批).
-    Approver,
+crate::named! {
+    pub enum Role: "role" {
+        /// Checked the sanitization (NIST's validation signature).
+        Validator = "validator",
+        /// Witnessed the sanitization or destruction (监销).
+        Witness = "witness",
+        /// Approved it (审批).
+        Approver = "approver",
+    }
 }
 
 impl Role {
-    pub fn as_str(self) -> &'static str {
-        self.duty().name()
-    }
-
     /// The signing duty, and so the namespace, of this role.
     pub fn duty(self) -> Duty {
         match self {
@@ -43,11 +39,6 @@ impl Role {
             Role::Witness => Duty::Witness,
             Role::Approver => Duty::Approver,
         }
-    }
-
-    /// The role a countersignature file names (`validator`, `witness`, `approver`).
-    pub fn from_name(name: &str) -> Option<Role> {
-        [Role::Validator, Role::Witness, Role::Approver].into_iter().find(|r| r.as_str() == name)
     }
 }
 

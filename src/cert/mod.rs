@@ -39,6 +39,10 @@ pub enum CertError {
     )]
     KeyPermissions { path: String, mode: u32 },
     #[error(
+        "signing key {path} is a public key; signing needs the private key, the file of the same name without .pub ({private})"
+    )]
+    PublicKeyGiven { path: String, private: String },
+    #[error(
         "signing key {path} is {algorithm}, not Ed25519; certificates are signed with Ed25519 (certwipe keygen, or ssh-keygen -t ed25519)"
     )]
     NotEd25519 { path: String, algorithm: String },

@@ -25,12 +25,13 @@ use crate::device::Identity;
 use crate::report::{PassContent, Status, total_sectors};
 use crate::stream::RandomStream;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Lang {
-    Zh,
-    En,
-    /// Chinese and English side by side.
-    Both,
+crate::named! {
+    pub enum Lang: "language" {
+        Zh = "zh",
+        En = "en",
+        /// Chinese and English side by side.
+        Both = "both",
+    }
 }
 
 #[derive(Debug, Error)]
@@ -562,7 +563,7 @@ fn medium_section(l: &mut Layout<'_>, m: &Identity, r: &Records) {
         "Capacity",
         &format!("{} bytes, sector {}/{}", m.size_bytes, m.logical_sector_size, m.physical_sector_size),
     );
-    l.row("介质类型", "Media type", &format!("{:?}, {} ({})", m.media_type, m.transport, m.resolved_path));
+    l.row("介质类型", "Media type", &format!("{}, {} ({})", m.media_type, m.transport, m.resolved_path));
     for (zh, en, value) in super::render::medium_rows(m) {
         l.row(zh, en, &value);
     }
@@ -586,12 +587,12 @@ fn records_section(l: &mut Layout<'_>, r: &Records) {
         "数据备份",
         "Data backed up",
         &format!(
-            "{:?}{}",
+            "{}{}",
             r.data_backed_up,
             r.backup_location.as_ref().map(|b| format!(", {b}")).unwrap_or_default()
         ),
     );
-    l.row("去向", "Destination", &r.destination.map(|d| format!("{d:?}")).unwrap_or_else(|| "-".into()));
+    l.row("去向", "Destination", r.destination.map_or("-", |d| d.as_str()));
     let operator = [&r.operator.name, &r.operator.title, &r.operator.id, &r.operator.contact]
         .iter()
         .filter_map(|v| (*v).clone())
@@ -634,7 +635,7 @@ fn sanitization_section(l: &mut Layout<'_>, s: &Sanitization) {
     let verified =
         s.passes.iter().filter_map(|p| p.verification.as_ref().map(|v| (p.index, v))).map(|(i, v)| {
             format!(
-                "pass {i}: {:?} {:?}, {:.1}%, {} mismatched, {} unreadable",
+                "pass {i}: {} {}, {:.1}%, {} mismatched, {} unreadable",
                 v.kind,
                 v.result,
                 v.coverage * 100.0,
@@ -643,7 +644,7 @@ fn sanitization_section(l: &mut Layout<'_>, s: &Sanitization) {
             )
         });
     let verification =
-        std::iter::once(format!("{:?}: {:?}", s.verify_mode, s.verification.result)).chain(verified);
+        std::iter::once(format!("verify {}: {}", s.verify_mode, s.verification.result)).chain(verified);
     l.row("校验", "Verification", &verification.collect::<Vec<_>>().join("\n"));
     l.row("时间", "Time", &format!("{} — {}", s.started_at, s.finished_at));
     if let Some(digest) = &s.final_content_digest {
@@ -669,7 +670,14 @@ fn sanitization_section(l: &mut Layout<'_>, s: &Sanitization) {
     if !s.errors.is_empty() {
         l.section("四、错误", "4. Errors");
         for entry in &s.errors.entries {
-            l.row("", &entry.at, &format!("pass {:?} {}: {}", entry.pass, entry.operation, entry.message));
+            l.row(
+                "",
+                &entry.at,
+                &match entry.pass {
+                    Some(pass) => format!("pass {pass} {}: {}", entry.operation, entry.message),
+                    None => format!("{}: {}", entry.operation, entry.message),
+                },
+            );
         }
         if s.errors.omitted > 0 {
             l.row("", "", &format!("{} more not listed", s.errors.omitted));

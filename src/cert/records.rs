@@ -69,29 +69,19 @@ impl std::str::FromStr for Classification {
     }
 }
 
-/// Where the medium goes after sanitization (NIST SP 800-88 App. G).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Destination {
-    InternalReuse,
-    ExternalReuse,
-    Recycling,
-    /// Back to the manufacturer, e.g. for repair under supervision.
-    Manufacturer,
-    Destruction,
+crate::named! {
+    /// Where the medium goes after sanitization (NIST SP 800-88 App. G).
+    pub enum Destination: "destination" {
+        InternalReuse = "internal-reuse",
+        ExternalReuse = "external-reuse",
+        Recycling = "recycling",
+        /// Back to the manufacturer, e.g. for repair under supervision.
+        Manufacturer = "manufacturer",
+        Destruction = "destruction",
+    }
 }
 
 impl Destination {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Destination::InternalReuse => "internal-reuse",
-            Destination::ExternalReuse => "external-reuse",
-            Destination::Recycling => "recycling",
-            Destination::Manufacturer => "manufacturer",
-            Destination::Destruction => "destruction",
-        }
-    }
-
     /// Destinations a controlled medium may not take: it would leave the
     /// organisation's control or be reused below its level.
     pub fn allowed_for(self, level: Classification) -> bool {
@@ -99,12 +89,12 @@ impl Destination {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum BackedUp {
-    Yes,
-    No,
-    Unknown,
+crate::named! {
+    pub enum BackedUp: "backed-up answer" {
+        Yes = "yes",
+        No = "no",
+        Unknown = "unknown",
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -178,7 +168,7 @@ pub enum RecordsError {
     )]
     Downgrade { before: &'static str, after: &'static str },
     #[error(
-        "a {level} medium cannot go to {destination:?}: classified media are never reused outside their level or released; the destination must be destruction (or the manufacturer, for supervised repair)"
+        "a {level} medium cannot go to {destination}: classified media are never reused outside their level or released; the destination must be destruction (or the manufacturer, for supervised repair)"
     )]
     DestinationForbidden { level: &'static str, destination: Destination },
     #[error(

@@ -73,7 +73,7 @@ fn medium_section(out: &mut String, m: &Identity) {
     );
     let _ = writeln!(
         out,
-        "  {} ({}, {:?}), {} = {} bytes, sectors {}/{}",
+        "  {} ({}, {}), {} = {} bytes, sectors {}/{}",
         m.path,
         m.transport,
         m.media_type,
@@ -102,11 +102,11 @@ fn records_section(out: &mut String, r: &Records) {
     );
     let _ = writeln!(
         out,
-        "  source {}, backed up {:?}{}, destination {}",
+        "  source {}, backed up {}{}, destination {}",
         or_dash(&r.media_source),
         r.data_backed_up,
         r.backup_location.as_ref().map(|l| format!(" ({l})")).unwrap_or_default(),
-        r.destination.map(|d| format!("{d:?}")).unwrap_or_else(|| "-".into())
+        r.destination.map_or("-", |d| d.as_str())
     );
     let _ = writeln!(out, "  operator {}", person(&r.operator));
     if let Some(notes) = &r.notes {
@@ -125,7 +125,7 @@ fn sanitization_section(out: &mut String, s: &Sanitization) {
             .as_ref()
             .map(|v| {
                 format!(
-                    ", verified {:?} {:?} ({:.1}%, {} mismatched, {} unreadable sectors)",
+                    ", verified {} {} ({:.1}%, {} mismatched, {} unreadable sectors)",
                     v.kind,
                     v.result,
                     v.coverage * 100.0,
@@ -147,7 +147,7 @@ fn sanitization_section(out: &mut String, s: &Sanitization) {
             let _ = writeln!(out, "  {label}: {value}");
         }
     }
-    let _ = writeln!(out, "  verification: {:?}, {:?}", s.verify_mode, s.verification.result);
+    let _ = writeln!(out, "  verification: verify {}, {}", s.verify_mode, s.verification.result);
     if let Some(digest) = &s.final_content_digest {
         let _ = writeln!(
             out,
@@ -254,7 +254,7 @@ pub fn firmware_rows(f: &crate::report::FirmwareRecord) -> Vec<(&'static str, &'
             "读取校验",
             "Read-back check",
             format!(
-                "{:?}: {} bytes ({:.1} %) marked before and read after; {} sectors kept the marker, {} not {:?}, {} unreadable; before SHA-256 {}",
+                "{}: {} bytes ({:.1} %) marked before and read after; {} sectors kept the marker, {} not {:?}, {} unreadable; before SHA-256 {}",
                 v.result,
                 v.bytes,
                 v.coverage * 100.0,

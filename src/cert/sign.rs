@@ -97,14 +97,21 @@ impl SigningKey {
         passphrase: impl FnOnce() -> Result<String, CertError>,
     ) -> Result<SigningKey, CertError> {
         let shown = path.display().to_string();
+        let text = crate::input::read_text(path, crate::input::KEY)
+            .map_err(|e| CertError::Key { path: shown.clone(), why: e.to_string() })?;
+        // A public key is what people most often give by mistake: say so,
+        // rather than ask to protect a file that needs no protecting.
+        if PublicKey::from_openssh(text.trim()).is_ok() {
+            let private =
+                shown.strip_suffix(".pub").unwrap_or("the key ssh-keygen made beside it").to_string();
+            return Err(CertError::PublicKeyGiven { path: shown, private });
+        }
         let meta = std::fs::metadata(path)
             .map_err(|e| CertError::Key { path: shown.clone(), why: e.to_string() })?;
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             return Err(CertError::KeyPermissions { path: shown, mode });
         }
-        let text = crate::input::read_text(path, crate::input::KEY)
-            .map_err(|e| CertError::Key { path: shown.clone(), why: e.to_string() })?;
         let key = PrivateKey::from_openssh(&text).map_err(|e| CertError::Key {
             path: shown.clone(),
             why: format!("not an OpenSSH private key this tool can read ({e}); create one with `certwipe keygen` or `ssh-keygen -t ed25519`"),

@@ -89,7 +89,7 @@ pub fn run(args: &AuditArgs) -> Result<u8, Failure> {
         }))?;
     } else {
         println!(
-            "{}: audited against certificate {}: {:?} read back, {} ({:.1}% of the medium)",
+            "{}: audited against certificate {}: {} read back, {} ({:.1}% of the medium)",
             target.identity.path,
             cert.certificate_id,
             v.kind,

@@ -39,7 +39,7 @@ pub struct PdfArgs {
     /// Output file [default: CERT with .pdf instead of .json].
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = Lang::Both)]
+    #[arg(long, value_parser = super::named::<Lang>(), default_value_t = Lang::Both)]
     lang: Lang,
     /// Font file with Chinese glyphs, FILE[:INDEX] for a collection [default: Noto Sans CJK SC].
     #[arg(long, value_name = "FILE")]
@@ -81,9 +81,9 @@ pub struct ShowArgs {
 pub struct CountersignArgs {
     cert: PathBuf,
     /// The countersigner's OpenSSH Ed25519 private key.
-    #[arg(long, value_name = "KEY")]
-    key: PathBuf,
-    #[arg(long, value_enum)]
+    #[arg(long = "sign-key", alias = "key", value_name = "KEY")]
+    sign_key: PathBuf,
+    #[arg(long, value_parser = super::named::<Role>())]
     role: Role,
     /// The countersigner's name.
     #[arg(long)]
@@ -302,7 +302,7 @@ fn countersign(args: &CountersignArgs) -> Result<u8, Failure> {
     let allowed = args.trust.require(
         "countersigning needs the allowed signers, to check the certificate's signer and that your key is listed",
     )?;
-    let key = load_key(&args.key)?;
+    let key = load_key(&args.sign_key)?;
     let signer = Countersigner {
         key: &key,
         role: args.role,

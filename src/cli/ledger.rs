@@ -101,29 +101,31 @@ pub struct ImportArgs {
 #[derive(Args, Debug)]
 pub struct ApproveArgs {
     number: String,
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = super::named::<Role>())]
     role: Role,
     #[arg(long)]
     name: String,
     #[arg(long)]
     title: Option<String>,
-    #[arg(long)]
+    /// A note kept with the entry.
+    #[arg(long = "notes", alias = "note", value_name = "TEXT")]
     note: Option<String>,
 }
 
 #[derive(Args, Debug)]
 pub struct DisposeArgs {
     number: String,
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = super::named::<Destination>())]
     destination: Destination,
-    #[arg(long)]
+    /// A note kept with the entry.
+    #[arg(long = "notes", alias = "note", value_name = "TEXT")]
     note: Option<String>,
 }
 
 #[derive(Args, Debug)]
 pub struct DestroyArgs {
     number: String,
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = super::named::<DestructionMethod>())]
     method: DestructionMethod,
     /// Date of destruction (YYYY-MM-DD).
     #[arg(long)]
@@ -136,7 +138,8 @@ pub struct DestroyArgs {
     /// Who supervised (监销).
     #[arg(long)]
     witness: String,
-    #[arg(long)]
+    /// A note kept with the entry.
+    #[arg(long = "notes", alias = "note", value_name = "TEXT")]
     note: Option<String>,
 }
 
@@ -241,7 +244,7 @@ pub fn run(args: &LedgerArgs, location: Option<&Location>) -> Result<u8, Failure
         }
         LedgerCommand::Dispose(a) => {
             ledger.dispose(&a.number, a.destination, a.note.as_deref(), &key()?)?;
-            println!("recorded destination {:?} for {}", a.destination, a.number);
+            println!("recorded destination {} for {}", a.destination, a.number);
         }
         LedgerCommand::Destroy(a) => {
             let record = Destruction {

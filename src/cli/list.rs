@@ -49,7 +49,7 @@ pub fn run(args: &ListArgs) -> Result<u8, Failure> {
             HumanBytes(id.size_bytes).to_string(),
             format!("{}/{}", id.logical_sector_size, id.physical_sector_size),
             id.transport,
-            format!("{:?}", id.media_type).to_lowercase(),
+            id.media_type.as_str(),
             id.model.as_deref().unwrap_or("-"),
             id.serial.as_deref().unwrap_or("-"),
         );

@@ -3,6 +3,7 @@
 
 mod audit;
 mod cert;
+mod choice;
 mod identify;
 mod ledger;
 mod list;
@@ -23,6 +24,7 @@ use clap::{Parser, Subcommand};
 
 use crate::exit::ExitStatus;
 pub use crate::exit::{FAILED as EXIT_FAILED, OK as EXIT_OK, USAGE as EXIT_USAGE};
+use choice::named;
 
 const AFTER_HELP: &str = "\
 Exit status:

@@ -234,7 +234,7 @@ impl Observer for TargetView<'_> {
                 if pass.completed { "" } else { " (not completed)" }
             )),
             (_, Event::VerificationFinished { pass, verification }) => self.ui.say(&format!(
-                "{}: pass {pass} verification {:?}: {} read ({:.1}% of the medium)",
+                "{}: pass {pass} verification {}: {} read ({:.1}% of the medium)",
                 self.name,
                 verification.result,
                 HumanBytes(verification.bytes_read),

@@ -30,12 +30,12 @@ pub struct RecordArgs {
     /// The user or computer the medium came from.
     #[arg(long, value_name = "TEXT")]
     media_source: Option<String>,
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = super::named::<BackedUp>())]
     data_backed_up: Option<BackedUp>,
     #[arg(long, value_name = "TEXT")]
     backup_location: Option<String>,
     /// Where the medium goes next; classified media may only go to destruction or the manufacturer.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = super::named::<Destination>())]
     destination: Option<Destination>,
     /// Name of the person who sanitized the medium.
     #[arg(long, value_name = "NAME")]

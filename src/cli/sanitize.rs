@@ -56,7 +56,7 @@ pub struct SanitizeArgs {
     target: PathBuf,
 
     /// What the drive does (see below).
-    #[arg(long, value_enum, value_name = "ACTION", required_unless_present = "status")]
+    #[arg(long, value_parser = super::named::<Action>(), value_name = "ACTION", required_unless_present = "status")]
     action: Option<Action>,
 
     /// Only report where a sanitize stands on TARGET; nothing is started.

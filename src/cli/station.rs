@@ -53,7 +53,8 @@ pub struct StationArgs {
     #[arg(long, value_name = "N")]
     stop_after: Option<usize>,
 
-    /// Refuse media smaller than SIZE (e.g. 64M, 1G, 1GiB, 500MB).
+    /// Refuse media smaller than SIZE: 64M, 1G and 1GiB are binary (like
+    /// lsblk and dd), 500MB and 1GB decimal (like a drive's label).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     min_size: Option<u64>,
 
@@ -88,8 +89,18 @@ pub struct StationArgs {
     yes: bool,
 }
 
+/// A size as `lsblk`, `dd` and `truncate` read it: a bare unit letter or one
+/// with `i` is binary (`2G` = `2GiB` = 2·2³⁰ bytes); a unit letter with `B`
+/// alone is decimal (`2GB` = 2·10⁹), as drive makers print it.
 fn parse_size(text: &str) -> Result<u64, String> {
-    parse_size::parse_size(text).map_err(|e| format!("{e}: give a size such as 64M, 1G, 1GiB or 500MB"))
+    let unit = text.trim().to_ascii_uppercase();
+    let decimal = unit.ends_with('B')
+        && !unit.ends_with("IB")
+        && unit[..unit.len() - 1].ends_with(|c: char| c.is_ascii_alphabetic());
+    let config = if decimal { parse_size::Config::new() } else { parse_size::Config::new().with_binary() };
+    config
+        .parse_size(text)
+        .map_err(|e| format!("{e}: give a size such as 64M, 2G (GiB), 2GiB or 500MB (10⁶ bytes)"))
 }
 
 /// Scans of sysfs happen at least this often, events or not.
@@ -193,7 +204,11 @@ impl Setup {
         if let (Some(min), Some(max)) = (args.min_size, args.max_size)
             && min > max
         {
-            return Err(Failure::usage(format!("--min-size {min} is above --max-size {max}")));
+            return Err(Failure::usage(format!(
+                "--min-size {} is above --max-size {}",
+                HumanBytes(min),
+                HumanBytes(max)
+            )));
         }
         if let Some(dir) = &args.report {
             crate::durable::check_writable_dir(dir).map_err(|e| {
@@ -244,11 +259,11 @@ impl Setup {
         };
         let lines = [
             format!(
-                "station: method {} ({} pass(es)), verify {:?}, {}",
+                "station: method {} ({} pass(es)), verify {}, {}",
                 plan.method,
                 plan.passes.len(),
                 s.options.verify,
-                s.options.prng.name()
+                s.options.prng.as_str()
             ),
             format!(
                 "station: accepts USB media of {limits}; {} device(s) present now are left alone",
@@ -508,6 +523,19 @@ fn today() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_read_as_lsblk_and_dd_read_them() {
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("2GB"), Ok(2_000_000_000));
+        assert_eq!(parse_size("500MB"), Ok(500_000_000));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("4096B"), Ok(4096));
+        assert!(parse_size("2 gigs").unwrap_err().contains("2G (GiB)"));
+    }
 
     #[test]
     fn the_csv_summary_keeps_device_text_as_text_and_ends_with_the_counts() {

@@ -79,12 +79,12 @@ pub struct WipeOptions {
 
     /// What to read back: off, last (the whole medium after the last pass), all
     /// (after every pass), sample (NIST 800-88 sampling, >= 10 %) [default: last].
-    #[arg(long, value_enum, value_name = "MODE")]
+    #[arg(long, value_parser = super::named::<VerifyMode>(), value_name = "MODE")]
     verify: Option<VerifyMode>,
 
     /// Random generator: aes-ctr (regenerable with `openssl enc -aes-128-ctr`) or
     /// chacha8 [default: aes-ctr where the CPU has AES instructions, else chacha8]
-    #[arg(long, value_enum, value_name = "PRNG")]
+    #[arg(long, value_parser = super::named::<Prng>(), value_name = "PRNG")]
     prng: Option<Prng>,
 
     /// Where checkpoint journals live [default: /var/lib/certwipe for root, else ~/.local/state/certwipe].

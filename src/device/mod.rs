@@ -42,42 +42,28 @@ pub trait BlockIo: Sync {
     fn cache_bypass(&self) -> CacheBypass;
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TargetKind {
-    BlockDevice,
-    ImageFile,
+crate::named! {
+    pub enum TargetKind: "target kind" {
+        BlockDevice = "block-device",
+        ImageFile = "image-file",
+    }
 }
 
-/// What kind of medium this is, which decides what an overwrite can honestly claim.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum MediaType {
-    Hdd,
-    Ssd,
-    Nvme,
-    UsbFlash,
-    MemoryCard,
-    Virtual,
-    ImageFile,
-    Unknown,
+crate::named! {
+    /// What kind of medium this is, which decides what an overwrite can honestly claim.
+    pub enum MediaType: "media type" {
+        Hdd = "hdd",
+        Ssd = "ssd",
+        Nvme = "nvme",
+        UsbFlash = "usb-flash",
+        MemoryCard = "memory-card",
+        Virtual = "virtual",
+        ImageFile = "image-file",
+        Unknown = "unknown",
+    }
 }
 
 impl MediaType {
-    /// The name in certificates and reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MediaType::Hdd => "hdd",
-            MediaType::Ssd => "ssd",
-            MediaType::Nvme => "nvme",
-            MediaType::UsbFlash => "usb-flash",
-            MediaType::MemoryCard => "memory-card",
-            MediaType::Virtual => "virtual",
-            MediaType::ImageFile => "image-file",
-            MediaType::Unknown => "unknown",
-        }
-    }
-
     /// Flash keeps spare and remapped blocks that no host write can reach.
     pub fn is_flash(self) -> bool {
         matches!(self, MediaType::Ssd | MediaType::Nvme | MediaType::UsbFlash | MediaType::MemoryCard)
@@ -170,7 +156,7 @@ impl Identity {
     pub fn differences(&self, now: &Identity) -> Vec<String> {
         let mut problems = Vec::new();
         if self.kind != now.kind {
-            problems.push(format!("it is a {:?}, the record says {:?}", now.kind, self.kind));
+            problems.push(format!("it is a {}, the record says {}", now.kind, self.kind));
         }
         if self.kind == TargetKind::ImageFile && self.resolved_path != now.resolved_path {
             problems.push(format!(
@@ -211,24 +197,13 @@ impl Identity {
     }
 }
 
-/// Where a medium's identity came from, as the certificate records it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum IdentitySource {
-    AtaIdentify,
-    NvmeIdentify,
-    ScsiVpd,
-    Sysfs,
-}
-
-impl IdentitySource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IdentitySource::AtaIdentify => "ata-identify",
-            IdentitySource::NvmeIdentify => "nvme-identify",
-            IdentitySource::ScsiVpd => "scsi-vpd",
-            IdentitySource::Sysfs => "sysfs",
-        }
+crate::named! {
+    /// Where a medium's identity came from, as the certificate records it.
+    pub enum IdentitySource: "identity source" {
+        AtaIdentify = "ata-identify",
+        NvmeIdentify = "nvme-identify",
+        ScsiVpd = "scsi-vpd",
+        Sysfs = "sysfs",
     }
 }
 

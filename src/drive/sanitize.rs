@@ -21,20 +21,20 @@ use super::scsi::{self, ScsiDevice, ScsiError};
 use super::{CommandError, NvmeAdmin, Passthrough, Transfer};
 use crate::sanitization::Technique;
 
-/// What the operator asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Action {
-    /// The strongest the drive offers: crypto erase, block erase, then a
-    /// sanitize overwrite; on NVMe a Format with secure erase after those.
-    Auto,
-    CryptoErase,
-    BlockErase,
-    Overwrite,
-    FormatUserData,
-    FormatCrypto,
-    SecurityErase,
-    SecurityEraseEnhanced,
+crate::named! {
+    /// What the operator asks for.
+    pub enum Action: "drive action" {
+        /// The strongest the drive offers: crypto erase, block erase, then a
+        /// sanitize overwrite; on NVMe a Format with secure erase after those.
+        Auto = "auto",
+        CryptoErase = "crypto-erase",
+        BlockErase = "block-erase",
+        Overwrite = "overwrite",
+        FormatUserData = "format-user-data",
+        FormatCrypto = "format-crypto",
+        SecurityErase = "security-erase",
+        SecurityEraseEnhanced = "security-erase-enhanced",
+    }
 }
 
 /// The command that will be sent.

@@ -72,7 +72,7 @@ pub(super) fn judge(
         (_, VerificationResult::Passed) => {
             "every pass wrote every byte and the verification passed".to_string()
         }
-        (_, other) => return (Status::Incomplete, format!("the verification did not pass ({other:?})")),
+        (_, other) => return (Status::Incomplete, format!("the verification did not pass ({other})")),
     };
     (Status::Erased, reason)
 }

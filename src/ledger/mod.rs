@@ -131,17 +131,17 @@ impl crate::exit::ExitStatus for LedgerError {
     }
 }
 
-/// How a medium was physically destroyed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum DestructionMethod {
-    /// 消磁
-    Degauss,
-    /// 粉碎
-    Shred,
-    Disintegrate,
-    Incinerate,
-    Melt,
+crate::named! {
+    /// How a medium was physically destroyed.
+    pub enum DestructionMethod: "destruction method" {
+        /// 消磁
+        Degauss = "degauss",
+        /// 粉碎
+        Shred = "shred",
+        Disintegrate = "disintegrate",
+        Incinerate = "incinerate",
+        Melt = "melt",
+    }
 }
 
 /// A medium as registered.

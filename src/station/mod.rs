@@ -20,6 +20,7 @@ pub mod uevent;
 
 use std::path::{Path, PathBuf};
 
+use indicatif::HumanBytes;
 use serde::Serialize;
 
 use crate::device::marks::Marks;
@@ -75,10 +76,10 @@ impl Policy {
             return Some("not on USB: the station wipes USB media only".into());
         }
         if let Some(min) = self.min_size.filter(|min| seen.size_bytes < *min) {
-            return Some(format!("{} bytes is below --min-size {min}", seen.size_bytes));
+            return Some(format!("{} is below --min-size {}", HumanBytes(seen.size_bytes), HumanBytes(min)));
         }
         if let Some(max) = self.max_size.filter(|max| seen.size_bytes > *max) {
-            return Some(format!("{} bytes is above --max-size {max}", seen.size_bytes));
+            return Some(format!("{} is above --max-size {}", HumanBytes(seen.size_bytes), HumanBytes(max)));
         }
         None
     }

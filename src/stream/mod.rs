@@ -13,30 +13,23 @@ use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-/// The random generators a pass can use. Either is a pure function of the offset,
-/// and its key is published in the report anyway: what matters is that the stream
-/// is incompressible and unpredictable to the drive, and fast.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Prng {
-    /// AES-128 in counter mode: the fastest where the CPU has AES instructions, and
-    /// regenerable with stock `openssl enc -aes-128-ctr`.
-    AesCtr,
-    /// ChaCha with 8 rounds: portable and fast without AES instructions.
-    Chacha8,
+crate::named! {
+    /// The random generators a pass can use. Either is a pure function of the offset,
+    /// and its key is published in the report anyway: what matters is that the stream
+    /// is incompressible and unpredictable to the drive, and fast.
+    pub enum Prng: "random generator" {
+        /// AES-128 in counter mode: the fastest where the CPU has AES instructions, and
+        /// regenerable with stock `openssl enc -aes-128-ctr`.
+        AesCtr = "aes-ctr",
+        /// ChaCha with 8 rounds: portable and fast without AES instructions.
+        Chacha8 = "chacha8",
+    }
 }
 
 impl Prng {
     /// AES-CTR where the CPU has AES instructions, ChaCha8 elsewhere.
     pub fn for_this_cpu() -> Prng {
         if aes_ctr::hardware_aes() { Prng::AesCtr } else { Prng::Chacha8 }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Prng::AesCtr => "aes-ctr",
-            Prng::Chacha8 => "chacha8",
-        }
     }
 
     /// The generator of journals written before the choice existed.

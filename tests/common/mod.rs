@@ -289,7 +289,7 @@ pub fn countersign(
         "cert",
         "countersign",
         cert,
-        "--key",
+        "--sign-key",
         key,
         "--role",
         role,
