@@ -17,7 +17,13 @@ use tempfile::NamedTempFile;
 /// name, never following a link) and removing it, since permission bits alone miss
 /// read-only mounts and ACLs.
 pub fn check_writable_dir(dir: &Path) -> std::io::Result<()> {
-    tempfile::Builder::new().prefix(".certwipe-probe-").tempfile_in(dir).map(drop)
+    // The error names the kind only: the probe's random name means nothing to
+    // the reader, who is told which directory by the caller.
+    tempfile::Builder::new()
+        .prefix(".certwipe-probe-")
+        .tempfile_in(dir)
+        .map(drop)
+        .map_err(|e| std::io::Error::from(e.kind()))
 }
 
 /// Whether `dir` is the running user's alone to change: owned by them, and

@@ -256,3 +256,39 @@ fn an_image_file_open_in_another_program_is_refused_and_untouched() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_ne!(checksum(&file), before);
 }
+
+#[test]
+fn the_confirmation_shows_the_file_systems_and_labels_it_would_destroy() {
+    if !have_root() {
+        return;
+    }
+    let dir = scratch_dir(Backing::Tmpfs);
+    let file = dir.path().join("labelled.img");
+    make_file(&file, 16 << 20);
+    let made =
+        std::process::Command::new("mkfs.ext4").args(["-q", "-F", "-L", "BACKUP-2026"]).arg(&file).status();
+    assert!(made.unwrap().success());
+    let before = checksum(&file);
+    let device = LoopDevice::attach(dir, file.clone(), 512, &[]);
+    // A terminal for the confirmation: util-linux `script` runs certwipe on a
+    // pseudo-terminal and passes our answer, which is not the device's name.
+    let command = format!("{} wipe {}", env!("CARGO_BIN_EXE_certwipe"), device.path.display());
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("CERTWIPE_STATE_DIR", state_dir())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(b"no\n")?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    let holds = format!("holds {} 16.00 MiB ext4 \"BACKUP-2026\"", device.name());
+    assert!(said.contains(&holds), "{holds:?} not in:\n{said}");
+    assert!(said.contains("not confirmed") && said.contains("nothing was written"), "{said}");
+    assert_eq!(checksum(&file), before);
+}

@@ -351,6 +351,9 @@ pub fn confirm(prepared: &[Prepared], what: &str) -> Result<(), Failure> {
             HumanBytes(id.size_bytes),
             id.size_bytes
         );
+        for held in job.target.contents() {
+            eprintln!("    holds {held}");
+        }
     }
     for job in prepared {
         eprintln!("{}: {}", job.medium_path(), job.describe());

@@ -325,6 +325,35 @@ pub struct Inspected {
 }
 
 impl Inspected {
+    /// What a block device holds, as `lsblk -f` shows it, for the operator
+    /// to read before confirming: its partition table, and each partition
+    /// (or the whole disk, where it carries a file system itself) with its
+    /// size, file-system type and label, from sysfs and udev's database.
+    /// Empty for an image file, and where neither knows anything.
+    pub fn contents(&self) -> Vec<String> {
+        if self.identity.kind != TargetKind::BlockDevice {
+            return Vec::new();
+        }
+        let Some(block) = SysBlock::by_devnum(DevNum::from_rdev(self.key.0)) else { return Vec::new() };
+        let table = probed(&block, "ID_PART_TABLE_TYPE", "PTTYPE")
+            .map(|t| format!("{} partition table {t}", block.name));
+        let parts = block.with_partitions().into_iter().filter_map(|part| {
+            let (fs, label) = (probed(&part, "ID_FS_TYPE", "TYPE"), probed(&part, "ID_FS_LABEL", "LABEL"));
+            if !part.is_partition && fs.is_none() && label.is_none() {
+                return None;
+            }
+            let sectors: u64 = part.attr("size").and_then(|s| s.parse().ok()).unwrap_or(0);
+            Some(format!(
+                "{} {} {}{}",
+                part.name,
+                indicatif::HumanBytes(sectors * 512),
+                fs.as_deref().unwrap_or("(no file system known)"),
+                label.map(|l| format!(" \"{l}\"")).unwrap_or_default()
+            ))
+        });
+        table.into_iter().chain(parts).collect()
+    }
+
     /// What identifies the medium itself: the file behind a loop device, else
     /// the device or file. `/dev/loop0` and the file behind it are one medium.
     pub fn medium_key(&self) -> (u64, u64) {
@@ -415,6 +444,23 @@ pub fn inspect(path: &Path, system: &SystemUse) -> Result<Inspected, DeviceError
         changed_at: Some((meta.ctime(), meta.ctime_nsec())),
         backing: None,
     })
+}
+
+/// A fact udev's database keeps about a block device (`udev_key`), or, where
+/// udev does not run (a rescue system, a container), what `blkid -p` reads
+/// from the device itself (`blkid_key`), read-only; escaped as device text.
+fn probed(block: &SysBlock, udev_key: &str, blkid_key: &str) -> Option<String> {
+    let raw = block.udev_property(udev_key).or_else(|| {
+        let out = std::process::Command::new("blkid")
+            .args(["-p", "-o", "export", &format!("/dev/{}", block.name)])
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|line| line.strip_prefix(blkid_key)?.strip_prefix('=').map(str::to_string))
+    })?;
+    crate::text::from_device(&raw)
 }
 
 /// The kernel's own file systems, by `statfs` magic number (linux/magic.h):

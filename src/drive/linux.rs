@@ -104,6 +104,10 @@ unsafe impl<const OPCODE: Opcode, T> Ioctl for ReturnsInt<'_, OPCODE, T> {
         }
     }
 
+    /// # Safety
+    /// rustix's contract: called once the ioctl returned, with the pointer
+    /// [`as_ptr`](Self::as_ptr) gave; nothing is read through it here, the
+    /// kernel wrote the argument in place.
     unsafe fn output_from_ptr(out: IoctlOutput, _: *mut c_void) -> rustix::io::Result<IoctlOutput> {
         Ok(out)
     }

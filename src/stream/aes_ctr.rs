@@ -135,6 +135,10 @@ mod x86 {
     }
 
     /// The AES-128 key schedule (FIPS 197 §5.2) with AESKEYGENASSIST.
+    ///
+    /// # Safety
+    /// The CPU must have the instructions named in `target_feature`; callers
+    /// check them at run time (`is_x86_feature_detected!`) before the first call.
     #[target_feature(enable = "aes,sse2")]
     unsafe fn expand_key(key: &[u8; 16]) -> [__m128i; 11] {
         #[inline]
@@ -174,6 +178,10 @@ mod x86 {
     const LANE_REVERSE_LO: i64 = 0x0809_0a0b_0c0d_0e0f;
 
     /// 16 blocks per step in four 512-bit registers.
+    ///
+    /// # Safety
+    /// The CPU must have the instructions named in `target_feature`; callers
+    /// check them at run time (`is_x86_feature_detected!`) before the first call.
     #[target_feature(enable = "aes,avx512f,avx512bw,vaes")]
     unsafe fn keystream_vaes512(keys: &[__m128i; 11], first: u128, buf: &mut [u8]) {
         let k: [__m512i; 11] = std::array::from_fn(|i| _mm512_broadcast_i32x4(keys[i]));
@@ -210,6 +218,10 @@ mod x86 {
     }
 
     /// 8 blocks per step, interleaved so the AES units stay busy.
+    ///
+    /// # Safety
+    /// The CPU must have the instructions named in `target_feature`; callers
+    /// check them at run time (`is_x86_feature_detected!`) before the first call.
     #[target_feature(enable = "aes,sse2,ssse3")]
     unsafe fn keystream_aesni(keys: &[__m128i; 11], first: u128, buf: &mut [u8]) {
         let reverse = _mm_set_epi64x(LANE_REVERSE_HI, LANE_REVERSE_LO);
