@@ -633,3 +633,38 @@ fn countersign_takes_its_key_as_every_command_does_and_the_old_spelling_still_wo
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(help.contains("--sign-key <KEY>") && !help.contains("--key <KEY>"), "{help}");
 }
+
+#[test]
+fn every_json_event_follows_the_documented_schema_and_carries_its_time() {
+    let station = Station::new();
+    let disk = image(station.dir.path(), "events.img", 1 << 20);
+    let certs = station.certs();
+    let out = certwipe(&[
+        "wipe",
+        "--yes",
+        "--json",
+        "--passes",
+        "0x00,random",
+        "--verify",
+        "all",
+        "--cert-dir",
+        certs.to_str().unwrap(),
+        "--sign-key",
+        station.key.to_str().unwrap(),
+        disk.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines = String::from_utf8(out.stdout).unwrap();
+    let events: Vec<serde_json::Value> = lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let names: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    for expected in ["progress", "write-end", "verification-end", "pass-end", "done", "records"] {
+        assert!(names.contains(&expected), "{expected} missing: {names:?}");
+    }
+    assert!(events.iter().all(|e| e["target"] == "events.img" && e["time"].is_string()), "{lines}");
+    if let Some(verdict) = events_accepted(&lines) {
+        verdict.unwrap();
+        // The schema is not a rubber stamp: an event without its time fails.
+        let broken = lines.replacen("\"time\":", "\"when\":", 1);
+        assert!(events_accepted(&broken).unwrap().is_err());
+    }
+}

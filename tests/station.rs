@@ -175,7 +175,7 @@ impl Station {
     }
 
     fn of(device: &Path) -> impl Fn(&Value) -> bool + '_ {
-        move |e: &Value| e["device"] == device.to_str().unwrap()
+        move |e: &Value| e["path"] == device.to_str().unwrap()
     }
 
     fn finish(mut self) -> (i32, Vec<Value>, tempfile::TempDir) {
@@ -233,7 +233,7 @@ fn sticks_plugged_in_one_then_two_at_once_are_certified_and_a_present_disk_is_ne
     let (code, events, dir) = station.finish();
     assert_eq!(code, 0, "{events:#?}");
     assert_eq!(std::fs::read(&present.file).unwrap(), before, "a device present at start was touched");
-    assert!(!events.iter().any(|e| e["device"] == present.path.to_str().unwrap()), "{events:#?}");
+    assert!(!events.iter().any(|e| e["path"] == present.path.to_str().unwrap()), "{events:#?}");
     // Other processes' loop devices show as refused; the test's own sticks were erased.
     let summary = std::fs::read_to_string(dir.path().join("summary.csv")).unwrap();
     let mut reader = csv::Reader::from_reader(summary.as_bytes());
@@ -281,7 +281,7 @@ fn a_stick_pulled_mid_wipe_fails_the_station_carries_on_and_plugging_it_back_res
         .seen
         .iter()
         .filter(|e| e["event"] != "progress")
-        .map(|e| format!("{} {} {} {}", e["event"], e["device"], e["message"], e["reason"]))
+        .map(|e| format!("{} {} {} {}", e["event"], e["path"], e["message"], e["reason"]))
         .collect();
     assert_eq!(started["resuming"], true, "{started} after {story:#?}");
     let done = station.wait_for("done", Station::of(&again));
@@ -289,8 +289,16 @@ fn a_stick_pulled_mid_wipe_fails_the_station_carries_on_and_plugging_it_back_res
     let cert: Value =
         serde_json::from_slice(&std::fs::read(done["certificate"].as_str().unwrap()).unwrap()).unwrap();
     assert_eq!(cert["sanitization"]["interruptions"].as_array().unwrap().len(), 1);
-    let (code, _, _) = station.finish();
+    let (code, seen, _) = station.finish();
     assert_eq!(code, 1, "a medium failed, so the station exits 1");
+    // The station speaks the same event schema as wipe: pulled media included.
+    let lines: String = seen.iter().map(|e| format!("{e}\n")).collect();
+    if let Some(verdict) = events_accepted(&lines) {
+        verdict.unwrap();
+    }
+    for pulled in seen.iter().filter(|e| e["event"] == "done" && e["pulled_while_wiping"] == true) {
+        assert!(pulled["status"] != "erased" || pulled["finished_before_pulled"] == true, "{pulled}");
+    }
 }
 
 #[test]
@@ -322,7 +330,7 @@ fn what_the_station_refuses_it_leaves_alone() {
     plant_markers(&stick.file);
     stick.attach(&[]);
     let refused = station.wait_for("refused", |e| {
-        e["device"] == stick.path.to_str().unwrap() && e["reason"].as_str().unwrap().contains("already done")
+        e["path"] == stick.path.to_str().unwrap() && e["reason"].as_str().unwrap().contains("already done")
     });
     assert!(refused["reason"].as_str().unwrap().contains("--again"));
     assert!(contains_marker(&std::fs::read(&stick.file).unwrap()));
@@ -342,7 +350,7 @@ fn ctrl_c_stops_the_station_and_leaves_a_resumable_journal() {
     let faults = Faults { delay_per_mib: Duration::from_millis(300), ..Faults::default() };
     let slow = FaultyDisk::new_in(station.dir.path(), 16 << 20, 512, faults);
     let device = slow.path().to_path_buf();
-    station.wait_for("progress", |e| e["device"] == device.to_str().unwrap());
+    station.wait_for("progress", |e| e["path"] == device.to_str().unwrap());
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(station.child.id() as i32), nix::sys::signal::SIGINT)
         .unwrap();
     let done = station.wait_for("done", Station::of(&device));

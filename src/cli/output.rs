@@ -88,12 +88,18 @@ impl Ui {
         let _ = out.flush();
     }
 
-    /// An event: its identifying fields, then the event's own.
-    pub(super) fn emit_event(mut base: Value, fields: Value) {
-        if let (Some(object), Value::Object(extra)) = (base.as_object_mut(), fields) {
-            object.extend(extra);
+    /// One event line (docs/events.schema.json): its name, when (RFC 3339,
+    /// UTC), which medium (`target`, `path`, and for a station its port and
+    /// identity), then the event's own fields. `wipe`, `sanitize` and
+    /// `station` all write through here, so their events share one shape.
+    pub(super) fn emit_event(event: &str, medium: Value, fields: Value) {
+        let mut line = json!({"event": event, "time": crate::report::now()});
+        for part in [medium, fields] {
+            if let (Some(object), Value::Object(extra)) = (line.as_object_mut(), part) {
+                object.extend(extra);
+            }
         }
-        Ui::emit_json(&base);
+        Ui::emit_json(&line);
     }
 }
 
@@ -113,7 +119,7 @@ impl TargetView<'_> {
     }
 
     fn json(&self, event: &str, fields: Value) {
-        Ui::emit_event(json!({"event": event, "target": self.name, "path": self.path}), fields);
+        Ui::emit_event(event, json!({"target": self.name, "path": self.path}), fields);
     }
 
     /// A drive's own erase reports a fraction (or nothing): a percentage bar,

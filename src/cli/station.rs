@@ -133,13 +133,17 @@ pub fn run(args: &StationArgs, ledger: Option<&Location>) -> Result<u8, Failure>
     std::thread::scope(|scope| {
         let (done_tx, done_rx) = mpsc::channel::<(MediumKey, Seen, Outcome)>();
         let mut running: BTreeMap<MediumKey, Seen> = BTreeMap::new();
+        // Media pulled while their wipe ran: the wipe's own end says whether
+        // it had finished first.
+        let mut pulled: HashSet<MediumKey> = HashSet::new();
         let mut finished = 0;
         let mut last_scan = None;
         loop {
             while let Ok((key, seen, outcome)) = done_rx.try_recv() {
                 running.remove(&key);
                 finished += 1;
-                station.finished(&seen, &outcome, args.power_off);
+                let pulled = pulled.remove(&key);
+                station.finished(&seen, &outcome, args.power_off, pulled);
             }
             let stopping = signals::STOP.load(Ordering::Relaxed)
                 || args.stop_after.is_some_and(|n| finished + running.len() >= n);
@@ -162,7 +166,13 @@ pub fn run(args: &StationArgs, ledger: Option<&Location>) -> Result<u8, Failure>
             last_scan = Some(Instant::now());
             for change in watch.update(&scan::scan(Path::new("/sys"))) {
                 match change {
-                    Change::Removed(seen) => rows.removed(&seen, running.contains_key(&seen.medium_key())),
+                    Change::Removed(seen) => {
+                        let while_wiping = running.contains_key(&seen.medium_key());
+                        if while_wiping {
+                            pulled.insert(seen.medium_key());
+                        }
+                        rows.removed(&seen, while_wiping)
+                    }
                     Change::Arrived(seen) if stopping => rows.refused(&seen, "the station is stopping"),
                     Change::Arrived(seen) => {
                         if let Some(prepared) = station.accept(&seen) {
@@ -396,7 +406,7 @@ impl Station<'_> {
         Ok(Some(records))
     }
 
-    fn finished(&mut self, seen: &Seen, outcome: &Outcome, power_off: bool) {
+    fn finished(&mut self, seen: &Seen, outcome: &Outcome, power_off: bool, pulled: bool) {
         let report = &outcome.report;
         let certificate =
             outcome.certificate.as_ref().and_then(|c| c.as_ref().ok()).map(|p| p.display().to_string());
@@ -411,7 +421,7 @@ impl Station<'_> {
             reason = format!("{reason} ({records})");
         }
         let state = if outcome.succeeded() { RowState::Done } else { RowState::Failed(reason.clone()) };
-        self.rows.finished(seen, state, outcome);
+        self.rows.finished(seen, state, outcome, pulled);
         // Erased but not recorded as asked (report, certificate or ledger) is
         // not a success: it counts as failed, and the station exits 1.
         let status = match (report.status, outcome.succeeded()) {

@@ -1,7 +1,8 @@
 //! How a station shows itself: one row per port on a terminal (waiting · wiping
 //! pass 2/3 47 % 38 MB/s ETA 4 min · verifying · done — remove · failed (reason) ·
-//! refused (reason)), newline-delimited JSON events with `--json` (`arrived`,
-//! `refused`, `started`, `progress`, `done`, `removed`), plain lines otherwise.
+//! refused (reason)), newline-delimited JSON events with `--json` in wipe's
+//! schema (`ready`, `arrived`, `refused`, `started`, `progress`, `note`,
+//! `done`, `removed`: docs/events.schema.json), plain lines otherwise.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -35,15 +36,17 @@ impl Rows {
         Rows { ui: Ui::choose(json), bars: Mutex::new(BTreeMap::new()) }
     }
 
+    /// A station's event names its medium as `wipe` does (`target`, `path`),
+    /// and adds where it is plugged in and what it says it is.
     fn event(&self, event: &str, seen: &Seen, fields: Value) {
-        let identity = json!({
-            "event": event,
+        let medium = json!({
+            "target": seen.name,
+            "path": format!("/dev/{}", seen.name),
             "port": seen.port(),
-            "device": format!("/dev/{}", seen.name),
             "serial": seen.serial,
             "size_bytes": seen.size_bytes,
         });
-        Ui::emit_event(identity, fields);
+        Ui::emit_event(event, medium, fields);
     }
 
     /// Sets a port's row (terminal) or prints its line (plain).
@@ -74,7 +77,7 @@ impl Rows {
     /// The station watches for media now.
     pub fn ready(&self, protected: usize) {
         match self.ui {
-            Ui::Json => Ui::emit_json(&json!({"event": "ready", "protected": protected})),
+            Ui::Json => Ui::emit_event("ready", json!({}), json!({"protected": protected})),
             _ => self.say(&format!(
                 "station: ready — plug in media ({protected} device(s) left alone); Ctrl-C ends"
             )),
@@ -83,7 +86,7 @@ impl Rows {
 
     pub fn arrived(&self, seen: &Seen) {
         match self.ui {
-            Ui::Json => self.event("arrived", seen, json!({"status": "arrived"})),
+            Ui::Json => self.event("arrived", seen, json!({})),
             _ => self.set(seen, &format!("/dev/{} {} arrived", seen.name, HumanBytes(seen.size_bytes))),
         }
     }
@@ -95,16 +98,24 @@ impl Rows {
             Ui::Json => self.event(
                 "started",
                 seen,
-                json!({"status": "wiping", "method": plan.method, "passes": plan.passes.len(), "resuming": resuming}),
+                json!({"method": plan.method, "passes": plan.passes.len(), "resuming": resuming}),
             ),
-            _ => self.set(seen, &format!("{} ({}){}", plan.method, plan.passes.len(), if resuming { ", resuming" } else { "" })),
+            _ => self.set(
+                seen,
+                &format!(
+                    "{} ({}){}",
+                    plan.method,
+                    plan.passes.len(),
+                    if resuming { ", resuming" } else { "" }
+                ),
+            ),
         }
     }
 
     pub fn refused(&self, seen: &Seen, reason: &str) {
         let reason = escape(reason);
         match self.ui {
-            Ui::Json => self.event("refused", seen, json!({"status": "refused", "reason": reason})),
+            Ui::Json => self.event("refused", seen, json!({"reason": reason})),
             _ => self.set(seen, &format!("refused ({reason}) — left alone")),
         }
     }
@@ -118,9 +129,7 @@ impl Rows {
 
     pub fn removed(&self, seen: &Seen, while_wiping: bool) {
         match self.ui {
-            Ui::Json => {
-                self.event("removed", seen, json!({"status": "removed", "while_wiping": while_wiping}))
-            }
+            Ui::Json => self.event("removed", seen, json!({"while_wiping": while_wiping})),
             _ if while_wiping => {
                 self.set(seen, "REMOVED while wiping — it ends failed; plug it in again to resume")
             }
@@ -128,7 +137,10 @@ impl Rows {
         }
     }
 
-    pub fn finished(&self, seen: &Seen, state: RowState, outcome: &Outcome) {
+    /// How a medium's wipe ended. `pulled`: it was removed while its wipe
+    /// ran; an erased one then finished before the removal was noticed, and
+    /// the event and the row say so rather than contradict the `removed`.
+    pub fn finished(&self, seen: &Seen, state: RowState, outcome: &Outcome, pulled: bool) {
         let report = &outcome.report;
         let certificate = outcome.certificate.as_ref().and_then(|c| c.as_ref().ok());
         match (&self.ui, &state) {
@@ -141,8 +153,13 @@ impl Rows {
                     "erased_and_recorded": outcome.succeeded(),
                     "certificate": certificate,
                     "problems": outcome.step_errors().map(|e| e.to_string()).collect::<Vec<_>>(),
+                    "pulled_while_wiping": pulled,
+                    "finished_before_pulled": pulled && report.status == crate::report::Status::Erased,
                 }),
             ),
+            (_, RowState::Done) if pulled => {
+                self.set(seen, "done — it finished writing and verifying before it was pulled")
+            }
             (_, RowState::Done) => self.set(seen, "done — remove"),
             (_, RowState::Failed(reason)) => {
                 self.set(seen, &format!("{} ({})", report.status.as_str().to_uppercase(), escape(reason)))
@@ -177,11 +194,9 @@ impl Observer for RowView<'_> {
         };
         let percent = 100.0 * bytes_done as f64 / bytes_total.max(1) as f64;
         match &self.rows.ui {
-            Ui::Json if self.last.due(JSON_INTERVAL, bytes_done == bytes_total) => self.rows.event(
-                "progress",
-                &self.seen,
-                json!({"status": word, "pass": pass, "passes": passes, "bytes_done": bytes_done, "bytes_total": bytes_total, "bytes_per_second": bytes_per_second}),
-            ),
+            Ui::Json if self.last.due(JSON_INTERVAL, bytes_done == bytes_total) => {
+                self.rows.event("progress", &self.seen, serde_json::to_value(event).unwrap_or_default())
+            }
             Ui::Json => {}
             Ui::Plain if !self.last.due(LOG_INTERVAL, false) => {}
             // Progress arrives per chunk, under the engine's lock; a terminal redraws 4 times a second.
@@ -194,7 +209,8 @@ impl Observer for RowView<'_> {
                     String::new()
                 };
                 let rate = HumanBytes(bytes_per_second as u64);
-                self.rows.set(&self.seen, &format!("{word} pass {pass}/{passes} {percent:.0} % {rate}/s{eta}"));
+                self.rows
+                    .set(&self.seen, &format!("{word} pass {pass}/{passes} {percent:.0} % {rate}/s{eta}"));
             }
         }
     }

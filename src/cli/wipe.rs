@@ -2,6 +2,7 @@
 //! The options shared with `station` ([`WipeOptions`]) become a checked
 //! [`Settings`] before anything is written.
 
+use serde_json::json;
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 
@@ -91,9 +92,12 @@ pub struct WipeOptions {
     #[arg(long, value_name = "DIR", env = "CERTWIPE_STATE_DIR")]
     state_dir: Option<PathBuf>,
 
-    /// Print newline-delimited JSON events on stdout and nothing else there:
-    /// progress, pass-end, verification-end, done (the report), then records
-    /// (where the report, certificate and PDF went, the ledger number, problems).
+    /// Print newline-delimited JSON events on stdout and nothing else there,
+    /// each with its RFC 3339 time (schema: docs/events.schema.json). wipe and
+    /// sanitize: progress, pass-end, verification-end, done (the report), then
+    /// records (where the report, certificate and PDF went, the ledger number,
+    /// problems). station: ready, arrived, refused, started, progress, note,
+    /// removed, done.
     #[arg(long)]
     pub json: bool,
 
@@ -286,7 +290,8 @@ pub fn finish(ui: &Ui, outcomes: &[Outcome], json: bool) -> u8 {
             ui.say(&format!("certwipe: warning: {warning}"));
         }
         if json {
-            Ui::emit_json(&records_event(outcome));
+            let target = json!({"target": outcome.report.target.name, "path": outcome.report.target.path});
+            Ui::emit_event("records", target, records_event(outcome));
         } else {
             ui.say(&summary_line(outcome));
         }
@@ -301,8 +306,6 @@ fn records_event(outcome: &Outcome) -> serde_json::Value {
         step.as_ref().and_then(|r| r.as_ref().ok()).map(|p| p.display().to_string())
     };
     serde_json::json!({
-        "event": "records",
-        "path": outcome.report.target.path,
         "status": outcome.report.status,
         "erased_and_recorded": outcome.succeeded(),
         "report": path(&outcome.report_path),

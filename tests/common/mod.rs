@@ -459,19 +459,41 @@ pub fn ssh_keygen_verifies_at(
 /// Whether `document` matches docs/certificate.schema.json (Python's
 /// jsonschema); `None` where jsonschema is missing (never in CI).
 pub fn schema_accepts(document: &Path) -> Option<bool> {
-    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/certificate.schema.json");
+    validate_with("certificate.schema.json", document, "[json.load(open(sys.argv[1]))]").map(|r| r.is_ok())
+}
+
+/// Whether every line of `events` (certwipe's `--json` output) is valid
+/// under docs/events.schema.json: `Err` names the first that is not; `None`
+/// when python's jsonschema is missing (outside CI).
+pub fn events_accepted(events: &str) -> Option<Result<(), String>> {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), events).unwrap();
+    validate_with(
+        "events.schema.json",
+        file.path(),
+        "[json.loads(l) for l in open(sys.argv[1]) if l.strip()]",
+    )
+}
+
+/// Validates the documents `load` reads from `document` against `schema` in docs/.
+fn validate_with(schema: &str, document: &Path, load: &str) -> Option<Result<(), String>> {
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs").join(schema);
+    let program = format!(
+        "import json,sys,jsonschema\nschema=json.load(open(sys.argv[2]))\nfor d in {load}:\n    jsonschema.validate(d, schema)"
+    );
     let out = Command::new("python3")
-        .args(["-c", "import json,sys,jsonschema; jsonschema.validate(json.load(open(sys.argv[1])), json.load(open(sys.argv[2])))"])
+        .args(["-c", &program])
         .arg(document)
         .arg(&schema)
         .output()
         .expect("python3 runs");
-    if String::from_utf8_lossy(&out.stderr).contains("No module named 'jsonschema'") {
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    if said.contains("No module named 'jsonschema'") {
         assert!(std::env::var_os("CI").is_none(), "CI installs python's jsonschema");
         eprintln!("skipping: python3 jsonschema is not installed");
         return None;
     }
-    Some(out.status.success())
+    Some(if out.status.success() { Ok(()) } else { Err(said) })
 }
 
 /// `certwipe ledger --ledger LOCATION --sign-key KEY --allowed-signers ALLOWED ARGS…`.
