@@ -209,7 +209,7 @@ impl Setup {
             ));
         }
         if let Some(template) = &args.asset_template {
-            policy::check_template(template).map_err(Failure::usage)?;
+            policy::check_template(template)?;
         }
         if let (Some(min), Some(max)) = (args.min_size, args.max_size)
             && min > max

@@ -141,8 +141,23 @@ fn seq_width(spec: &str) -> Option<usize> {
 
 const MAX_SEQ_WIDTH: usize = 20;
 
+/// Why an `--asset-template` cannot number media.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("--asset-template {0:?}: unknown field; use {{date}}, {{seq}}, {{seq:04}}, {{serial}}, {{port}}")]
+    UnknownField(String),
+    #[error("--asset-template: {0}")]
+    Text(#[from] crate::cert::records::RecordsError),
+}
+
+impl crate::exit::ExitStatus for TemplateError {
+    fn exit_status(&self) -> u8 {
+        crate::exit::USAGE
+    }
+}
+
 /// Checks an `--asset-template` before the station starts.
-pub fn check_template(template: &str) -> Result<(), String> {
+pub fn check_template(template: &str) -> Result<(), TemplateError> {
     let sample = Seen {
         name: "sdz".into(),
         devnum: crate::device::sysfs::DevNum { major: 8, minor: 0 },
@@ -156,12 +171,9 @@ pub fn check_template(template: &str) -> Result<(), String> {
     };
     let number = asset_number(template, 1, &sample, "20260101");
     if number.contains(['{', '}']) {
-        return Err(format!(
-            "--asset-template {template:?}: unknown field; use {{date}}, {{seq}}, {{seq:04}}, {{serial}}, {{port}}"
-        ));
+        return Err(TemplateError::UnknownField(template.to_string()));
     }
-    crate::cert::records::check_text("asset template", &number, crate::cert::records::MAX_NUMBER_CHARS)
-        .map_err(|e| e.to_string())
+    Ok(crate::cert::records::check_text("asset template", &number, crate::cert::records::MAX_NUMBER_CHARS)?)
 }
 
 /// One medium's line in the station's summary.
