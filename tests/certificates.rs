@@ -661,6 +661,21 @@ fn every_json_event_follows_the_documented_schema_and_carries_its_time() {
         assert!(names.contains(&expected), "{expected} missing: {names:?}");
     }
     assert!(events.iter().all(|e| e["target"] == "events.img" && e["time"].is_string()), "{lines}");
+    // Time left covers the whole run: during pass 1's write, its rest plus
+    // pass 2's write and both read-backs (verify all), at the rate shown.
+    let size = (1u64 << 20) as f64;
+    let mut checked = 0;
+    for early in
+        events.iter().filter(|e| e["event"] == "progress" && e["pass"] == 1 && e["phase"] == "writing")
+    {
+        let Some(left) = early["seconds_left"].as_f64() else { continue };
+        let bytes = left * early["bytes_per_second"].as_f64().unwrap();
+        let phase_left =
+            (early["bytes_total"].as_u64().unwrap() - early["bytes_done"].as_u64().unwrap()) as f64;
+        assert!((bytes - (phase_left + 3.0 * size)).abs() < 1024.0, "{early}");
+        checked += 1;
+    }
+    assert!(checked > 0, "no progress during pass 1's write told the time left: {lines}");
     if let Some(verdict) = events_accepted(&lines) {
         verdict.unwrap();
         // The schema is not a rubber stamp: an event without its time fails.

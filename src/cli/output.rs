@@ -53,7 +53,7 @@ impl Ui {
                 let bar = multi.add(ProgressBar::new(0));
                 bar.set_style(
                     ProgressStyle::with_template(
-                        "{prefix:.bold} {msg:<22} [{bar:30.cyan/blue}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+                        "{prefix:.bold} {msg:<50} [{bar:30.cyan/blue}] {bytes}/{total_bytes} {bytes_per_sec}",
                     )
                     .expect("template is valid")
                     .progress_chars("=> "),
@@ -159,6 +159,16 @@ impl TargetView<'_> {
     }
 }
 
+/// "1m 20s elapsed, 4m 10s left": left is for the whole run (every pass and
+/// read-back still to come), not the current pass.
+pub(super) fn timing(elapsed_seconds: f64, seconds_left: Option<f64>) -> String {
+    let shown = |seconds: f64| humantime::format_duration(Duration::from_secs(seconds as u64)).to_string();
+    match seconds_left {
+        Some(left) => format!("{} elapsed, {} left", shown(elapsed_seconds), shown(left)),
+        None => format!("{} elapsed", shown(elapsed_seconds)),
+    }
+}
+
 fn phase_word(phase: Phase) -> &'static str {
     match phase {
         Phase::Writing => "writing",
@@ -215,11 +225,27 @@ impl Observer for TargetView<'_> {
                     }
                 }
             }
-            (_, Event::Progress { pass, passes, phase, bytes_done, bytes_total, bytes_per_second }) => {
+            (
+                _,
+                Event::Progress {
+                    pass,
+                    passes,
+                    phase,
+                    bytes_done,
+                    bytes_total,
+                    bytes_per_second,
+                    elapsed_seconds,
+                    seconds_left,
+                },
+            ) => {
+                let timing = timing(*elapsed_seconds, *seconds_left);
                 match &self.bar {
-                    Some(bar) => bar.set_position(*bytes_done),
+                    Some(bar) => {
+                        bar.set_position(*bytes_done);
+                        bar.set_message(format!("pass {pass}/{passes} {} {timing}", phase_word(*phase)));
+                    }
                     None if self.due(LOG_INTERVAL, false) => eprintln!(
-                        "{}: pass {pass}/{passes} {} {:.1}% ({}/{}) {}/s",
+                        "{}: pass {pass}/{passes} {} {:.1}% ({}/{}) {}/s, {timing}",
                         self.name,
                         phase_word(*phase),
                         100.0 * *bytes_done as f64 / (*bytes_total).max(1) as f64,

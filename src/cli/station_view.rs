@@ -181,7 +181,16 @@ pub struct RowView<'a> {
 
 impl Observer for RowView<'_> {
     fn event(&self, event: &Event<'_>) {
-        let Event::Progress { pass, passes, phase, bytes_done, bytes_total, bytes_per_second } = *event
+        let Event::Progress {
+            pass,
+            passes,
+            phase,
+            bytes_done,
+            bytes_total,
+            bytes_per_second,
+            elapsed_seconds,
+            seconds_left,
+        } = *event
         else {
             if let Event::Warning { message } = event {
                 self.rows.note(&self.seen, message);
@@ -202,15 +211,12 @@ impl Observer for RowView<'_> {
             // Progress arrives per chunk, under the engine's lock; a terminal redraws 4 times a second.
             Ui::Bars(_) if !self.last.due(BAR_INTERVAL, bytes_done == bytes_total) => {}
             _ => {
-                let eta = if bytes_per_second > 0.0 {
-                    let seconds = (bytes_total - bytes_done) as f64 / bytes_per_second;
-                    format!(" ETA {}", humantime::format_duration(Duration::from_secs(seconds as u64)))
-                } else {
-                    String::new()
-                };
+                let timing = super::output::timing(elapsed_seconds, seconds_left);
                 let rate = HumanBytes(bytes_per_second as u64);
-                self.rows
-                    .set(&self.seen, &format!("{word} pass {pass}/{passes} {percent:.0} % {rate}/s{eta}"));
+                self.rows.set(
+                    &self.seen,
+                    &format!("{word} pass {pass}/{passes} {percent:.0} % {rate}/s, {timing}"),
+                );
             }
         }
     }

@@ -23,6 +23,11 @@ pub enum Event<'a> {
         bytes_done: u64,
         bytes_total: u64,
         bytes_per_second: f64,
+        /// Seconds since this run started.
+        elapsed_seconds: f64,
+        /// The whole run's time left (every pass and read-back still to
+        /// come), at the current rate; absent until a rate is known.
+        seconds_left: Option<f64>,
     },
     /// A pass's write phase ended (before any verification of it).
     PassWritten {

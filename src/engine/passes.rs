@@ -26,6 +26,10 @@ pub(super) struct Run<'a> {
     pub observer: &'a dyn Observer,
     pub stop: &'a AtomicBool,
     pub passes_total: usize,
+    /// What is read back, for the time left over the whole run.
+    pub verify: VerifyMode,
+    /// When this run (this session of it) started.
+    pub started: Instant,
     pub errors: Mutex<ErrorLog>,
     pub journal: Option<&'a dyn Journal>,
     /// `None` for an audit, which has nothing to resume.
@@ -447,14 +451,37 @@ impl Run<'_> {
     }
 
     fn progress(&self, pass: usize, phase: Phase, done: u64, total: u64, clock: &Clock) {
+        let bytes_per_second = clock.rate(done);
         self.observer.event(&Event::Progress {
             pass,
             passes: self.passes_total,
             phase,
             bytes_done: done,
             bytes_total: total,
-            bytes_per_second: clock.rate(done),
+            bytes_per_second,
+            elapsed_seconds: self.started.elapsed().as_secs_f64(),
+            seconds_left: self.seconds_left(pass, phase, total.saturating_sub(done), bytes_per_second),
         });
+    }
+
+    /// The whole run's time left at `rate`: the rest of this phase, the write
+    /// passes after it, and the read-backs the verify mode still asks for (a
+    /// sample counted at NIST's 10 %). `None` before a rate is known.
+    fn seconds_left(&self, pass: usize, phase: Phase, left_in_phase: u64, rate: f64) -> Option<f64> {
+        if rate <= 0.0 {
+            return None;
+        }
+        let size = self.medium.size() as f64;
+        let writes_after = self.passes_total.saturating_sub(pass) as f64;
+        let (verifies_after, each) = match (self.verify, phase) {
+            (VerifyMode::Off, _) => (0, 0.0),
+            (VerifyMode::All, Phase::Writing) => (self.passes_total - pass + 1, size),
+            (VerifyMode::All, Phase::Verifying) => (self.passes_total - pass, size),
+            (VerifyMode::Last, Phase::Writing) => (1, size),
+            (VerifyMode::Sample, Phase::Writing) => (1, size / 10.0),
+            (VerifyMode::Last | VerifyMode::Sample, Phase::Verifying) => (0, 0.0),
+        };
+        Some((left_in_phase as f64 + writes_after * size + verifies_after as f64 * each) / rate)
     }
 }
 
